@@ -1,0 +1,1 @@
+"""Pure numpy / faiss / pandas core: bundle, engine, metrics. No Qt, no torch."""

@@ -1,0 +1,318 @@
+"""Matching engine: a scope's candidate graph + a MatchConfig -> every query's predicted set
+and its precision / recall / F1.
+
+Work is split by how often it changes. A *stage* (the mode's score of every candidate
+pair, after the unit filter and, for INB, after blending) is cached; moving a threshold or
+the Min2 threshold only re-thresholds the cached stage, which is O(N x C) numpy with no
+Python loop over postings.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from explorer.core.bundle import Bundle, BundleError
+from explorer.core.config import ConfigError, MatchConfig
+from explorer.core.graph import ScopeGraph, build_graph, load_graph
+from explorer.core.metrics import Metrics, query_metrics
+from explorer.core.spaces import BitSpace, DenseSpace, Space, SparseSpace
+
+STAGE_CACHE = 8
+NEG = np.float32(-np.inf)
+
+
+@dataclass
+class Stage:
+    """Scores of every candidate pair for one step of a configuration.
+
+    `score` is the mode's score (-inf where the pair is not eligible: padding, outside a
+    single modality's top-K, removed by the unit filter); for a union, `masked` holds each
+    modality's eligible similarities instead and `score` is their maximum."""
+
+    cand: np.ndarray
+    true: np.ndarray
+    sims: dict[str, np.ndarray]
+    score: np.ndarray
+    masked: list[np.ndarray] | None = None
+    conflict: np.ndarray | None = None
+    spaces: dict[str, Space] | None = None
+    _best: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def best_other(self) -> tuple[np.ndarray, np.ndarray]:
+        """Column and score of each query's highest-scoring other candidate (Min2's pick)."""
+        if self._best is None:
+            col = np.argmax(self.score[:, 1:], axis=1) + 1 if self.score.shape[1] > 1 else \
+                np.zeros(len(self.score), np.int64)
+            val = self.score[np.arange(len(col)), col] if self.score.shape[1] > 1 else \
+                np.full(len(col), NEG)
+            self._best = (col, val)
+        return self._best
+
+
+@dataclass
+class Evaluation:
+    """Predicted sets of every query of a scope under one configuration."""
+
+    config: MatchConfig
+    stage: Stage
+    pred: np.ndarray        # (n, C) bool over stage.cand; column 0 (the query) always True
+    min2_col: np.ndarray    # (n,) column Min2 added, -1 where it added nothing
+    n_pred: np.ndarray
+    tp: np.ndarray
+    group_size: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    has_labels: bool
+
+    @property
+    def metrics(self) -> Metrics | None:
+        if not self.has_labels:
+            return None
+        return Metrics(float(self.f1.mean()), float(self.precision.mean()),
+                       float(self.recall.mean()), len(self.f1))
+
+    def metrics_tuple(self) -> tuple[float, float, float]:
+        """(mean F1, mean P, mean R); NaN without labels."""
+        m = self.metrics
+        return (m.f1, m.precision, m.recall) if m else (np.nan, np.nan, np.nan)
+
+
+def label_codes(bundle: Bundle) -> np.ndarray | None:
+    if "label_codes" not in bundle.derived:
+        labels = bundle.items["label_group"]
+        has = bundle.manifest.has_labels and labels.notna().all()
+        codes = np.asarray(labels.factorize()[0], np.int64) if has else None
+        bundle.derived["label_codes"] = codes
+    return bundle.derived["label_codes"]
+
+
+def quantity_table(bundle: Bundle):
+    if "quantities" not in bundle.derived:
+        from explorer.core.units import QuantityTable
+
+        titles = bundle.items["title"].fillna("").astype(str).tolist()
+        bundle.derived["quantities"] = QuantityTable.from_titles(titles)
+    return bundle.derived["quantities"]
+
+
+class Engine:
+    """All matching on one scope of a bundle."""
+
+    def __init__(self, bundle: Bundle, scope: str) -> None:
+        self.bundle = bundle
+        self.scope = scope
+        self.graph: ScopeGraph = load_graph(bundle, scope)
+        self.rows = self.graph.rows
+        codes = label_codes(bundle)
+        self.has_labels = codes is not None
+        n = self.graph.n
+        if codes is None:
+            self.labels = np.arange(n, dtype=np.int64)
+        else:
+            self.labels = codes[self.rows]
+        _, inverse, counts = np.unique(self.labels, return_inverse=True, return_counts=True)
+        self.group_size = counts[inverse].astype(np.int64)
+        self._true0 = self.true_mask(self.graph.cand)
+        self._stages: OrderedDict[tuple, Stage] = OrderedDict()
+        self._spaces: dict[str, Space] = {}
+        self._conflicts: dict[int, np.ndarray] = {}
+
+    @property
+    def n(self) -> int:
+        return self.graph.n
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.graph.modalities
+
+    # -- building blocks --------------------------------------------------------------
+    def true_mask(self, cand: np.ndarray) -> np.ndarray:
+        return (cand >= 0) & (self.labels[np.maximum(cand, 0)] == self.labels[:, None])
+
+    def conflicts(self, cand: np.ndarray) -> np.ndarray:
+        """Pairs whose titles name different amounts of one dimension (never column 0)."""
+        key = id(cand)
+        if key not in self._conflicts:
+            table = quantity_table(self.bundle)
+            glob = np.where(cand >= 0, self.rows[np.maximum(cand, 0)], -1)
+            out = table.conflicts(np.broadcast_to(self.rows[:, None], cand.shape), glob)
+            out[:, 0] = False
+            self._conflicts = {key: out}  # one candidate array is live at a time
+        return self._conflicts[key]
+
+    def space(self, name: str) -> Space:
+        """The scope's embeddings of one modality, for INB and exact re-search."""
+        if name not in self._spaces:
+            mod = self.bundle.manifest.modality(name)
+            if mod.storage == "sparse":
+                sp: Space = SparseSpace(self.bundle.sparse(name, self.scope))
+            elif mod.storage == "bits":
+                sp = BitSpace(np.asarray(self.bundle.array(mod.files["embeddings"]))[self.rows])
+            else:
+                emb = np.asarray(self.bundle.array(mod.files["embeddings"]))[self.rows]
+                sp = DenseSpace(emb)
+            self._spaces[name] = sp
+        return self._spaces[name]
+
+    def _check(self, cfg: MatchConfig) -> None:
+        for m in cfg.modalities:
+            if m not in self.modalities:
+                raise ConfigError(f"modality {m!r} is not in this bundle "
+                                  f"(it has: {', '.join(self.modalities)})")
+
+    # -- stages ---------------------------------------------------------------------------
+    def _score(self, cfg: MatchConfig, cand: np.ndarray, sims: dict[str, np.ndarray],
+               topk: dict[str, np.ndarray] | None, conflict: np.ndarray | None
+               ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        pad = cand < 0
+        excluded = pad if conflict is None else pad | conflict
+        if cfg.mode in ("single", "union"):
+            masked = []
+            for m in cfg.modalities:
+                keep = ~excluded if topk is None else topk[m] & ~excluded
+                masked.append(np.where(keep, sims[m], NEG))
+            if cfg.mode == "single":
+                return masked[0], None
+            return np.maximum.reduce(masked), masked
+        if cfg.mode == "sum":
+            w = np.asarray(cfg.fusion_weights, np.float32)
+            w = w / w.sum()
+            score = sum(np.where(pad, 0, sims[m]) * w[i] for i, m in enumerate(cfg.modalities))
+        else:  # prob: 1 - prod(1 - s), similarities clipped to [0, 1] as probabilities
+            keep = np.ones(cand.shape, np.float32)
+            for m in cfg.modalities:
+                keep *= 1 - np.clip(np.where(pad, 0, sims[m]), 0, 1)
+            score = 1 - keep
+        return np.where(excluded, NEG, score).astype(np.float32), None
+
+    def _stage0(self, cfg: MatchConfig) -> Stage:
+        g = self.graph
+        cand, true, sims = g.cand, self._true0, {m: g.sims[m] for m in cfg.modalities}
+        topk = None
+        if cfg.mode == "single":  # keep only the modality's own top-K columns
+            cols = _own_columns(g.topk_mask(cfg.modalities[0]))
+            cand, true = _take(g.cand, cols, -1), _take(true, cols, False)
+            sims = {m: _take(v, cols, NEG) for m, v in sims.items()}
+        elif cfg.mode == "union":
+            topk = {m: g.topk_mask(m) for m in cfg.modalities}
+        conflict = self.conflicts(cand) if cfg.units else None
+        score, masked = self._score(cfg, cand, sims, topk, conflict)
+        return Stage(cand, true, sims, score, masked, conflict)
+
+    def _blend_stage(self, cfg: MatchConfig, prev: Stage, pred: np.ndarray) -> Stage:
+        n = self.n
+        rows, cols = np.nonzero(pred)
+        weights = np.where(cols == 0, 1.0, prev.score[rows, cols]).astype(np.float32)
+        w = sparse.csr_matrix((weights, (rows, prev.cand[rows, cols])), shape=(n, n))
+        base = prev.spaces or {m: self.space(m) for m in cfg.modalities}
+        spaces = {m: base[m].blend(w) for m in cfg.modalities}
+        if cfg.inb_exact:
+            k = self.bundle.manifest.k
+            knn = {m: spaces[m].topk(k)[0] for m in cfg.modalities}
+            g = build_graph(self.scope, self.rows, spaces, knn)
+            cand, sims = g.cand, g.sims
+            true = self.true_mask(cand)
+        else:
+            cand, true = prev.cand, prev.true
+            sims = {m: spaces[m].sims(np.arange(n), cand) for m in cfg.modalities}
+            for m in cfg.modalities:
+                sims[m][:, 0] = 1.0
+        conflict = self.conflicts(cand) if cfg.units else None
+        score, masked = self._score(cfg, cand, sims, None, conflict)
+        return Stage(cand, true, sims, score, masked, conflict, spaces)
+
+    def stage(self, cfg: MatchConfig, upto: int | None = None) -> Stage:
+        """Scores of stage `upto` (0 = before INB; default the last) of a configuration."""
+        self._check(cfg)
+        last = len(cfg.inb) if upto is None else upto
+        key = (cfg.mode, cfg.modalities, cfg.fusion_weights, cfg.units)
+        if last > 0:
+            key += (cfg.thresholds, cfg.min2, cfg.inb[: last - 1], cfg.inb_exact)
+        if key in self._stages:
+            self._stages.move_to_end(key)
+            return self._stages[key]
+        if last == 0:
+            st = self._stage0(cfg)
+        else:
+            prev = self.stage(cfg, last - 1)
+            t, m2 = self._stage_params(cfg, last - 1)
+            pred, _ = select(cfg, prev, t, m2)
+            st = self._blend_stage(cfg, prev, pred)
+        self._stages[key] = st
+        while len(self._stages) > STAGE_CACHE:
+            self._stages.popitem(last=False)
+        return st
+
+    @staticmethod
+    def _stage_params(cfg: MatchConfig, s: int) -> tuple[tuple[float, ...], tuple | None]:
+        if s == 0:
+            return cfg.thresholds, cfg.min2
+        inb = cfg.inb[s - 1]
+        return (inb.threshold,), (None if inb.min2 is None else (inb.min2,))
+
+    # -- evaluation -----------------------------------------------------------------------
+    def evaluate(self, cfg: MatchConfig) -> Evaluation:
+        st = self.stage(cfg)
+        t, m2 = self._stage_params(cfg, len(cfg.inb))
+        pred, min2_col = select(cfg, st, t, m2)
+        n_pred = np.count_nonzero(pred, axis=1)
+        tp = np.count_nonzero(pred & st.true, axis=1)
+        p, r, f = query_metrics(tp, n_pred, self.group_size)
+        return Evaluation(cfg, st, pred, min2_col, n_pred, tp, self.group_size, p, r, f,
+                          self.has_labels)
+
+    def describe(self) -> dict[str, Any]:
+        return {"scope": self.scope, "n_queries": self.n, "candidates": self.graph.cand.shape[1],
+                "modalities": list(self.modalities), "has_labels": self.has_labels}
+
+
+def _own_columns(mask: np.ndarray) -> np.ndarray:
+    """Per row, the columns where `mask` holds, in order, padded with column -1."""
+    width = int(mask.sum(axis=1).max())
+    order = np.argsort(~mask, axis=1, kind="stable")[:, :width]
+    return np.where(np.take_along_axis(mask, order, axis=1), order, -1)
+
+
+def _take(arr: np.ndarray, cols: np.ndarray, fill) -> np.ndarray:
+    out = np.take_along_axis(arr, np.maximum(cols, 0), axis=1)
+    out[cols < 0] = fill
+    return out
+
+
+def select(cfg: MatchConfig, st: Stage, thresholds: tuple[float, ...],
+           min2: tuple[float, ...] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Threshold a stage and apply Min2. Returns (pred mask, Min2 column or -1)."""
+    if st.masked is None:
+        pred = st.score >= np.float32(thresholds[0])
+    else:
+        pred = st.masked[0] >= np.float32(thresholds[0])
+        for s, t in zip(st.masked[1:], thresholds[1:], strict=True):
+            pred |= s >= np.float32(t)
+    pred[:, 0] = True
+    min2_col = np.full(len(pred), -1, np.int64)
+    if min2 is None or pred.shape[1] < 2:
+        return pred, min2_col
+    lonely = ~pred[:, 1:].any(axis=1)
+    if st.masked is None:
+        col, val = st.best_other()
+        add = lonely & (val >= np.float32(min2[0]))
+    else:  # a union's nearest: the best margin over each modality's Min2 threshold
+        margin = np.maximum.reduce([s[:, 1:] - np.float32(t) for s, t in zip(
+            st.masked, min2, strict=True)])
+        col = np.argmax(margin, axis=1) + 1
+        add = lonely & (margin[np.arange(len(col)), col - 1] >= 0)
+    rows = np.flatnonzero(add)
+    pred[rows, col[rows]] = True
+    min2_col[rows] = col[rows]
+    return pred, min2_col
+
+
+def require_labels(engine: Engine) -> None:
+    if not engine.has_labels:
+        raise BundleError("this bundle has no label_group: metrics need labels")

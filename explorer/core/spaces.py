@@ -1,0 +1,186 @@
+"""Embedding spaces of one scope: exact pair similarities, exact top-K and INB blending.
+
+Rows are local to the scope (0..n-1). Every space answers the same three questions, so the
+graph builder, INB and the exact re-search treat dense vectors, TF-IDF and hashes alike:
+
+- `sims(queries, cols)`: similarity of query b to each cols[b, :] (-1 = padding -> -inf);
+- `topk(k)`: each row's k most similar rows, the row itself first;
+- `blend(weights)`: the INB step, new_i = sum_j w_ij e_j re-normalised, as a new space.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from scipy import sparse
+
+PAIR_CHUNK = 1 << 18  # pairs per block for the sparse and hash gathers
+QUERY_CHUNK = 1024
+
+
+class Space(Protocol):
+    n: int
+
+    def sims(self, queries: np.ndarray, cols: np.ndarray) -> np.ndarray: ...
+    def topk(self, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def blend(self, weights: sparse.csr_matrix) -> Space: ...
+
+
+def _normalise_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def _pairwise(queries: np.ndarray, cols: np.ndarray, fn) -> np.ndarray:
+    """Apply fn(r, c) -> float32 to the valid (query, col) pairs in flat chunks, so
+    temporaries stay bounded; padding (-1) gets -inf."""
+    cols = np.asarray(cols)
+    rows = np.broadcast_to(np.asarray(queries)[:, None], cols.shape)
+    valid = cols >= 0
+    r, c = rows[valid], cols[valid]
+    vals = np.empty(r.shape, np.float32)
+    for s in range(0, len(r), PAIR_CHUNK):
+        vals[s:s + PAIR_CHUNK] = fn(r[s:s + PAIR_CHUNK], c[s:s + PAIR_CHUNK])
+    out = np.full(cols.shape, -np.inf, np.float32)
+    out[valid] = vals
+    return out
+
+
+def select_topk(scores: np.ndarray, queries: np.ndarray, k: int,
+                self_sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k columns of a (b, n) score block, query first, ties broken by lower index.
+
+    `queries` are the local rows the block belongs to; their own column is forced to the
+    front with `self_sims` (1: a posting is always its own first, perfect match, even when
+    exact duplicates tie with it or its title is empty)."""
+    b, n = scores.shape
+    k = min(k, n)
+    work = scores.astype(np.float32, copy=True)
+    work[np.arange(b), queries] = np.inf
+    if k < n:
+        part = np.argpartition(-work, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(n), (b, n)).copy()
+    vals = np.take_along_axis(work, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    sim = np.take_along_axis(vals, order, axis=1)
+    sim[:, 0] = self_sims
+    return idx.astype(np.int64), sim.astype(np.float32)
+
+
+def _force_self_first(idx: np.ndarray, sim: np.ndarray, queries: np.ndarray,
+                      self_sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Make each row start with its query, for search results that may have tied it away."""
+    is_self = idx == queries[:, None]
+    pos = np.argsort(~is_self, axis=1, kind="stable")
+    idx, sim = np.take_along_axis(idx, pos, 1), np.take_along_axis(sim, pos, 1)
+    lost = ~is_self.any(axis=1)
+    idx[lost, 1:], sim[lost, 1:] = idx[lost, :-1], sim[lost, :-1]
+    idx[:, 0], sim[:, 0] = queries, self_sims
+    return idx, sim
+
+
+class DenseSpace:
+    """L2-normalised float rows; similarity = dot, or (1 + dot) / 2 when `affine` (the
+    +-1/8 expansion of a 64-bit hash, whose dot is 1 - 2 h / 64)."""
+
+    def __init__(self, emb: np.ndarray, *, affine: bool = False, use_gpu: bool = False) -> None:
+        self.emb = np.ascontiguousarray(emb, dtype=np.float32)
+        self.n = len(self.emb)
+        self.affine = affine
+        self.use_gpu = use_gpu
+
+    def _map(self, dots: np.ndarray) -> np.ndarray:
+        return (1.0 + dots) * 0.5 if self.affine else dots
+
+    def sims(self, queries: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        import faiss  # faiss computes the gathered dots in C++ with no (b, C, d) temporary
+
+        q = np.ascontiguousarray(self.emb[queries])
+        ids = np.ascontiguousarray(cols, dtype=np.int64)
+        out = np.empty(ids.shape, np.float32)
+        if out.size:
+            faiss.fvec_inner_products_by_idx(
+                faiss.swig_ptr(out), faiss.swig_ptr(q), faiss.swig_ptr(self.emb),
+                faiss.swig_ptr(ids), self.emb.shape[1], ids.shape[0], ids.shape[1])
+        out[ids < 0] = -np.inf
+        return np.where(ids >= 0, self._map(out), out).astype(np.float32, copy=False)
+
+    def topk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from explorer.core.faiss_search import search_ip
+
+        k = min(k, self.n)
+        sim, idx = search_ip(self.emb, self.emb, k, use_gpu=self.use_gpu)
+        q = np.arange(self.n)
+        idx, sim = _force_self_first(idx.astype(np.int64), self._map(sim), q, np.ones(self.n))
+        return idx, sim.astype(np.float32)
+
+    def blend(self, weights: sparse.csr_matrix) -> DenseSpace:
+        return DenseSpace(_normalise_rows(np.asarray(weights @ self.emb, dtype=np.float32)),
+                          affine=self.affine, use_gpu=self.use_gpu)
+
+
+class SparseSpace:
+    """CSR rows (TF-IDF, L2-normalised or empty); similarity = dot."""
+
+    def __init__(self, mat: sparse.csr_matrix) -> None:
+        self.mat = sparse.csr_matrix(mat, dtype=np.float32)
+        self.n = self.mat.shape[0]
+
+    def sims(self, queries: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        m = self.mat
+        return _pairwise(queries, cols,
+                         lambda r, c: np.asarray(m[r].multiply(m[c]).sum(axis=1)).ravel())
+
+    def topk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, self.n)
+        idx = np.empty((self.n, k), np.int64)
+        sim = np.empty((self.n, k), np.float32)
+        selfs = np.ones(self.n, np.float32)
+        t = self.mat.T.tocsr()
+        for s in range(0, self.n, QUERY_CHUNK):
+            q = np.arange(s, min(s + QUERY_CHUNK, self.n))
+            block = (self.mat[q] @ t).toarray()
+            idx[q], sim[q] = select_topk(block, q, k, selfs[q])
+        return idx, sim
+
+    def blend(self, weights: sparse.csr_matrix) -> SparseSpace:
+        out = sparse.csr_matrix(weights @ self.mat, dtype=np.float32)
+        norms = np.sqrt(np.asarray(out.multiply(out).sum(axis=1)).ravel())
+        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        return SparseSpace(sparse.diags(inv.astype(np.float32)) @ out)
+
+
+class BitSpace:
+    """64-bit perceptual hashes; similarity = 1 - hamming / 64."""
+
+    def __init__(self, bits: np.ndarray) -> None:
+        packed = np.ascontiguousarray(bits, dtype=np.uint8).reshape(-1, 8)
+        self.words = packed.view(">u8").ravel().astype(np.uint64)
+        self.n = len(self.words)
+
+    def sims(self, queries: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        w = self.words
+        return _pairwise(queries, cols,
+                         lambda r, c: 1.0 - np.bitwise_count(w[r] ^ w[c]) / np.float32(64))
+
+    def topk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, self.n)
+        idx = np.empty((self.n, k), np.int64)
+        sim = np.empty((self.n, k), np.float32)
+        for s in range(0, self.n, QUERY_CHUNK):
+            q = np.arange(s, min(s + QUERY_CHUNK, self.n))
+            ham = np.bitwise_count(self.words[q, None] ^ self.words[None, :])
+            block = 1.0 - ham.astype(np.float32) / 64
+            idx[q], sim[q] = select_topk(block, q, k, np.ones(len(q), np.float32))
+        return idx, sim
+
+    def as_dense(self) -> DenseSpace:
+        """+-1/8 vectors: unit length, and (1 + dot) / 2 reproduces 1 - hamming / 64."""
+        unpacked = np.unpackbits(self.words.astype(">u8").view(np.uint8).reshape(-1, 8), axis=1)
+        return DenseSpace((unpacked.astype(np.float32) * 2 - 1) / 8, affine=True)
+
+    def blend(self, weights: sparse.csr_matrix) -> DenseSpace:
+        return self.as_dense().blend(weights)
