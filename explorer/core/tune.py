@@ -56,62 +56,80 @@ def threshold_min2_grid(st: Stage, group_size: np.ndarray, t_values: np.ndarray,
     return out
 
 
-def _tune_last_single(engine: Engine, cfg: MatchConfig) -> MatchConfig:
-    """Tune the last stage's threshold (and Min2 if on) of a non-union configuration."""
+def _sweep_best(engine: Engine, cfg: MatchConfig, param: str, values: np.ndarray,
+                limit: float | None = None) -> MatchConfig:
+    """Coarse-to-fine search of one parameter; `limit` caps the values (Min2 <= main)."""
+    for _ in range(2):
+        if limit is not None:
+            values = values[values <= limit + 1e-9]
+        value, _ = _best_of(values, sweep(engine, cfg, param, values).f1)
+        cfg = with_param(cfg, param, value)
+        values = _refine(value)
+    return cfg
+
+
+def _tune_last_single(engine: Engine, cfg: MatchConfig, fixed: frozenset = frozenset()
+                      ) -> MatchConfig:
+    """Tune the last stage's threshold (and Min2 if on) of a non-union configuration;
+    parameters named in `fixed` keep their values."""
     last = len(cfg.inb)
     prefix = f"inb{last}." if last else ""
+    t_param, m_param = prefix + "threshold", prefix + "min2"
     use_min2 = (cfg.min2 if last == 0 else cfg.inb[-1].min2) is not None
-    st = engine.stage(cfg)
-    gs = engine.group_size
-    if not use_min2:
-        t, _ = _best_of(COARSE, sweep(engine, cfg, prefix + "threshold", COARSE).f1)
-        fine = _refine(t)
-        t, _ = _best_of(fine, sweep(engine, cfg, prefix + "threshold", fine).f1)
-        return with_param(cfg, prefix + "threshold", t)
-    grid = threshold_min2_grid(st, gs, COARSE, COARSE)
-    i, j = np.unravel_index(int(np.argmax(grid)), grid.shape)
-    tf, mf = _refine(COARSE[i]), _refine(COARSE[j])
-    grid = threshold_min2_grid(st, gs, tf, mf)
-    i, j = np.unravel_index(int(np.argmax(grid)), grid.shape)
-    cfg = with_param(cfg, prefix + "threshold", float(tf[i]))
-    return with_param(cfg, prefix + "min2", float(mf[j]))
+    tune_t = t_param not in fixed
+    tune_m = use_min2 and m_param not in fixed
+    if tune_t and tune_m:
+        st, gs = engine.stage(cfg), engine.group_size
+        grid = threshold_min2_grid(st, gs, COARSE, COARSE)
+        i, j = np.unravel_index(int(np.argmax(grid)), grid.shape)
+        tf, mf = _refine(COARSE[i]), _refine(COARSE[j])
+        grid = threshold_min2_grid(st, gs, tf, mf)
+        i, j = np.unravel_index(int(np.argmax(grid)), grid.shape)
+        cfg = with_param(cfg, t_param, float(tf[i]))
+        return with_param(cfg, m_param, float(mf[j]))
+    if tune_t:
+        cfg = _sweep_best(engine, cfg, t_param, COARSE)
+    if tune_m:
+        main = cfg.inb[-1].threshold if last else cfg.thresholds[0]
+        cfg = _sweep_best(engine, cfg, m_param, COARSE, limit=main)
+    return cfg
 
 
-def _tune_union(engine: Engine, cfg: MatchConfig) -> MatchConfig:
+def _tune_union(engine: Engine, cfg: MatchConfig, fixed: frozenset = frozenset()
+                ) -> MatchConfig:
     """Coordinate ascent: each modality's threshold in turn with the others fixed."""
     for _ in range(ROUNDS):
         before = cfg
-        for m in cfg.modalities:
-            for values in (COARSE, None):
-                if values is None:
-                    values = _refine(cfg.thresholds[cfg.modalities.index(m)])
-                s = sweep(engine, cfg, f"threshold:{m}", values)
-                cfg = with_param(cfg, f"threshold:{m}", _best_of(values, s.f1)[0])
-            if cfg.min2 is not None:
-                values = COARSE[cfg.thresholds[cfg.modalities.index(m)] >= COARSE]
-                s = sweep(engine, cfg, f"min2:{m}", values)
-                cfg = with_param(cfg, f"min2:{m}", _best_of(values, s.f1)[0])
+        for i, m in enumerate(cfg.modalities):
+            if "threshold" not in fixed:
+                cfg = _sweep_best(engine, cfg, f"threshold:{m}", COARSE)
+            if cfg.min2 is not None and "min2" not in fixed:
+                cfg = _sweep_best(engine, cfg, f"min2:{m}", COARSE, limit=cfg.thresholds[i])
         if cfg == before:
             break
     return cfg
 
 
-def tune_stage0(engine: Engine, cfg: MatchConfig) -> MatchConfig:
+def tune_stage0(engine: Engine, cfg: MatchConfig, fixed: frozenset = frozenset()
+                ) -> MatchConfig:
     base = cfg.replace(inb=())
     if cfg.mode == "union":
-        if cfg.min2 is not None:
+        if cfg.min2 is not None and "min2" not in fixed:
             base = base.replace(min2=tuple(t - 0.1 for t in base.thresholds))
-        return _tune_union(engine, base)
-    return _tune_last_single(engine, base)
+        return _tune_union(engine, base, fixed)
+    return _tune_last_single(engine, base, fixed)
 
 
-def tune(engine: Engine, cfg: MatchConfig) -> MatchConfig:
-    """Every threshold of `cfg` tuned for mean F1 on the engine's scope (stage by stage);
-    the structure (mode, modalities, weights, Min2 on/off, INB depth, units) is kept."""
-    out = tune_stage0(engine, cfg)
+def tune(engine: Engine, cfg: MatchConfig, fixed: set[str] | frozenset = frozenset()
+         ) -> MatchConfig:
+    """Every threshold of `cfg` not named in `fixed` ("threshold", "min2",
+    "inb<k>.threshold", "inb<k>.min2") tuned for mean F1 on the engine's scope, stage by
+    stage; the structure (mode, weights, Min2 on/off, INB depth, units) is kept."""
+    fixed = frozenset(fixed)
+    out = tune_stage0(engine, cfg, fixed)
     for stage in cfg.inb:
-        out = out.replace(inb=(*out.inb, InbStage(0.5, None if stage.min2 is None else 0.4)))
-        out = _tune_last_single(engine, out)
+        out = out.replace(inb=(*out.inb, stage))
+        out = _tune_last_single(engine, out, fixed)
     return out
 
 
@@ -172,12 +190,8 @@ def best(engine: Engine, modalities: Iterable[str], *, max_inb: int = 3,
                 if best_sum is None or t.f1 > best_sum.f1:
                     best_sum = t
                 continue
-            results.extend(tune_chain(engine, cfg, max_inb if _blendable(engine, cfg) else 0))
-        if best_sum is not None and max_inb and _blendable(engine, best_sum.config):
+            results.extend(tune_chain(engine, cfg, max_inb))
+        if best_sum is not None and max_inb:
             results.extend(tune_chain(engine, best_sum.config, max_inb)[1:])
     results.sort(key=lambda t: -t.f1)
     return results
-
-
-def _blendable(engine: Engine, cfg: MatchConfig) -> bool:
-    return cfg.mode != "union"

@@ -1,0 +1,160 @@
+"""`explorer` command line. `explorer evaluate BUNDLE ...` prints the app's numbers
+headless. (The desktop app is not part of this release: see the README.)"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from explorer.core.bundle import Bundle, BundleError
+from explorer.core.config import ConfigError, InbStage, MatchConfig, parse_mode
+
+
+def _evaluate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="explorer evaluate",
+        description="Mean precision / recall / F1 of a matching configuration on a scope.")
+    p.add_argument("bundle", type=Path, help="bundle folder written by `precompute build`")
+    p.add_argument("--scope", help="all or fold0..fold4 (default fold0, or all without labels)")
+    p.add_argument("--tune-on", metavar="SCOPE",
+                   help="tune every threshold not given on this scope, then apply to --scope")
+    p.add_argument("--mode", help="modality name, or union:A,B / sum:A,B[:wA,wB] / prob:A,B")
+    p.add_argument("--threshold", type=float, nargs="+", metavar="T",
+                   help="similarity threshold (a union takes one per modality)")
+    p.add_argument("--min2", type=float, nargs="*", metavar="T",
+                   help="turn Min2 on, optionally with its threshold(s)")
+    p.add_argument("--inb", type=int, default=None, metavar="N", help="INB iterations (0-5)")
+    p.add_argument("--inb-threshold", type=float, nargs="+", metavar="T",
+                   help="threshold of each INB iteration")
+    p.add_argument("--inb-exact", action="store_true",
+                   help="re-search neighbours exactly after each blend (default: re-score "
+                   "each posting's candidates)")
+    p.add_argument("--units", action="store_true", help="drop pairs whose titles name "
+                   "different quantities (250ml vs 500ml)")
+    p.add_argument("--best", action="store_true", help="also search the mode, weights, Min2, "
+                   "INB iterations and the unit filter on --tune-on")
+    p.add_argument("--settings", type=Path, help="settings JSON exported by the app or --json")
+    p.add_argument("--export-csv", type=Path, metavar="PATH",
+                   help="write predictions as posting_id,matches (competition format)")
+    p.add_argument("--export-metrics", type=Path, metavar="PATH",
+                   help="write per-query precision / recall / F1 as CSV")
+    p.add_argument("--no-timing", action="store_true", help="skip the timing measurements")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def _config(args: argparse.Namespace, bundle: Bundle) -> tuple[MatchConfig | None, set[str]]:
+    """The configuration the flags describe and the names of the parameters they fix."""
+    if args.settings:
+        try:
+            data = json.loads(args.settings.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{args.settings}: unreadable settings ({exc})") from None
+        cfg = MatchConfig.from_dict(data.get("config", data))
+        fixed = {"threshold", "min2", *(f"inb{k}.{p}" for k in range(1, 6)
+                                         for p in ("threshold", "min2"))}
+        return cfg, (set() if args.tune_on else fixed)
+    if args.mode is None:
+        if args.best:
+            return None, set()
+        names = [m.name for m in bundle.manifest.modalities]
+        raise ConfigError(f"give --mode (one of {', '.join(names)}, or a fusion such as "
+                          f"sum:{','.join(names[:2])}) or --best")
+    mode, mods, weights = parse_mode(args.mode)
+    n = len(mods) if mode == "union" else 1
+    fixed: set[str] = set()
+    thresholds = (0.5,) * n
+    if args.threshold:
+        thresholds, fixed = tuple(args.threshold), fixed | {"threshold"}
+    min2 = None
+    if args.min2 is not None:
+        min2 = tuple(t - 0.1 for t in thresholds)
+        if args.min2:
+            min2, fixed = tuple(args.min2), fixed | {"min2"}
+    depth = args.inb or 0
+    inb_t = list(args.inb_threshold or [])
+    if len(inb_t) > depth:
+        raise ConfigError(f"--inb-threshold: {len(inb_t)} values for {depth} INB iterations")
+    fixed |= {f"inb{k + 1}.threshold" for k in range(len(inb_t))}
+    stages = tuple(InbStage(inb_t[k] if k < len(inb_t) else 0.5,
+                            None if min2 is None else 0.4) for k in range(depth))
+    cfg = MatchConfig(mode, mods, thresholds, weights, min2, stages, args.inb_exact, args.units)
+    if not args.tune_on and not args.best:
+        missing = [x for x in ("threshold",) if x not in fixed]
+        missing += [f"inb{k + 1}.threshold" for k in range(len(inb_t), depth)]
+        if min2 is not None and "min2" not in fixed:
+            missing.append("min2")
+        if missing:
+            raise ConfigError(f"no value for {', '.join(missing)}: give it, or --tune-on SCOPE "
+                              "to tune it")
+    return cfg, fixed
+
+
+def evaluate(argv: list[str]) -> int:
+    args = _evaluate_parser().parse_args(argv)
+    from explorer.core import export
+    from explorer.core.evaluate import run
+
+    bundle = Bundle.open(args.bundle)
+    scope = args.scope or ("fold0" if "fold0" in bundle.manifest.scopes else "all")
+    for s in (scope, args.tune_on):
+        if s is not None:
+            bundle.scope_rows(s)
+    cfg, fixed = _config(args, bundle)
+    if (args.best or args.tune_on) and not bundle.manifest.has_labels:
+        raise ConfigError("tuning needs labels, and this bundle has no label_group")
+    progress = None if args.json else (lambda msg: print(f"  tuning {msg}", file=sys.stderr))
+    report = run(bundle, scope=scope, cfg=cfg, tune_on=args.tune_on, fixed=fixed,
+                 search_best=args.best, modalities=cfg.modalities if cfg and args.best else None,
+                 timing=not args.no_timing, progress=progress)
+    if args.export_csv:
+        export.write_csv(export.predictions_frame(report.engine, report.evaluation),
+                         args.export_csv)
+    if args.export_metrics:
+        export.write_csv(export.metrics_frame(report.engine, report.evaluation),
+                         args.export_metrics)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_report(report)
+    return 0
+
+
+def _print_report(report) -> None:
+    m = report.evaluation.metrics
+    tuned = f" (thresholds tuned on {report.tuned_on})" if report.tuned_on else ""
+    print(f"scope {report.scope}{tuned}")
+    print(f"config {json.dumps(report.config.to_dict())}")
+    if m is None:
+        print(f"{len(report.evaluation.f1)} queries; no labels, so no metrics")
+    else:
+        print(f"F1 {m.f1:.4f}  precision {m.precision:.4f}  recall {m.recall:.4f}  "
+              f"({m.n_queries} queries)")
+    for k, v in report.timing_ms.items():
+        if v is not None:
+            print(f"{k} {v:.1f} ms")
+
+
+USAGE = """usage: explorer evaluate BUNDLE [options]   (explorer evaluate --help)
+
+The desktop app is not in this release yet; `explorer evaluate` gives its numbers."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv and argv[0] == "evaluate":
+            return evaluate(argv[1:])
+        print(USAGE, file=sys.stderr if argv else sys.stdout)
+        return 2 if argv else 0
+    except (BundleError, ConfigError) as exc:
+        print(f"explorer: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

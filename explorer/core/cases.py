@@ -1,0 +1,64 @@
+"""Error cases behind the mean metrics: the worst queries, the strongest false-positive
+pairs and the closest missed true pairs. Vectorised over the whole scope."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from explorer.core.engine import Engine, Evaluation
+
+
+def _top(score: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n largest values, largest first."""
+    n = min(n, len(score))
+    if n == 0:
+        return np.zeros(0, np.int64)
+    part = np.argpartition(-score, n - 1)[:n]
+    return part[np.argsort(-score[part], kind="stable")]
+
+
+def worst_queries(engine: Engine, ev: Evaluation, n: int = 100) -> pd.DataFrame:
+    """Lowest-F1 queries; among equal F1 the larger true groups first."""
+    order = np.lexsort((-ev.group_size, ev.f1))[:n]
+    items = engine.bundle.items.iloc[engine.rows[order]]
+    return pd.DataFrame({
+        "row": order, "posting_id": items["posting_id"].to_numpy(),
+        "title": items["title"].to_numpy(), "group_size": ev.group_size[order],
+        "n_pred": ev.n_pred[order], "f1": ev.f1[order], "precision": ev.precision[order],
+        "recall": ev.recall[order],
+    })
+
+
+def _pairs(engine: Engine, ev: Evaluation, mask: np.ndarray, n: int,
+           kind: str) -> pd.DataFrame:
+    st = ev.stage
+    q, c = np.nonzero(mask)
+    nb = st.cand[q, c]
+    keep = q < nb  # each unordered pair once
+    q, c, nb = q[keep], c[keep], nb[keep]
+    score = st.score[q, c]
+    pick = _top(score, n)
+    q, c, nb, score = q[pick], c[pick], nb[pick], score[pick]
+    items = engine.bundle.items
+    a, b = items.iloc[engine.rows[q]], items.iloc[engine.rows[nb]]
+    out = pd.DataFrame({
+        "row": q, "neighbour": nb, "posting_id": a["posting_id"].to_numpy(),
+        "neighbour_id": b["posting_id"].to_numpy(), "score": score,
+        "title": a["title"].to_numpy(), "neighbour_title": b["title"].to_numpy(),
+    })
+    for m, sims in st.sims.items():
+        out[f"sim_{m}"] = sims[q, c]
+    out.insert(0, "kind", kind)
+    return out
+
+
+def false_positives(engine: Engine, ev: Evaluation, n: int = 100) -> pd.DataFrame:
+    """Predicted pairs of different products, highest score first."""
+    return _pairs(engine, ev, ev.pred & ~ev.stage.true, n, "false positive")
+
+
+def missed_pairs(engine: Engine, ev: Evaluation, n: int = 100) -> pd.DataFrame:
+    """True pairs among the candidates that were not predicted, closest (highest score)
+    first; pairs removed by the unit filter have score -inf and come last."""
+    return _pairs(engine, ev, ~ev.pred & ev.stage.true & (ev.stage.cand >= 0), n, "missed")

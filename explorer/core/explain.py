@@ -1,0 +1,116 @@
+"""Provenance of one query's matches, for the neighbour grid and error analysis.
+
+Every predicted neighbour says which modality or rule admitted it; every missed true
+match says why it was missed: removed by the unit filter, below the threshold (and by how
+much), or outside the top-K candidates (then its similarity is computed directly)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from explorer.core.engine import Engine, Evaluation
+
+
+def _admitted_by(ev: Evaluation, q: int, cols: np.ndarray) -> list[str]:
+    cfg, st = ev.config, ev.stage
+    stage = f"INB {len(cfg.inb)}" if cfg.inb else None
+    out = []
+    thresholds = cfg.inb[-1].threshold if cfg.inb else cfg.thresholds
+    for c in cols:
+        if c == 0:
+            out.append("query")
+        elif c == ev.min2_col[q]:
+            out.append("Min2" + (f" ({stage})" if stage else ""))
+        elif stage:
+            out.append(stage)
+        elif cfg.mode == "union":
+            sides = [m for m, s, t in zip(cfg.modalities, st.masked, thresholds, strict=True)
+                     if s[q, c] >= np.float32(t)]
+            out.append("union: " + "+".join(sides))
+        elif cfg.mode == "single":
+            out.append(cfg.modalities[0])
+        else:
+            out.append(cfg.label)
+    return out
+
+
+def _miss_reason(ev: Evaluation, q: int, c: int) -> tuple[str, float]:
+    cfg, st = ev.config, ev.stage
+    if st.conflict is not None and st.conflict[q, c]:
+        return "removed by the unit filter", np.nan
+    if st.masked is not None:  # union: the side that came closest
+        gaps = [float(t - s[q, c]) for s, t in zip(st.masked, cfg.thresholds, strict=True)]
+        return "below threshold", min(gaps)
+    t = cfg.inb[-1].threshold if cfg.inb else cfg.thresholds[0]
+    if not np.isfinite(st.score[q, c]):
+        return "outside top-K", np.nan
+    return "below threshold", float(t - st.score[q, c])
+
+
+def explain_query(engine: Engine, ev: Evaluation, q: int, near_misses: int = 0
+                  ) -> pd.DataFrame:
+    """One row per predicted neighbour (score order), then per missed true match, then up
+    to `near_misses` highest-scoring wrong candidates below the threshold. Columns: row
+    (scope-local), posting_id, title, status (query / TP / FP / missed / near miss),
+    score, sim_<modality> for each modality of the bundle, admitted_by, reason, gap (how
+    far below the threshold)."""
+    st = ev.stage
+    cand = st.cand[q]
+    valid = cand >= 0
+    pred = ev.pred[q] & valid
+    true = st.true[q] & valid
+    order = np.argsort(-np.where(valid, st.score[q], -np.inf), kind="stable")
+    pcols = [c for c in order if pred[c]]
+    pcols = [0, *[c for c in pcols if c != 0]]
+    mcols = [c for c in order if true[c] and not pred[c]]
+    ncols = [c for c in order if valid[c] and not pred[c] and not true[c]][:near_misses]
+    rows = [int(cand[c]) for c in pcols + mcols + ncols]
+    status = (["query"] + ["TP" if true[c] else "FP" for c in pcols[1:]]
+              + ["missed"] * len(mcols) + ["near miss"] * len(ncols))
+    admitted = _admitted_by(ev, q, np.array(pcols)) + [""] * (len(mcols) + len(ncols))
+    reasons, gaps = [""] * len(pcols), [np.nan] * len(pcols)
+    for c in mcols + ncols:
+        r, g = _miss_reason(ev, q, c)
+        reasons.append(r)
+        gaps.append(g)
+    scores = [float(st.score[q, c]) for c in pcols + mcols + ncols]
+
+    # true matches that never became candidates: outside every top-K list
+    labels = engine.labels
+    outside = np.setdiff1d(np.flatnonzero(labels == labels[q]), cand[valid])
+    rows += outside.tolist()
+    status += ["missed"] * len(outside)
+    admitted += [""] * len(outside)
+    reasons += ["outside top-K"] * len(outside)
+    gaps += [np.nan] * len(outside)
+    scores += [np.nan] * len(outside)
+
+    items = engine.bundle.items.iloc[engine.rows[rows]]
+    out = pd.DataFrame({
+        "row": rows, "posting_id": items["posting_id"].to_numpy(),
+        "title": items["title"].to_numpy(), "status": status, "score": scores,
+        "admitted_by": admitted, "reason": reasons, "gap": gaps,
+    })
+    arr = np.array(rows, np.int64)
+    for m in engine.modalities:
+        out[f"sim_{m}"] = _sims(engine, q, arr, m) if len(arr) else []
+    return out
+
+
+def _sims(engine: Engine, q: int, rows: np.ndarray, modality: str) -> np.ndarray:
+    """Original (pre-INB) similarity of the query to each row, from the graph where the
+    pair is a candidate and from the embeddings otherwise."""
+    g = engine.graph
+    out = np.full(len(rows), np.nan, np.float32)
+    pos = {int(c): i for i, c in enumerate(g.cand[q]) if c >= 0}
+    missing = []
+    for k, r in enumerate(rows):
+        i = pos.get(int(r))
+        if i is None:
+            missing.append(k)
+        else:
+            out[k] = g.sims[modality][q, i]
+    if missing:
+        out[missing] = engine.space(modality).sims(np.array([q]), rows[missing][None, :])[0]
+    return out

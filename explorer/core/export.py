@@ -1,0 +1,53 @@
+"""Exports: predictions in the competition's format and per-query metrics as CSV."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from explorer.core.engine import Engine, Evaluation
+
+
+def ordered_matches(ev: Evaluation) -> tuple[np.ndarray, np.ndarray]:
+    """(query row, neighbour row) of every predicted pair, each query's own row first and
+    the rest by decreasing score."""
+    st = ev.stage
+    key = np.where(ev.pred, -st.score, np.inf)
+    key[:, 0] = -np.inf
+    order = np.argsort(key, axis=1, kind="stable")
+    pred = np.take_along_axis(ev.pred, order, axis=1)
+    cand = np.take_along_axis(st.cand, order, axis=1)
+    q, c = np.nonzero(pred)
+    return q, cand[q, c]
+
+
+def predictions_frame(engine: Engine, ev: Evaluation) -> pd.DataFrame:
+    ids = engine.bundle.items["posting_id"].to_numpy()[engine.rows]
+    q, nb = ordered_matches(ev)
+    matches = pd.Series(ids[nb]).groupby(q, sort=True).agg(" ".join)
+    return pd.DataFrame({"posting_id": ids, "matches": matches.reindex(
+        np.arange(engine.n)).to_numpy()})
+
+
+def metrics_frame(engine: Engine, ev: Evaluation) -> pd.DataFrame:
+    items = engine.bundle.items.iloc[engine.rows]
+    out = pd.DataFrame({
+        "posting_id": items["posting_id"].to_numpy(),
+        "label_group": items["label_group"].to_numpy(),
+        "group_size": ev.group_size, "n_pred": ev.n_pred, "true_positives": ev.tp,
+    })
+    if ev.has_labels:
+        out["precision"], out["recall"], out["f1"] = ev.precision, ev.recall, ev.f1
+    return out
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write atomically: a temporary sibling, then rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
