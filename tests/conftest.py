@@ -1,0 +1,72 @@
+"""Shared fixtures: small synthetic Shopee-format datasets and bundles built from them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REAL_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "shopee" / "train.csv"
+
+WORDS = ("sepatu", "tas", "kaos", "botol", "minyak", "sabun", "lampu", "kabel", "buku", "jam",
+         "madu", "kopi", "teh", "susu", "beras", "gula", "celana", "topi", "payung", "piring")
+COLOURS = ("merah", "biru", "hitam", "putih", "hijau", "kuning", "pink", "abu")
+
+
+def synthetic_table(n_groups: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Shopee-like rows: groups of 2..6 postings whose titles share product words and
+    whose phashes are near each other; some groups are near-duplicates of another group
+    that differ only in pack size (250ml vs 500ml)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in range(n_groups):
+        size = int(rng.choice([2, 2, 2, 3, 4, 6]))
+        words = rng.choice(WORDS, 3, replace=False)
+        colour = COLOURS[g % len(COLOURS)]
+        amount = f"{[250, 500, 1000][g % 3]}ml"
+        base_hash = int(rng.integers(0, 2**63))
+        for i in range(size):
+            noise = rng.choice(["", "[COD] ", "PROMO ", "Original "])
+            brand = f" brand{g}" if i % 3 == 0 else ""
+            title = f"{noise}{' '.join(words)} {colour} {amount}{brand}"
+            if i % 2:
+                title = title.upper()
+            flip = 0
+            for b in rng.choice(64, int(rng.integers(0, 6)), replace=False):
+                flip |= 1 << int(b)
+            rows.append({
+                "posting_id": f"train_{g}_{i}", "image": f"{g}_{i}.jpg",
+                "image_phash": f"{(base_hash ^ flip) & (2**64 - 1):016x}", "title": title,
+                "label_group": 1000 + g,
+            })
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def make_csv(tmp_path: Path):
+    def make(df: pd.DataFrame | None = None, name: str = "train.csv") -> Path:
+        path = tmp_path / name
+        (synthetic_table() if df is None else df).to_csv(path, index=False)
+        return path
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A TF-IDF + phash bundle over 60 synthetic groups (about 200 postings)."""
+    from precompute.build import BuildOptions, build
+
+    root = tmp_path_factory.mktemp("tiny")
+    csv = root / "train.csv"
+    synthetic_table().to_csv(csv, index=False)
+    return build(BuildOptions(csv=csv, out=root / "tiny.bundle", k=20, progress=False))
+
+
+@pytest.fixture(scope="session")
+def real_csv() -> Path:
+    if not REAL_CSV.exists() or os.environ.get("EXPLORER_NO_REAL_DATA"):
+        pytest.skip(f"real Shopee table not found at {REAL_CSV}")
+    return REAL_CSV
