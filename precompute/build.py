@@ -74,6 +74,16 @@ def _items(ds: Dataset, folds: np.ndarray, hexes: pd.Series) -> pd.DataFrame:
     })
 
 
+def _save_csr(w: B.BundleWriter, name: str, mat) -> dict:
+    base = f"modalities/{name}"
+    return {
+        "data": w.save_array(f"{base}.data.npy", mat.data.astype(np.float32)),
+        "indices": w.save_array(f"{base}.indices.npy", mat.indices.astype(np.int32)),
+        "indptr": w.save_array(f"{base}.indptr.npy", mat.indptr.astype(np.int64)),
+        "n_features": int(mat.shape[1]),
+    }
+
+
 def build(opts: BuildOptions) -> Path:
     _check_options(opts)
     ds = read_dataset(opts.csv)
@@ -106,13 +116,7 @@ def build(opts: BuildOptions) -> Path:
             for name in order:
                 if name == "tfidf":
                     mat = tfidf.fit_transform([titles[r] for r in rows])
-                    base = f"modalities/tfidf/{scope}"
-                    mods[name].files["embeddings"][scope] = {
-                        "data": w.save_array(f"{base}.data.npy", mat.data),
-                        "indices": w.save_array(f"{base}.indices.npy", mat.indices.astype(np.int32)),
-                        "indptr": w.save_array(f"{base}.indptr.npy", mat.indptr.astype(np.int64)),
-                        "n_features": int(mat.shape[1]),
-                    }
+                    mods[name].files["embeddings"][scope] = _save_csr(w, f"tfidf/{scope}", mat)
                     spaces[name] = SparseSpace(mat)
                 else:
                     spaces[name] = BitSpace(bits[rows])

@@ -207,9 +207,7 @@ class Engine:
 
     def _blend_stage(self, cfg: MatchConfig, prev: Stage, pred: np.ndarray) -> Stage:
         n = self.n
-        rows, cols = np.nonzero(pred)
-        weights = np.where(cols == 0, 1.0, prev.score[rows, cols]).astype(np.float32)
-        w = sparse.csr_matrix((weights, (rows, prev.cand[rows, cols])), shape=(n, n))
+        w = blend_weights(prev, pred)
         base = prev.spaces or {m: self.space(m) for m in cfg.modalities}
         spaces = {m: base[m].blend(w) for m in cfg.modalities}
         if cfg.inb_exact:
@@ -270,6 +268,14 @@ class Engine:
     def describe(self) -> dict[str, Any]:
         return {"scope": self.scope, "n_queries": self.n, "candidates": self.graph.cand.shape[1],
                 "modalities": list(self.modalities), "has_labels": self.has_labels}
+
+
+def blend_weights(st: Stage, pred: np.ndarray) -> sparse.csr_matrix:
+    """INB's (n, n) weights: w_ij = score of the predicted pair (i, j), w_ii = 1."""
+    n = len(pred)
+    rows, cols = np.nonzero(pred)
+    weights = np.where(cols == 0, 1.0, st.score[rows, cols]).astype(np.float32)
+    return sparse.csr_matrix((weights, (rows, st.cand[rows, cols])), shape=(n, n))
 
 
 def _own_columns(mask: np.ndarray) -> np.ndarray:

@@ -1,0 +1,66 @@
+"""The layering rules, checked rather than hoped for: explorer/core imports no Qt and no
+torch stack; nothing under explorer/ imports torch, timm, transformers,
+sentence_transformers or precompute. Checked two ways: the import-linter contracts in
+pyproject.toml, and a scan of every import statement (which also catches imports inside
+functions)."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCH_STACK = {"torch", "timm", "transformers", "sentence_transformers", "precompute"}
+QT = {"PySide6", "PyQt5", "PyQt6", "pyqtgraph", "superqt", "qtpy", "shiboken6"}
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_explorer_never_imports_the_torch_stack():
+    bad = {str(p.relative_to(ROOT)): imported_roots(p) & TORCH_STACK
+           for p in (ROOT / "explorer").rglob("*.py")}
+    assert not {k: v for k, v in bad.items() if v}
+
+
+def test_core_never_imports_qt():
+    bad = {str(p.relative_to(ROOT)): imported_roots(p) & (QT | TORCH_STACK)
+           for p in (ROOT / "explorer" / "core").rglob("*.py")}
+    assert not {k: v for k, v in bad.items() if v}
+
+
+def test_scanner_sees_nested_imports(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    import torch.nn\n    from PySide6 import QtCore\n")
+    assert imported_roots(f) == {"torch", "PySide6"}
+
+
+def test_import_linter_contracts():
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("import-linter is not installed (pip install -e '.[test]')")
+    res = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_core_imports_without_qt_or_torch():
+    code = ("import sys, explorer.core.engine, explorer.core.sweep, explorer.core.tune, "
+            "explorer.core.evaluate, explorer.cli;"
+            "bad = [m for m in ('torch', 'PySide6', 'timm', 'precompute') if m in sys.modules];"
+            "print(bad); sys.exit(1 if bad else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
