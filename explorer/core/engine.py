@@ -41,17 +41,18 @@ class Stage:
     masked: list[np.ndarray] | None = None
     conflict: np.ndarray | None = None
     spaces: dict[str, Space] | None = None
-    _best: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)  # derived, e.g. sweeps
 
     def best_other(self) -> tuple[np.ndarray, np.ndarray]:
         """Column and score of each query's highest-scoring other candidate (Min2's pick)."""
-        if self._best is None:
-            col = np.argmax(self.score[:, 1:], axis=1) + 1 if self.score.shape[1] > 1 else \
-                np.zeros(len(self.score), np.int64)
-            val = self.score[np.arange(len(col)), col] if self.score.shape[1] > 1 else \
-                np.full(len(col), NEG)
-            self._best = (col, val)
-        return self._best
+        if "best" not in self.cache:
+            if self.score.shape[1] > 1:
+                col = np.argmax(self.score[:, 1:], axis=1) + 1
+                val = self.score[np.arange(len(col)), col]
+            else:
+                col, val = np.zeros(len(self.score), np.int64), np.full(len(self.score), NEG)
+            self.cache["best"] = (col, val)
+        return self.cache["best"]
 
 
 @dataclass

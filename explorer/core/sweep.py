@@ -1,9 +1,13 @@
-"""Threshold sweeps: mean P / R / F1 at many values of one parameter at once.
+"""Threshold sweeps: mean P / R / F1 at many values of one threshold at once.
 
-The trick (faiss contrib/evaluation.py's): bin every candidate's score against the sorted
-threshold values once (`searchsorted`), count per query and bin with one `bincount`, and a
-reversed cumulative sum gives each query's predicted and true-positive counts at every
-threshold. Cost O(N*C log T + N*T), no Python loop over queries or thresholds.
+Lowering a threshold admits pairs one at a time, and each admission changes its query's
+F1 / P / R by an amount that depends only on how many pairs (and true pairs) of that
+query score higher. So every candidate pair becomes an *event* with a score and three
+deltas (computed once per stage from a per-row sort, and cached); the mean metric at a
+threshold t is the base value plus the sum of the deltas of events scoring >= t, which is
+one `searchsorted` and weighted `bincount` over the events and a cumulative sum over the
+thresholds. No (N x T) array, no Python loop over queries or thresholds. Ties are exact:
+a threshold never separates equal scores, and the deltas of a tied run telescope.
 """
 
 from __future__ import annotations
@@ -30,32 +34,78 @@ class Sweep:
         return int(np.argmax(self.f1))
 
 
-def counts_at(eff: np.ndarray, true: np.ndarray, values: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """For (n, m) scores of candidate pairs (-inf never passes, +inf always does) and
-    thresholds sorted in DEcreasing order, the (n, T) number of pairs with score >=
-    values[k], and how many of those are true pairs."""
-    n, T = len(eff), len(values)
-    # bin j = how many thresholds lie above the score: the pair passes values[j:]
-    j = np.searchsorted(-values, -eff, side="left").astype(np.int32)
-    j += (np.arange(n, dtype=np.int32) * np.int32(T + 1))[:, None]
-    hist = np.bincount(j.ravel(), minlength=n * (T + 1)).reshape(n, T + 1)
-    thist = np.bincount(j[true], minlength=n * (T + 1)).reshape(n, T + 1)
-    count = np.cumsum(hist, axis=1, out=hist)[:, :T]
-    tcount = np.cumsum(thist, axis=1, out=thist)[:, :T]
-    return count, tcount
+@dataclass
+class Events:
+    """Per-pair admissions of one (n, m) score array, see the module docstring."""
+
+    score: np.ndarray     # (E,) float32, the finite scores
+    delta: np.ndarray     # (3, E) float64: change of F1, P, R of the pair's query
+    base: np.ndarray      # (3,) mean F1, P, R with no finite pair admitted
+    row_max: np.ndarray   # (n,) best score of a query's pairs (+inf when one is fixed)
+    n: int
 
 
-def metrics_from_counts(others: np.ndarray, tp_others: np.ndarray, group_size: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean (F1, P, R) per column, the query itself counted as a true prediction."""
-    tp = tp_others + 1.0
-    n_pred = others + 1.0
-    gs = group_size.astype(np.float64)[:, None]
-    f = (2.0 * tp / (n_pred + gs)).mean(axis=0)
-    p = (tp / n_pred).mean(axis=0)
-    r = (tp / gs).mean(axis=0)
-    return f, p, r
+def events(eff: np.ndarray, true: np.ndarray, group_size: np.ndarray) -> Events:
+    """Events of (n, m) pair scores (the query's own column excluded); +inf marks pairs
+    admitted regardless of the threshold, -inf pairs never admitted."""
+    n = len(eff)
+    order = np.argsort(-eff, axis=1)  # any order among ties gives the same sums
+    s = np.take_along_axis(eff, order, axis=1)
+    t = np.take_along_axis(true, order, axis=1)
+    tp_before = np.cumsum(t, axis=1, dtype=np.int32)
+    tp_before -= t
+    fixed = s == np.inf
+    n_fixed = fixed.sum(axis=1)
+    p0, r0, f0 = query_metrics(1 + (t & fixed).sum(axis=1), 1 + n_fixed, group_size)
+    # before admitting sorted column p, the query predicts itself and the p pairs ranked
+    # above it (fixed ones sort first), tp of them true
+    live = np.isfinite(s)
+    gs = np.broadcast_to(group_size.astype(np.float64)[:, None], s.shape)[live]
+    cnt = np.broadcast_to(np.arange(1.0, s.shape[1] + 1), s.shape)[live]
+    tp = tp_before[live] + 1.0
+    te = t[live].astype(np.float64)
+    delta = np.stack([2 * (tp + te) / (gs + cnt + 1) - 2 * tp / (gs + cnt),
+                      (tp + te) / (cnt + 1) - tp / cnt, te / gs])
+    row_max = s[:, 0] if s.shape[1] else np.full(n, -np.inf, np.float32)
+    return Events(s[live], delta, np.array([f0.mean(), p0.mean(), r0.mean()]), row_max, n)
+
+
+def _bins_desc(values_desc: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """How many of the decreasing `values_desc` are > x, for every x."""
+    return np.searchsorted(-values_desc, -x, side="left")
+
+
+def sweep_events(ev: Events, values: np.ndarray, group_size: np.ndarray,
+                 min2_pick: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean (F1, P, R) at each threshold of `values` (any order).
+
+    `min2_pick` = (the query's Min2 pick passes, the pick is true): the pick is added to
+    queries that admit nothing else, i.e. whose best pair scores below the threshold."""
+    values = np.asarray(values, np.float32)
+    order = np.argsort(-values, kind="stable")
+    vd = values[order]
+    T = len(vd)
+    j = _bins_desc(vd, ev.score)  # the event is admitted at vd[k] for every k >= j
+    out = np.stack([np.cumsum(np.bincount(j, weights=ev.delta[i], minlength=T + 1))[:T]
+                    for i in range(3)]) / ev.n + ev.base[:, None]
+    if min2_pick is not None:
+        passes, best_true = min2_pick
+        gain = np.stack(min2_gain(group_size, best_true))[:, passes]
+        b = _bins_desc(vd, ev.row_max[passes])  # lonely at vd[k] for every k < b
+        for i in range(3):
+            out[i] += np.cumsum(np.bincount(b, weights=gain[i], minlength=T + 1)[::-1]
+                                )[::-1][1:] / ev.n
+    res = np.empty_like(out)
+    res[:, order] = out
+    return res[0], res[1], res[2]
+
+
+def stage_events(st: Stage, group_size: np.ndarray) -> Events:
+    """The cached events of a non-union stage's own score."""
+    if st.cache.get("events") is None:
+        st.cache["events"] = events(st.score[:, 1:], st.true[:, 1:], group_size)
+    return st.cache["events"]
 
 
 def min2_gain(group_size: np.ndarray, best_true: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -64,36 +114,6 @@ def min2_gain(group_size: np.ndarray, best_true: np.ndarray) -> tuple[np.ndarray
     p0, r0, f0 = query_metrics(1, 1, group_size)
     p1, r1, f1 = query_metrics(1 + t, 2, group_size)
     return f1 - f0, p1 - p0, r1 - r0
-
-
-def threshold_sweep(st: Stage, group_size: np.ndarray, values: np.ndarray,
-                    fixed: np.ndarray | None = None, swept: np.ndarray | None = None,
-                    min2_pick: tuple[np.ndarray, np.ndarray] | None = None,
-                    param: str = "threshold") -> Sweep:
-    """Sweep one threshold of the final stage.
-
-    `swept` is the score compared with the threshold (default the stage score); `fixed`
-    marks pairs admitted regardless (the other sides of a union). `min2_pick` =
-    (passes Min2, pick is true) per query, added when a query predicts nothing else."""
-    values = np.asarray(values, np.float32)
-    order = np.argsort(-values, kind="stable")
-    sv = values[order]
-    eff = (st.score if swept is None else swept)[:, 1:]
-    if fixed is not None:
-        eff = np.where(fixed[:, 1:], np.float32(np.inf), eff)
-    count, tcount = counts_at(eff, st.true[:, 1:], sv)
-    f, p, r = metrics_from_counts(count, tcount, group_size)
-    if min2_pick is not None:
-        passes, best_true = min2_pick
-        add = (count == 0) & passes[:, None]
-        gf, gp, gr = min2_gain(group_size, best_true)
-        n = len(group_size)
-        f = f + (add * gf[:, None]).sum(0) / n
-        p = p + (add * gp[:, None]).sum(0) / n
-        r = r + (add * gr[:, None]).sum(0) / n
-    inv = np.empty_like(order)
-    inv[order] = np.arange(len(order))
-    return Sweep(param, values, f[inv], p[inv], r[inv])
 
 
 def sweep(engine: Engine, cfg: MatchConfig, param: str, values: np.ndarray) -> Sweep:
@@ -114,14 +134,16 @@ def sweep(engine: Engine, cfg: MatchConfig, param: str, values: np.ndarray) -> S
     thresholds, min2 = engine._stage_params(cfg, last)
     if name == "threshold":
         if st.masked is None:
-            return threshold_sweep(st, gs, values, min2_pick=_pick(st, min2), param=param)
+            ev = stage_events(st, gs)
+            return Sweep(param, values, *sweep_events(ev, values, gs, _pick(st, min2)))
         i = cfg.modalities.index(mod)
         fixed = np.zeros(st.score.shape, bool)
         for j, (s, t) in enumerate(zip(st.masked, thresholds, strict=True)):
             if j != i:
                 fixed |= s >= np.float32(t)
-        return threshold_sweep(st, gs, values, fixed=fixed, swept=st.masked[i],
-                               min2_pick=_union_pick(st, min2), param=param)
+        eff = np.where(fixed, np.float32(np.inf), st.masked[i])[:, 1:]
+        ev = events(eff, st.true[:, 1:], gs)
+        return Sweep(param, values, *sweep_events(ev, values, gs, _union_pick(st, min2)))
     if st.masked is not None:  # a union's Min2 pick depends on the value itself
         return _sweep_by_evaluation(engine, cfg, param, values)
     base, _ = select(cfg, st, thresholds, None)

@@ -18,7 +18,7 @@ import numpy as np
 
 from explorer.core.config import InbStage, MatchConfig
 from explorer.core.engine import Engine, Stage
-from explorer.core.sweep import counts_at, metrics_from_counts, min2_gain, sweep, with_param
+from explorer.core.sweep import min2_gain, stage_events, sweep, sweep_events, with_param
 
 COARSE = np.round(np.arange(0.0, 1.0 + 1e-9, 0.01), 4)
 ROUNDS = 3
@@ -41,19 +41,24 @@ def _best_of(values: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
 
 def threshold_min2_grid(st: Stage, group_size: np.ndarray, t_values: np.ndarray,
                         m_values: np.ndarray) -> np.ndarray:
-    """Mean F1 for every (threshold, Min2 threshold) pair of a non-union stage: (T, M)."""
+    """Mean F1 for every (threshold, Min2 threshold) pair of a non-union stage: (T, M).
+    A query gets its Min2 pick at (t, m) when its best pair scores in [m, t)."""
     t_values = np.asarray(t_values, np.float32)
-    order = np.argsort(-t_values, kind="stable")
-    count, tcount = counts_at(st.score[:, 1:], st.true[:, 1:], t_values[order])
-    f, _, _ = metrics_from_counts(count, tcount, group_size)
-    col, val = st.best_other()
-    gf, _, _ = min2_gain(group_size, st.true[np.arange(len(col)), col])
-    passes = val[:, None] >= np.asarray(m_values, np.float32)[None, :]
-    lonely = (count == 0).astype(np.float64)
-    grid = f[:, None] + lonely.T @ (passes * gf[:, None]) / len(group_size)
-    out = np.empty_like(grid)
-    out[order] = grid
-    return out
+    m_values = np.asarray(m_values, np.float32)
+    f, _, _ = sweep_events(stage_events(st, group_size), t_values, group_size)
+    col, best = st.best_other()
+    gain = min2_gain(group_size, st.true[np.arange(len(col)), col])[0]
+    t_order, m_order = np.argsort(-t_values, kind="stable"), np.argsort(-m_values,
+                                                                        kind="stable")
+    T, M = len(t_values), len(m_values)
+    b = np.searchsorted(-t_values[t_order], -best, side="left")  # lonely at t_k, k < b
+    c = np.searchsorted(-m_values[m_order], -best, side="left")  # passes m_j, j >= c
+    hist = np.bincount(b * (M + 1) + c, weights=gain, minlength=(T + 1) * (M + 1))
+    hist = hist.reshape(T + 1, M + 1)
+    bonus = np.cumsum(np.cumsum(hist[::-1], axis=0)[::-1][1:], axis=1)[:, :M]
+    grid = np.empty((T, M))
+    grid[np.ix_(t_order, m_order)] = bonus / len(group_size)
+    return f[:, None] + grid
 
 
 def _sweep_best(engine: Engine, cfg: MatchConfig, param: str, values: np.ndarray,
