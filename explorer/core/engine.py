@@ -122,7 +122,7 @@ class Engine:
         self._true0 = self.true_mask(self.graph.cand)
         self._stages: OrderedDict[tuple, Stage] = OrderedDict()
         self._spaces: dict[str, Space] = {}
-        self._conflicts: dict[int, np.ndarray] = {}
+        self._graph_conflicts: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -138,14 +138,18 @@ class Engine:
 
     def conflicts(self, cand: np.ndarray) -> np.ndarray:
         """Pairs whose titles name different amounts of one dimension (never column 0)."""
-        key = id(cand)
-        if key not in self._conflicts:
-            table = quantity_table(self.bundle)
-            glob = np.where(cand >= 0, self.rows[np.maximum(cand, 0)], -1)
-            out = table.conflicts(np.broadcast_to(self.rows[:, None], cand.shape), glob)
-            out[:, 0] = False
-            self._conflicts = {key: out}  # one candidate array is live at a time
-        return self._conflicts[key]
+        table = quantity_table(self.bundle)
+        glob = np.where(cand >= 0, self.rows[np.maximum(cand, 0)], -1)
+        out = table.conflicts(np.broadcast_to(self.rows[:, None], cand.shape), glob)
+        out[:, 0] = False
+        return out
+
+    @property
+    def graph_conflicts(self) -> np.ndarray:
+        """`conflicts` of the scope's candidate graph, computed once."""
+        if self._graph_conflicts is None:
+            self._graph_conflicts = self.conflicts(self.graph.cand)
+        return self._graph_conflicts
 
     def space(self, name: str) -> Space:
         """The scope's embeddings of one modality, for INB and exact re-search."""
@@ -195,14 +199,15 @@ class Engine:
     def _stage0(self, cfg: MatchConfig) -> Stage:
         g = self.graph
         cand, true, sims = g.cand, self._true0, {m: g.sims[m] for m in cfg.modalities}
+        conflict = self.graph_conflicts if cfg.units else None
         topk = None
         if cfg.mode == "single":  # keep only the modality's own top-K columns
             cols = _own_columns(g.topk_mask(cfg.modalities[0]))
             cand, true = _take(g.cand, cols, -1), _take(true, cols, False)
             sims = {m: _take(v, cols, NEG) for m, v in sims.items()}
+            conflict = None if conflict is None else _take(conflict, cols, False)
         elif cfg.mode == "union":
             topk = {m: g.topk_mask(m) for m in cfg.modalities}
-        conflict = self.conflicts(cand) if cfg.units else None
         score, masked = self._score(cfg, cand, sims, topk, conflict)
         return Stage(cand, true, sims, score, masked, conflict)
 
@@ -217,12 +222,12 @@ class Engine:
             g = build_graph(self.scope, self.rows, spaces, knn)
             cand, sims = g.cand, g.sims
             true = self.true_mask(cand)
+            conflict = self.conflicts(cand) if cfg.units else None
         else:
-            cand, true = prev.cand, prev.true
+            cand, true, conflict = prev.cand, prev.true, prev.conflict
             sims = {m: spaces[m].sims(np.arange(n), cand) for m in cfg.modalities}
             for m in cfg.modalities:
                 sims[m][:, 0] = 1.0
-        conflict = self.conflicts(cand) if cfg.units else None
         score, masked = self._score(cfg, cand, sims, None, conflict)
         return Stage(cand, true, sims, score, masked, conflict, spaces)
 
