@@ -87,11 +87,11 @@ def _save_csr(w: B.BundleWriter, name: str, mat) -> dict:
 def build(opts: BuildOptions) -> Path:
     _check_options(opts)
     ds = read_dataset(opts.csv)
-    folds = assign_folds(ds.table["label_group"]) if ds.has_labels else np.full(
+    folds = assign_folds(ds.table["label_group"], source=str(ds.csv)) if ds.has_labels else np.full(
         len(ds), -1, np.int8)
     scopes = B.scope_names(N_SPLITS) if ds.has_labels else ("all",)
     names = [*opts.text, *opts.image]
-    bits, hexes = (phash_column(ds.table, opts.images, progress=opts.progress)
+    bits, hexes = (phash_column(ds.table, opts.images, ds.csv, progress=opts.progress)
                    if "phash" in names else (None, ds.table["image_phash"]))
     titles = ds.table["title"].tolist()
 
@@ -115,7 +115,8 @@ def build(opts: BuildOptions) -> Path:
             spaces = {}
             for name in order:
                 if name == "tfidf":
-                    mat = tfidf.fit_transform([titles[r] for r in rows])
+                    mat = tfidf.fit_transform([titles[r] for r in rows],
+                                              source=f"{ds.csv} ({scope})")
                     mods[name].files["embeddings"][scope] = _save_csr(w, f"tfidf/{scope}", mat)
                     spaces[name] = SparseSpace(mat)
                 else:

@@ -73,6 +73,7 @@ def read_dataset(path: str | Path) -> Dataset:
     df = df[keep].copy()
     _check_ids(path, df)
     if "image_phash" in df.columns:
+        df["image_phash"] = df["image_phash"].str.strip()
         _check_phash(path, df["image_phash"])
     else:
         df["image_phash"] = ""
@@ -96,7 +97,8 @@ def _check_ids(path: Path, df: pd.DataFrame) -> None:
 
 
 def _check_phash(path: Path, col: pd.Series) -> None:
-    bad = ~col.str.fullmatch(PHASH_RE).to_numpy()
+    """Each cell is 16 hex digits, or empty (then computed from the image)."""
+    bad = ~(col.str.fullmatch(PHASH_RE) | (col.str.strip() == "")).to_numpy()
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
         raise InputError(f"{path}: line {_line(r)}: image_phash {col.iloc[r]!r} is not "

@@ -28,15 +28,16 @@ def compute_phashes(images: Path, names: pd.Series, *, progress: bool = True) ->
     return pd.Series(out, index=names.index)
 
 
-def phash_column(table: pd.DataFrame, images: Path | None, *,
+def phash_column(table: pd.DataFrame, images: Path | None, source: Path, *,
                  progress: bool = True) -> tuple[np.ndarray, pd.Series]:
     """(n, 8) packed bits and the hex column, computing missing hashes from images."""
     hexes = table["image_phash"]
-    todo = hexes == ""
+    todo = (hexes == "").to_numpy()
     if todo.any():
         if images is None:
-            raise InputError("image_phash: column absent or empty and no --images folder "
-                             "to compute it from")
+            line = int(np.flatnonzero(todo)[0]) + 2
+            raise InputError(f"{source}: line {line}: image_phash is absent or empty and no "
+                             "--images folder was given to compute it from")
         hexes = hexes.copy()
         hexes[todo] = compute_phashes(images, table.loc[todo, "image"], progress=progress)
     return phash_bits(hexes), hexes

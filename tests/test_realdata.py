@@ -38,7 +38,7 @@ def test_real_slice_builds_with_the_studys_split(real_slice):
     assert sizes.min() > 0.18 * len(part) and sizes.max() < 0.22 * len(part)
     assert (b.items.groupby("label_group")["fold"].nunique() == 1).all()
     # the phash signal: postings sharing an image hash are each other's top neighbours
-    idx, sim = b.knn("fold0", "phash")
+    _, sim = b.knn("fold0", "phash")
     assert np.all(sim[:, 0] == 1.0) and np.all(np.diff(sim[:, 1:], axis=1) <= 0)
 
 
