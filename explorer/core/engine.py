@@ -297,6 +297,20 @@ def _take(arr: np.ndarray, cols: np.ndarray, fill) -> np.ndarray:
     return out
 
 
+def union_min2_pick(st: Stage, min2: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """A union's Min2 pick: per query the column with the best margin over its modality's
+    Min2 threshold, and that margin (>= 0: the pick passes). Cached per Min2 setting."""
+    key = ("union min2", tuple(min2))
+    if key not in st.cache:
+        margin = np.maximum.reduce([s[:, 1:] - np.float32(t) for s, t in zip(
+            st.masked, min2, strict=True)])
+        col = np.argmax(margin, axis=1)
+        val = margin[np.arange(len(col)), col]
+        st.cache = {k: v for k, v in st.cache.items() if k[0] != "union min2"}
+        st.cache[key] = (col + 1, val)
+    return st.cache[key]
+
+
 def select(cfg: MatchConfig, st: Stage, thresholds: tuple[float, ...],
            min2: tuple[float, ...] | None) -> tuple[np.ndarray, np.ndarray]:
     """Threshold a stage and apply Min2. Returns (pred mask, Min2 column or -1)."""
@@ -314,11 +328,9 @@ def select(cfg: MatchConfig, st: Stage, thresholds: tuple[float, ...],
     if st.masked is None:
         col, val = st.best_other()
         add = lonely & (val >= np.float32(min2[0]))
-    else:  # a union's nearest: the best margin over each modality's Min2 threshold
-        margin = np.maximum.reduce([s[:, 1:] - np.float32(t) for s, t in zip(
-            st.masked, min2, strict=True)])
-        col = np.argmax(margin, axis=1) + 1
-        add = lonely & (margin[np.arange(len(col)), col - 1] >= 0)
+    else:
+        col, margin = union_min2_pick(st, min2)
+        add = lonely & (margin >= 0)
     rows = np.flatnonzero(add)
     pred[rows, col[rows]] = True
     min2_col[rows] = col[rows]

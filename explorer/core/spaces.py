@@ -98,7 +98,9 @@ class DenseSpace:
     def sims(self, queries: np.ndarray, cols: np.ndarray) -> np.ndarray:
         import faiss  # faiss computes the gathered dots in C++ with no (b, C, d) temporary
 
-        q = np.ascontiguousarray(self.emb[queries])
+        queries = np.asarray(queries)
+        whole = len(queries) == self.n and np.array_equal(queries, np.arange(self.n))
+        q = self.emb if whole else np.ascontiguousarray(self.emb[queries])
         ids = np.ascontiguousarray(cols, dtype=np.int64)
         out = np.empty(ids.shape, np.float32)
         if out.size:

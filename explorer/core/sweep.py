@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.core.config import InbStage, MatchConfig
-from explorer.core.engine import Engine, Stage, select
+from explorer.core.engine import Engine, Stage, select, union_min2_pick
 from explorer.core.metrics import query_metrics
 
 
@@ -39,7 +39,7 @@ class Events:
     """Per-pair admissions of one (n, m) score array, see the module docstring."""
 
     score: np.ndarray     # (E,) float32, the finite scores
-    delta: np.ndarray     # (3, E) float64: change of F1, P, R of the pair's query
+    delta: tuple[np.ndarray, ...]  # 3 x (E,): change of F1, P, R of the pair's query
     base: np.ndarray      # (3,) mean F1, P, R with no finite pair admitted
     row_max: np.ndarray   # (n,) best score of a query's pairs (+inf when one is fixed)
     n: int
@@ -47,32 +47,69 @@ class Events:
 
 def events(eff: np.ndarray, true: np.ndarray, group_size: np.ndarray) -> Events:
     """Events of (n, m) pair scores (the query's own column excluded); +inf marks pairs
-    admitted regardless of the threshold, -inf pairs never admitted."""
+    admitted regardless of the threshold, -inf pairs never admitted.
+
+    Deltas are float32 (summed in float64): sweep means agree with `Engine.evaluate` to
+    about 1e-6, ample for plotting and for choosing thresholds; reported metrics always
+    come from `evaluate`."""
     n = len(eff)
     order = np.argsort(-eff, axis=1)  # any order among ties gives the same sums
     s = np.take_along_axis(eff, order, axis=1)
     t = np.take_along_axis(true, order, axis=1)
     tp_before = np.cumsum(t, axis=1, dtype=np.int32)
     tp_before -= t
-    fixed = s == np.inf
-    n_fixed = fixed.sum(axis=1)
-    p0, r0, f0 = query_metrics(1 + (t & fixed).sum(axis=1), 1 + n_fixed, group_size)
+    if s.shape[1] and np.isposinf(s[:, 0]).any():  # rows are sorted: fixed pairs lead
+        fixed = s == np.inf
+        n_fixed, tp_fixed = fixed.sum(axis=1), (t & fixed).sum(axis=1)
+    else:
+        n_fixed = tp_fixed = np.zeros(n, np.int64)
+    p0, r0, f0 = query_metrics(1 + tp_fixed, 1 + n_fixed, group_size)
     # before admitting sorted column p, the query predicts itself and the p pairs ranked
     # above it (fixed ones sort first), tp of them true
-    live = np.isfinite(s)
-    gs = np.broadcast_to(group_size.astype(np.float64)[:, None], s.shape)[live]
-    cnt = np.broadcast_to(np.arange(1.0, s.shape[1] + 1), s.shape)[live]
-    tp = tp_before[live] + 1.0
-    te = t[live].astype(np.float64)
-    delta = np.stack([2 * (tp + te) / (gs + cnt + 1) - 2 * tp / (gs + cnt),
-                      (tp + te) / (cnt + 1) - tp / cnt, te / gs])
+    # (n, m) float32 work with few, in-place temporaries: fresh large arrays cost page
+    # faults that dominate at this size
+    m = s.shape[1]
+    gs = group_size.astype(np.float32)[:, None]
+    cnt = np.arange(1, m + 1, dtype=np.float32)[None, :]
+    den = gs + cnt
+    before = tp_before.astype(np.float32)
+    before += 1
+    after = before + t
+    d_f1 = np.divide(after, den + 1)
+    d_f1 -= np.divide(before, den, out=den)
+    d_f1 *= 2
+    d_p = np.divide(after, cnt + 1, out=after)
+    d_p -= np.divide(before, cnt, out=before)
+    d_r = np.divide(t, gs, dtype=np.float32)
+    if m and np.isfinite(s[:, 0]).all() and np.isfinite(s[:, -1]).all():  # sorted rows
+        score, delta = s.ravel(), (d_f1.ravel(), d_p.ravel(), d_r.ravel())
+    else:
+        live = np.isfinite(s)
+        score, delta = s[live], (d_f1[live], d_p[live], d_r[live])
     row_max = s[:, 0] if s.shape[1] else np.full(n, -np.inf, np.float32)
-    return Events(s[live], delta, np.array([f0.mean(), p0.mean(), r0.mean()]), row_max, n)
+    return Events(score, delta, np.array([f0.mean(), p0.mean(), r0.mean()]), row_max, n)
 
 
 def _bins_desc(values_desc: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """How many of the decreasing `values_desc` are > x, for every x."""
-    return np.searchsorted(-values_desc, -x, side="left")
+    """How many of the decreasing `values_desc` are > x, for every x. A uniform grid
+    (the usual case) is binned arithmetically, then corrected by one comparison on each
+    side, which makes it exact; other grids use searchsorted."""
+    T = len(values_desc)
+    step = (values_desc[0] - values_desc[-1]) / (T - 1) if T > 1 else 0.0
+    if T < 3 or step <= 0 or not np.allclose(np.diff(values_desc), -step, rtol=1e-4,
+                                             atol=0):
+        return np.searchsorted(-values_desc, -x, side="left")
+    y = np.subtract(values_desc[0], x, dtype=np.float32)
+    y /= np.float32(step)
+    np.ceil(y, out=y)
+    np.clip(y, 0, T, out=y)
+    j = y.astype(np.intp)
+    # exact: j is right iff values[j-1] > x (or j == 0) and values[j] <= x (or j == T);
+    # NaN at both ends makes the j == 0 and j == T comparisons false
+    padded = np.concatenate([[np.nan], values_desc, [np.nan]]).astype(np.float32)
+    j -= padded[:-1][j] <= x   # values[j-1]
+    j += padded[1:][j] > x     # values[j]
+    return j
 
 
 def sweep_events(ev: Events, values: np.ndarray, group_size: np.ndarray,
@@ -87,8 +124,8 @@ def sweep_events(ev: Events, values: np.ndarray, group_size: np.ndarray,
     vd = values[order]
     T = len(vd)
     j = _bins_desc(vd, ev.score)  # the event is admitted at vd[k] for every k >= j
-    out = np.stack([np.cumsum(np.bincount(j, weights=ev.delta[i], minlength=T + 1))[:T]
-                    for i in range(3)]) / ev.n + ev.base[:, None]
+    out = np.stack([np.cumsum(np.bincount(j, weights=d, minlength=T + 1))[:T]
+                    for d in ev.delta]) / ev.n + ev.base[:, None]
     if min2_pick is not None:
         passes, best_true = min2_pick
         gain = np.stack(min2_gain(group_size, best_true))[:, passes]
@@ -137,13 +174,18 @@ def sweep(engine: Engine, cfg: MatchConfig, param: str, values: np.ndarray) -> S
             ev = stage_events(st, gs)
             return Sweep(param, values, *sweep_events(ev, values, gs, _pick(st, min2)))
         i = cfg.modalities.index(mod)
-        fixed = np.zeros(st.score.shape, bool)
-        for j, (s, t) in enumerate(zip(st.masked, thresholds, strict=True)):
-            if j != i:
-                fixed |= s >= np.float32(t)
-        eff = np.where(fixed, np.float32(np.inf), st.masked[i])[:, 1:]
-        ev = events(eff, st.true[:, 1:], gs)
-        return Sweep(param, values, *sweep_events(ev, values, gs, _union_pick(st, min2)))
+        others = tuple(t for j, t in enumerate(thresholds) if j != i)
+        key = ("union events", i, others)
+        if key not in st.cache:
+            fixed = np.zeros(st.score.shape, bool)
+            for j, (s, t) in enumerate(zip(st.masked, thresholds, strict=True)):
+                if j != i:
+                    fixed |= s >= np.float32(t)
+            eff = np.where(fixed, np.float32(np.inf), st.masked[i])[:, 1:]
+            st.cache = {k: v for k, v in st.cache.items() if k[0] != "union events"}
+            st.cache[key] = events(eff, st.true[:, 1:], gs)
+        return Sweep(param, values, *sweep_events(st.cache[key], values, gs,
+                                                  _union_pick(st, min2)))
     if st.masked is not None:  # a union's Min2 pick depends on the value itself
         return _sweep_by_evaluation(engine, cfg, param, values)
     base, _ = select(cfg, st, thresholds, None)
@@ -170,11 +212,8 @@ def _pick(st: Stage, min2: tuple[float, ...] | None):
 def _union_pick(st: Stage, min2: tuple[float, ...] | None):
     if min2 is None:
         return None
-    margin = np.maximum.reduce([s[:, 1:] - np.float32(t) for s, t in zip(
-        st.masked, min2, strict=True)])
-    col = np.argmax(margin, axis=1)
-    rows = np.arange(len(col))
-    return margin[rows, col] >= 0, st.true[:, 1:][rows, col]
+    col, val = union_min2_pick(st, min2)
+    return val >= 0, st.true[np.arange(len(col)), col]
 
 
 def _parse_param(cfg: MatchConfig, param: str) -> tuple[int, str, str | None]:

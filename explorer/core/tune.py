@@ -157,8 +157,8 @@ def weight_grid(n: int, step: float = 0.1) -> list[tuple[float, ...]]:
     if n > 3:
         return [(1.0,) * n]
     ticks = np.round(np.arange(step, 1.0, step), 4)
-    return [(*w, round(1 - sum(w), 4)) for w in itertools.product(ticks, repeat=n - 1)
-            if 1 - sum(w) > 1e-9]
+    return [tuple(float(x) for x in (*w, round(1 - sum(w), 4)))
+            for w in itertools.product(ticks, repeat=n - 1) if 1 - sum(w) > 1e-9]
 
 
 def candidate_modes(modalities: Iterable[str]) -> list[MatchConfig]:
