@@ -1,9 +1,10 @@
-"""`precompute build`: dataset -> index bundle (items, embeddings, per-scope top-K lists
-and candidate graphs), written to a temporary folder and renamed at the end."""
+"""`precompute build`: dataset -> index bundle (items, embeddings, thumbnails, per-scope
+top-K lists and candidate graphs), written to a temporary folder and renamed at the end."""
 
 from __future__ import annotations
 
 import platform
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -14,16 +15,25 @@ import pandas as pd
 from tqdm import tqdm
 
 from explorer.core import bundle as B
+from explorer.core.faiss_search import gpu_count
 from explorer.core.graph import build_graph, to_global
-from explorer.core.spaces import BitSpace, SparseSpace
-from precompute import tfidf
 from precompute.dataset import Dataset, read_dataset
 from precompute.errors import InputError
+from precompute.modalities import (
+    Builder,
+    Context,
+    DenseBuilder,
+    ImageBuilder,
+    PhashBuilder,
+    TextBuilder,
+    TfidfBuilder,
+    parse_fuse,
+    safe_name,
+)
 from precompute.phash import phash_column
 from precompute.split import N_SPLITS, ROLES, assign_folds
 
-TEXT_CHOICES = ("tfidf",)
-IMAGE_CHOICES = ("phash",)
+THUMBNAIL_SIZE = 192
 
 
 @dataclass
@@ -33,15 +43,22 @@ class BuildOptions:
     images: Path | None = None
     text: tuple[str, ...] = ("tfidf",)
     image: tuple[str, ...] = ("phash",)
+    fuse: tuple[str, ...] = ()
     k: int = 50
     force: bool = False
     progress: bool = True
+    thumbnails: bool = True
+    device: str | None = None
+    batch_size: int | None = None
+    workers: int | None = None
+    image_size: int | None = None
 
 
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for dist in ("shopee-explorer", "numpy", "pandas", "scipy", "scikit-learn", "faiss-cpu",
-                 "faiss-gpu", "pyarrow", "imagehash"):
+                 "faiss-gpu", "pyarrow", "imagehash", "pillow", "torch", "timm",
+                 "sentence-transformers", "transformers"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -49,19 +66,52 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _check_options(opts: BuildOptions) -> None:
-    for name in opts.text:
-        if name not in TEXT_CHOICES:
-            raise InputError(f"--text {name!r}: this build supports {', '.join(TEXT_CHOICES)}")
-    for name in opts.image:
-        if name not in IMAGE_CHOICES:
-            raise InputError(f"--image {name!r}: this build supports {', '.join(IMAGE_CHOICES)}")
-    if not opts.text and not opts.image:
+def _builders(opts: BuildOptions) -> list[Builder]:
+    """One builder per requested modality, in the order given (text, image, fused)."""
+    out: list[Builder] = []
+    dense: dict[str, DenseBuilder] = {}
+    for kind, specs in (("text", opts.text), ("image", opts.image)):
+        for spec in specs:
+            if spec == "tfidf" and kind == "text":
+                b: Builder = TfidfBuilder()
+            elif spec == "phash" and kind == "image":
+                b = PhashBuilder()
+            else:
+                name, spec = _alias(spec)
+                cls = TextBuilder if kind == "text" else ImageBuilder
+                b = cls(name=name, kind=kind, encoder="timm" if kind == "image" else
+                        "sentence-transformers", model=spec, spec=spec)
+                dense[name] = b
+            out.append(b)
+    for spec in opts.fuse:
+        fused = parse_fuse(spec, dense)
+        dense[fused.name] = fused
+        out.append(fused)
+    names = [b.name for b in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"modality name {dup[0]!r} is requested twice")
+    if not out:
         raise InputError("nothing to build: give at least one --text or --image modality")
+    return out
+
+
+def _alias(spec: str) -> tuple[str, str]:
+    """'ALIAS=NAME[:CHECKPOINT]' names the modality ALIAS; without it the name is the
+    model name's last part ('sentence-transformers/all-MiniLM-L6-v2' -> 'all-MiniLM-L6-v2')."""
+    alias, sep, rest = spec.partition("=")
+    if sep and re.fullmatch(r"[A-Za-z0-9_.+-]+", alias):
+        return alias, rest
+    return safe_name(spec.split(":", 1)[0]), spec
+
+
+def _check_options(opts: BuildOptions) -> None:
     if opts.k < 2:
         raise InputError(f"--k {opts.k}: need at least 2 (the query and one neighbour)")
     if opts.images is not None and not opts.images.is_dir():
         raise InputError(f"--images {opts.images}: not a folder")
+    if opts.out.exists() and not opts.force:
+        raise InputError(f"{opts.out}: already exists (pass --force to replace it)")
 
 
 def _items(ds: Dataset, folds: np.ndarray, hexes: pd.Series) -> pd.DataFrame:
@@ -74,82 +124,82 @@ def _items(ds: Dataset, folds: np.ndarray, hexes: pd.Series) -> pd.DataFrame:
     })
 
 
-def _save_csr(w: B.BundleWriter, name: str, mat) -> dict:
-    base = f"modalities/{name}"
-    return {
-        "data": w.save_array(f"{base}.data.npy", mat.data.astype(np.float32)),
-        "indices": w.save_array(f"{base}.indices.npy", mat.indices.astype(np.int32)),
-        "indptr": w.save_array(f"{base}.indptr.npy", mat.indptr.astype(np.int64)),
-        "n_features": int(mat.shape[1]),
-    }
+def _thumbnails(ctx: Context) -> dict[str, str]:
+    from precompute.thumbnails import make_thumbnails
+
+    blob, offsets = make_thumbnails(ctx.image_paths, size=THUMBNAIL_SIZE, progress=ctx.progress)
+    ctx.writer.save_bytes(B.THUMBNAILS["data"], blob)
+    ctx.writer.save_array(B.THUMBNAILS["offsets"], offsets.astype(np.int64))
+    return {**B.THUMBNAILS, "size": THUMBNAIL_SIZE, "format": "jpeg"}
 
 
 def build(opts: BuildOptions) -> Path:
     _check_options(opts)
+    builders = _builders(opts)
     ds = read_dataset(opts.csv)
-    folds = assign_folds(ds.table["label_group"], source=str(ds.csv)) if ds.has_labels else np.full(
-        len(ds), -1, np.int8)
+    folds = (assign_folds(ds.table["label_group"], source=str(ds.csv)) if ds.has_labels
+             else np.full(len(ds), -1, np.int8))
     scopes = B.scope_names(N_SPLITS) if ds.has_labels else ("all",)
-    names = [*opts.text, *opts.image]
-    bits, hexes = (phash_column(ds.table, opts.images, ds.csv, progress=opts.progress)
-                   if "phash" in names else (None, ds.table["image_phash"]))
-    titles = ds.table["title"].tolist()
-
-    mods: dict[str, B.Modality] = {}
-    graphs: dict[str, dict] = {}
+    hexes = ds.table["image_phash"]
+    if any(isinstance(b, PhashBuilder) for b in builders):
+        _, hexes = phash_column(ds.table, opts.images, ds.csv, progress=opts.progress)
+    paths = ([opts.images / name for name in ds.table["image"]] if opts.images else None)
+    log = tqdm.write if opts.progress else (lambda _msg: None)
+    extra: dict = {}
     with B.BundleWriter(opts.out, overwrite=opts.force) as w:
+        ctx = Context(csv=ds.csv, titles=ds.table["title"].tolist(), image_paths=paths,
+                      hexes=hexes, writer=w, device=opts.device, batch_size=opts.batch_size,
+                      workers=opts.workers, image_size=opts.image_size,
+                      progress=opts.progress, use_gpu=gpu_count() > 0, log=log)
         w.save_items(_items(ds, folds, hexes))
-        if bits is not None:
-            mods["phash"] = B.Modality(
-                "phash", "image", "phash", "image_phash (64-bit DCT hash)", 64, "bits",
-                files={"embeddings": w.save_array("modalities/phash/bits.npy", bits), "knn": {}})
-        if "tfidf" in names:
-            mods["tfidf"] = B.Modality(
-                "tfidf", "text", "tfidf", "TfidfVectorizer", tfidf.PARAMS["max_features"],
-                "sparse", files={"embeddings": {}, "knn": {}}, params=dict(tfidf.PARAMS))
-        order = [m for m in names if m in mods]
-        steps = tqdm(total=len(scopes) * (len(order) + 1), desc="build", unit="step",
-                     disable=not opts.progress)
-        for scope in scopes:
-            rows = B.scope_rows(folds, scope)
-            spaces = {}
-            for name in order:
-                if name == "tfidf":
-                    mat = tfidf.fit_transform([titles[r] for r in rows],
-                                              source=f"{ds.csv} ({scope})")
-                    mods[name].files["embeddings"][scope] = _save_csr(w, f"tfidf/{scope}", mat)
-                    spaces[name] = SparseSpace(mat)
-                else:
-                    spaces[name] = BitSpace(bits[rows])
-            knn = {}
-            for name in order:
-                steps.set_postfix_str(f"{scope} {name} top-{opts.k}")
-                idx, sim = spaces[name].topk(opts.k)
-                knn[name] = idx
-                paths = B.knn_paths(scope, name)
-                w.save_array(paths["idx"], to_global(idx, rows))
-                w.save_array(paths["sim"], sim)
-                mods[name].files["knn"][scope] = paths
-                steps.update()
-            steps.set_postfix_str(f"{scope} candidate graph")
-            graph = build_graph(scope, rows, spaces, knn)
-            paths = B.graph_paths(scope, order)
-            w.save_array(paths["cand"], to_global(graph.cand, rows))
-            w.save_array(paths["topk"], graph.topk)
-            for name in order:
-                w.save_array(paths["sims"][name], graph.sims[name])
-            graphs[scope] = paths
-            steps.update()
-        steps.close()
+        for b in builders:
+            b.prepare(ctx)
+        if paths is not None and opts.thumbnails:
+            extra["thumbnails"] = _thumbnails(ctx)
+        graphs = _search_scopes(ctx, builders, folds, scopes, opts.k)
         manifest = B.Manifest(
             schema_version=B.SCHEMA_VERSION, n_items=len(ds), k=opts.k, scopes=tuple(scopes),
-            modalities=tuple(mods[m] for m in order),
+            modalities=tuple(b.modality() for b in builders),
             dataset={"csv": ds.csv.name, "sha256": ds.sha256, "has_labels": ds.has_labels,
                      "images": str(opts.images) if opts.images else None},
             split={"protocol": "GroupKFold", "n_splits": N_SPLITS if ds.has_labels else 0,
                    "group": "label_group", "order": "file",
                    "roles": ROLES if ds.has_labels else {}},
             created=datetime.now(UTC).isoformat(timespec="seconds"),
-            libraries=library_versions(), graphs=graphs,
+            libraries=library_versions(), graphs=graphs, extra=extra,
         )
         return w.commit(manifest)
+
+
+def _search_scopes(ctx: Context, builders: list[Builder], folds: np.ndarray,
+                   scopes: tuple[str, ...], k: int) -> dict[str, dict]:
+    """Exact top-K of every modality within every scope, and the scope's candidate graph."""
+    w = ctx.writer
+    graphs: dict[str, dict] = {}
+    names = [b.name for b in builders]
+    steps = tqdm(total=len(scopes) * (len(builders) + 1), desc="search", unit="step",
+                 disable=not ctx.progress)
+    for scope in scopes:
+        rows = B.scope_rows(folds, scope)
+        spaces = {b.name: b.space(ctx, scope, rows) for b in builders}
+        knn = {}
+        for b in builders:
+            steps.set_postfix_str(f"{scope} {b.name} top-{k}")
+            idx, sim = spaces[b.name].topk(k)
+            knn[b.name] = idx
+            paths = B.knn_paths(scope, b.name)
+            w.save_array(paths["idx"], to_global(idx, rows))
+            w.save_array(paths["sim"], sim)
+            b.files["knn"][scope] = paths
+            steps.update()
+        steps.set_postfix_str(f"{scope} candidate graph")
+        graph = build_graph(scope, rows, spaces, knn)
+        paths = B.graph_paths(scope, names)
+        w.save_array(paths["cand"], to_global(graph.cand, rows))
+        w.save_array(paths["topk"], graph.topk)
+        for name in names:
+            w.save_array(paths["sims"][name], graph.sims[name])
+        graphs[scope] = paths
+        steps.update()
+    steps.close()
+    return graphs

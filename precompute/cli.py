@@ -1,4 +1,5 @@
-"""`precompute` command line."""
+"""`precompute` command line: `build` a bundle from a Shopee-format dataset, or make the
+built-in `demo` dataset and its bundle."""
 
 from __future__ import annotations
 
@@ -10,34 +11,65 @@ from explorer.core.bundle import BundleError
 from precompute.errors import InputError
 
 
+def _add_encoding_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when available)")
+    p.add_argument("--batch-size", type=int, help="images or titles per batch")
+    p.add_argument("--workers", type=int, help="image decoding processes")
+    p.add_argument("--k", type=int, default=50, help="neighbours per posting, itself included")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="precompute", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="embed a Shopee-format dataset and write an index bundle")
     b.add_argument("--csv", type=Path, required=True, help="posting_id,image,image_phash,title,"
                    "label_group table (label_group and image_phash optional)")
-    b.add_argument("--images", type=Path, help="image folder (to compute missing phashes)")
+    b.add_argument("--images", type=Path, help="image folder (neural image models, missing "
+                   "phashes, thumbnails)")
     b.add_argument("--out", type=Path, required=True, help="bundle folder to write")
-    b.add_argument("--text", action="append", help="text modality, repeatable (tfidf)")
-    b.add_argument("--image", action="append", help="image modality, repeatable (phash)")
-    b.add_argument("--k", type=int, default=50, help="neighbours per posting, itself included")
-    b.add_argument("--force", action="store_true", help="replace an existing bundle")
-    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.add_argument("--text", action="append", metavar="NAME[:CHECKPOINT]",
+                   help="text modality, repeatable: tfidf, a sentence-transformers or "
+                   "transformers model name or folder, optionally with a study checkpoint")
+    b.add_argument("--image", action="append", metavar="NAME[:CHECKPOINT]",
+                   help="image modality, repeatable: phash, or a timm model name with an "
+                   "optional checkpoint (the study's or ours)")
+    b.add_argument("--fuse", action="append", metavar="A,B[:wA,wB]",
+                   help="add a modality that is the weighted concatenation of neural ones")
+    b.add_argument("--image-size", type=int, help="input size in px (default: the model's "
+                   "or the checkpoint's)")
+    b.add_argument("--no-thumbnails", action="store_true", help="do not pack thumbnails")
+    _add_encoding_args(b)
+    d = sub.add_parser("demo", help="generate the built-in demo dataset and build its bundle")
+    d.add_argument("--out", type=Path, required=True, help="folder for the data and bundle")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--postings", type=int, default=1600)
+    _add_encoding_args(d)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "build":
-            from precompute.build import BuildOptions, build
+        from precompute.build import BuildOptions, build
 
+        if args.command == "build":
             text = tuple(args.text) if args.text else (() if args.image else ("tfidf",))
             image = tuple(args.image) if args.image else (() if args.text else ("phash",))
-            out = build(BuildOptions(csv=args.csv, out=args.out, images=args.images, text=text,
-                                     image=image, k=args.k, force=args.force,
-                                     progress=not args.quiet))
-            print(f"wrote {out}")
+            out = build(BuildOptions(
+                csv=args.csv, out=args.out, images=args.images, text=text, image=image,
+                fuse=tuple(args.fuse or ()), k=args.k, force=args.force,
+                progress=not args.quiet, thumbnails=not args.no_thumbnails,
+                device=args.device, batch_size=args.batch_size, workers=args.workers,
+                image_size=args.image_size))
+        else:
+            from precompute.demo import build_demo
+
+            out = build_demo(args.out, seed=args.seed, n_postings=args.postings,
+                             force=args.force, progress=not args.quiet, device=args.device,
+                             batch_size=args.batch_size, workers=args.workers, k=args.k)
+        print(f"wrote {out}")
     except (InputError, BundleError) as exc:
         print(f"precompute: error: {exc}", file=sys.stderr)
         return 2

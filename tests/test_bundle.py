@@ -27,6 +27,7 @@ from explorer.core.bundle import (
     Manifest,
 )
 from precompute.build import BuildOptions, build
+from precompute.errors import InputError
 
 K = 10
 FOLD_SCOPES = tuple(f"fold{k}" for k in range(5))
@@ -432,7 +433,7 @@ def test_build_force_replaces_a_bundle(make_csv, tmp_path):
                                out=out, k=5, progress=False))
     n_first = Bundle.open(first).n_items
     csv = make_csv(synthetic_table(n_groups=30, seed=2), "b.csv")
-    with pytest.raises(BundleError):
+    with pytest.raises(InputError, match="already exists"):  # refused before any work
         build(BuildOptions(csv=csv, out=out, k=5, progress=False))
     assert Bundle.open(out).n_items == n_first
     build(BuildOptions(csv=csv, out=out, k=5, force=True, progress=False))

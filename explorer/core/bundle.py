@@ -32,8 +32,9 @@ SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 ITEMS = "items.parquet"
 ITEM_COLUMNS = ("posting_id", "image", "title", "label_group", "image_phash", "fold")
-KINDS = ("image", "text")
+KINDS = ("image", "text", "fused")
 ENCODERS = ("timm", "sentence-transformers", "transformers", "tfidf", "phash", "fused")
+THUMBNAILS = {"data": "thumbnails/thumbs.bin", "offsets": "thumbnails/offsets.npy"}
 STORAGES = ("dense", "sparse", "bits")
 NORM_TOLERANCE = 1e-2
 
@@ -264,9 +265,11 @@ class Bundle:
                     raise BundleError(f"{self.root}: graph of {scope!r} lacks {mod.name!r}")
                 sims = self.array(rel)
                 _check_shape(self.path(rel), sims, cand.shape, np.float32)
-                _check_finite(self.path(rel), sims, cand >= 0)
+                _check_scores(self.path(rel), sims, cand >= 0)
         for mod in m.modalities:
             self._validate_embeddings(mod)
+        if self.has_thumbnails:
+            self._validate_thumbnails()
 
     def _validate_embeddings(self, mod: Modality) -> None:
         files = mod.files.get("embeddings")
@@ -291,7 +294,45 @@ class Bundle:
     def _present_rows(self, mod: Modality) -> np.ndarray | None:
         """Rows that have an embedding (None: all). Skipped rows are zero vectors."""
         rel = mod.files.get("present")
-        return None if rel is None else self.array(rel).astype(bool)
+        if rel is None:
+            return None
+        arr = self.array(rel)
+        _check_shape(self.path(rel), arr, (self.n_items,), np.bool_)
+        return np.asarray(arr)
+
+    def present(self, modality: str) -> np.ndarray | None:
+        """Rows with an embedding in `modality` (None: every row)."""
+        return self._present_rows(self.manifest.modality(modality))
+
+    # -- thumbnails -------------------------------------------------------------------
+    @property
+    def has_thumbnails(self) -> bool:
+        return "thumbnails" in self.manifest.extra
+
+    def thumbnail(self, row: int) -> bytes | None:
+        """The posting's small JPEG (about 192 px on the long side), read lazily from the
+        bundle's one thumbnail file; None when the bundle or the posting has none."""
+        if not self.has_thumbnails:
+            return None
+        files = self.manifest.extra["thumbnails"]
+        offsets = self.array(files["offsets"])
+        start, stop = int(offsets[row]), int(offsets[row + 1])
+        if stop <= start:
+            return None
+        with open(self.path(files["data"]), "rb") as fh:
+            fh.seek(start)
+            return fh.read(stop - start)
+
+    def _validate_thumbnails(self) -> None:
+        files = self.manifest.extra["thumbnails"]
+        offsets = self.array(files["offsets"])
+        where = self.path(files["offsets"])
+        _check_shape(where, offsets, (self.n_items + 1,), np.int64)
+        data = self.path(files["data"])
+        if not data.is_file():
+            raise BundleError(f"{data}: missing file")
+        if offsets[0] != 0 or np.any(np.diff(offsets) < 0) or offsets[-1] != data.stat().st_size:
+            raise BundleError(f"{where}: thumbnail offsets do not match {data.name}")
 
     def _check_csr(self, mod: Modality, scope: str, files: dict[str, str]) -> None:
         n = len(self.scope_rows(scope))
@@ -360,6 +401,14 @@ def _check_shape(where: Path, arr: np.ndarray, shape: tuple, dtype: Any) -> None
         raise BundleError(f"{where}: shape {arr.shape}, expected {shape}")
     if dtype is not None and arr.dtype != dtype:
         raise BundleError(f"{where}: dtype {arr.dtype}, expected {np.dtype(dtype)}")
+
+
+def _check_scores(where: Path, arr: np.ndarray, mask: np.ndarray) -> None:
+    """Similarities of real pairs: finite, or -inf where a posting has no embedding in
+    that modality (an image that could not be decoded)."""
+    vals = arr[mask]
+    if np.isnan(vals).any() or np.isposinf(vals).any():
+        raise BundleError(f"{where}: contains NaN or +infinite values")
 
 
 def _check_finite(where: Path, arr: np.ndarray, mask: np.ndarray | None) -> None:
@@ -438,6 +487,12 @@ class BundleWriter:
         path = self.tmp / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, np.ascontiguousarray(arr), allow_pickle=False)
+        return rel
+
+    def save_bytes(self, rel: str, data: bytes) -> str:
+        path = self.tmp / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
         return rel
 
     def save_items(self, items: pd.DataFrame) -> None:

@@ -185,14 +185,16 @@ class Engine:
             if cfg.mode == "single":
                 return masked[0], None
             return np.maximum.reduce(masked), masked
+        # a modality with no embedding for a posting (-inf) contributes 0 to a fusion
         if cfg.mode == "sum":
             w = np.asarray(cfg.fusion_weights, np.float32)
             w = w / w.sum()
-            score = sum(np.where(pad, 0, sims[m]) * w[i] for i, m in enumerate(cfg.modalities))
+            score = sum(np.where(np.isfinite(sims[m]), sims[m], 0) * w[i]
+                        for i, m in enumerate(cfg.modalities))
         else:  # prob: 1 - prod(1 - s), similarities clipped to [0, 1] as probabilities
             keep = np.ones(cand.shape, np.float32)
             for m in cfg.modalities:
-                keep *= 1 - np.clip(np.where(pad, 0, sims[m]), 0, 1)
+                keep *= 1 - np.clip(np.where(np.isfinite(sims[m]), sims[m], 0), 0, 1)
             score = 1 - keep
         return np.where(excluded, NEG, score).astype(np.float32), None
 

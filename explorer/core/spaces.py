@@ -84,13 +84,20 @@ def _force_self_first(idx: np.ndarray, sim: np.ndarray, queries: np.ndarray,
 
 class DenseSpace:
     """L2-normalised float rows; similarity = dot, or (1 + dot) / 2 when `affine` (the
-    +-1/8 expansion of a 64-bit hash, whose dot is 1 - 2 h / 64)."""
+    +-1/8 expansion of a 64-bit hash, whose dot is 1 - 2 h / 64).
 
-    def __init__(self, emb: np.ndarray, *, affine: bool = False, use_gpu: bool = False) -> None:
+    `present` marks rows that have an embedding (an image that could not be decoded has
+    none): the others are zero rows, are never anyone's neighbour, and have similarity
+    -inf to everything but themselves."""
+
+    def __init__(self, emb: np.ndarray, *, affine: bool = False, use_gpu: bool = False,
+                 present: np.ndarray | None = None) -> None:
         self.emb = np.ascontiguousarray(emb, dtype=np.float32)
         self.n = len(self.emb)
         self.affine = affine
         self.use_gpu = use_gpu
+        self.present = None if present is None or np.all(present) else np.asarray(present,
+                                                                                   bool)
 
     def _map(self, dots: np.ndarray) -> np.ndarray:
         return (1.0 + dots) * 0.5 if self.affine else dots
@@ -108,20 +115,33 @@ class DenseSpace:
                 faiss.swig_ptr(out), faiss.swig_ptr(q), faiss.swig_ptr(self.emb),
                 faiss.swig_ptr(ids), self.emb.shape[1], ids.shape[0], ids.shape[1])
         out[ids < 0] = -np.inf
-        return np.where(ids >= 0, self._map(out), out).astype(np.float32, copy=False)
+        out = np.where(ids >= 0, self._map(out), out).astype(np.float32, copy=False)
+        if self.present is not None:
+            absent = ~self.present[np.maximum(ids, 0)] | ~self.present[queries][:, None]
+            out[absent & (ids >= 0) & (ids != queries[:, None])] = -np.inf
+        return out
 
     def topk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         from explorer.core.faiss_search import search_ip
 
         k = min(k, self.n)
-        sim, idx = search_ip(self.emb, self.emb, k, use_gpu=self.use_gpu)
-        q = np.arange(self.n)
-        idx, sim = _force_self_first(idx.astype(np.int64), self._map(sim), q, np.ones(self.n))
-        return idx, sim.astype(np.float32)
+        rows = np.arange(self.n) if self.present is None else np.flatnonzero(self.present)
+        idx = np.full((self.n, k), -1, np.int64)
+        sim = np.full((self.n, k), -np.inf, np.float32)
+        kk = min(k, len(rows))
+        if kk:
+            s, i = search_ip(self.emb[rows], self.emb[rows], kk, use_gpu=self.use_gpu)
+            i, s = _force_self_first(i.astype(np.int64), self._map(s), np.arange(len(rows)),
+                                     np.ones(len(rows)))
+            idx[rows, :kk] = np.where(i >= 0, rows[np.maximum(i, 0)], -1)
+            sim[rows, :kk] = np.where(i >= 0, s, -np.inf)
+        idx[:, 0], sim[:, 0] = np.arange(self.n), 1.0  # absent rows: only themselves
+        return idx, sim
 
     def blend(self, weights: sparse.csr_matrix) -> DenseSpace:
-        return DenseSpace(_normalise_rows(np.asarray(weights @ self.emb, dtype=np.float32)),
-                          affine=self.affine, use_gpu=self.use_gpu)
+        emb = _normalise_rows(np.asarray(weights @ self.emb, dtype=np.float32))
+        return DenseSpace(emb, affine=self.affine, use_gpu=self.use_gpu,
+                          present=np.linalg.norm(emb, axis=1) > 0)
 
 
 class SparseSpace:

@@ -1,0 +1,206 @@
+"""One builder per kind of modality. Each computes what it needs once (`prepare`: neural
+embeddings, hashes), gives the embedding space of a scope (`space`: TF-IDF is fitted per
+scope there), and describes itself for the manifest (`modality`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from explorer.core import bundle as B
+from explorer.core.spaces import BitSpace, DenseSpace, Space, SparseSpace
+from precompute import tfidf
+from precompute.errors import InputError
+
+
+@dataclass
+class Context:
+    """What every builder may read: the table, image paths, the writer and options."""
+
+    csv: Path
+    titles: list[str]
+    image_paths: list[Path | None] | None
+    hexes: Any  # pandas Series of phash hex strings (may be "" before images are hashed)
+    writer: B.BundleWriter
+    device: str | None = None
+    batch_size: int | None = None
+    workers: int | None = None
+    image_size: int | None = None
+    progress: bool = True
+    use_gpu: bool = False
+    log: Any = print
+
+
+class Builder(Protocol):
+    name: str
+
+    def prepare(self, ctx: Context) -> None: ...
+    def space(self, ctx: Context, scope: str, rows: np.ndarray) -> Space: ...
+    def modality(self) -> B.Modality: ...
+
+
+def safe_name(text: str) -> str:
+    """A modality name from a model name: its last path part, file-name safe."""
+    base = text.rstrip("/").split("/")[-1]
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "-", base).strip("-.")
+    if not name:
+        raise InputError(f"{text!r}: cannot make a modality name from it")
+    return name
+
+
+@dataclass
+class TfidfBuilder:
+    name: str = "tfidf"
+    files: dict[str, Any] = field(default_factory=lambda: {"embeddings": {}, "knn": {}})
+
+    def prepare(self, ctx: Context) -> None:
+        return None
+
+    def space(self, ctx: Context, scope: str, rows: np.ndarray) -> Space:
+        mat = tfidf.fit_transform([ctx.titles[r] for r in rows], source=f"{ctx.csv} ({scope})")
+        base = f"modalities/{self.name}/{scope}"
+        w = ctx.writer
+        self.files["embeddings"][scope] = {
+            "data": w.save_array(f"{base}.data.npy", mat.data.astype(np.float32)),
+            "indices": w.save_array(f"{base}.indices.npy", mat.indices.astype(np.int32)),
+            "indptr": w.save_array(f"{base}.indptr.npy", mat.indptr.astype(np.int64)),
+            "n_features": int(mat.shape[1]),
+        }
+        return SparseSpace(mat)
+
+    def modality(self) -> B.Modality:
+        return B.Modality(self.name, "text", "tfidf", "TfidfVectorizer",
+                          tfidf.PARAMS["max_features"], "sparse", self.files, dict(tfidf.PARAMS))
+
+
+@dataclass
+class PhashBuilder:
+    name: str = "phash"
+    bits: np.ndarray | None = None
+    files: dict[str, Any] = field(default_factory=lambda: {"knn": {}})
+
+    def prepare(self, ctx: Context) -> None:
+        from precompute.dataset import phash_bits
+
+        self.bits = phash_bits(ctx.hexes)
+        self.files["embeddings"] = ctx.writer.save_array("modalities/phash/bits.npy", self.bits)
+
+    def space(self, ctx: Context, scope: str, rows: np.ndarray) -> Space:
+        return BitSpace(self.bits[rows])
+
+    def modality(self) -> B.Modality:
+        return B.Modality(self.name, "image", "phash", "image_phash (64-bit DCT hash)", 64,
+                          "bits", self.files)
+
+
+@dataclass
+class DenseBuilder:
+    """A neural modality (image or text) or a fusion: (N, d) unit rows, some absent."""
+
+    name: str
+    kind: str
+    encoder: str
+    model: str
+    emb: np.ndarray | None = None
+    present: np.ndarray | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Any] = field(default_factory=lambda: {"knn": {}})
+
+    def store(self, ctx: Context, emb: np.ndarray, present: np.ndarray | None) -> None:
+        self.emb = np.ascontiguousarray(emb, np.float32)
+        self.present = None if present is None or present.all() else present
+        base = f"modalities/{self.name}"
+        self.files["embeddings"] = ctx.writer.save_array(f"{base}/embeddings.npy", self.emb)
+        if self.present is not None:
+            self.files["present"] = ctx.writer.save_array(f"{base}/present.npy", self.present)
+
+    def space(self, ctx: Context, scope: str, rows: np.ndarray) -> Space:
+        present = None if self.present is None else self.present[rows]
+        return DenseSpace(self.emb[rows], present=present, use_gpu=ctx.use_gpu)
+
+    def modality(self) -> B.Modality:
+        return B.Modality(self.name, self.kind, self.encoder, self.model,
+                          int(self.emb.shape[1]), "dense", self.files, self.params)
+
+
+@dataclass
+class ImageBuilder(DenseBuilder):
+    spec: str = ""
+
+    def prepare(self, ctx: Context) -> None:
+        from precompute.image_encoders import encode_images, load_image_encoder
+
+        if ctx.image_paths is None:
+            raise InputError(f"--image {self.spec}: needs --images DIR")
+        enc = load_image_encoder(self.spec, device=ctx.device, image_size=ctx.image_size)
+        out = encode_images(enc, ctx.image_paths, batch_size=ctx.batch_size or 64,
+                            workers=ctx.workers, device=ctx.device, progress=ctx.progress)
+        self.params = {**enc.info, **out.info,
+                       "skipped": [{"row": int(r), "reason": str(why)} for r, why in out.skipped]}
+        ctx.log(f"{self.name}: {len(ctx.image_paths)} images, "
+                f"{out.info.get('images_per_s', 0):.1f} images/s, {len(out.skipped)} skipped")
+        self.store(ctx, out.emb, out.present)
+
+
+@dataclass
+class TextBuilder(DenseBuilder):
+    spec: str = ""
+
+    def prepare(self, ctx: Context) -> None:
+        from precompute.text_encoders import encode_texts, load_text_encoder
+
+        enc = load_text_encoder(self.spec, device=ctx.device)
+        out = encode_texts(enc, ctx.titles, batch_size=ctx.batch_size or 128,
+                           device=ctx.device, progress=ctx.progress)
+        self.params = {**enc.info, **out.info}
+        if str(enc.info.get("kind", "")).startswith(("transformers", "study")):
+            self.encoder = "transformers"
+        ctx.log(f"{self.name}: {len(ctx.titles)} titles, "
+                f"{out.info.get('titles_per_s', 0):.1f} titles/s")
+        self.store(ctx, out.emb, None)
+
+
+@dataclass
+class FusedBuilder(DenseBuilder):
+    """Weight-scaled concatenation of normalised dense modalities: its inner product is
+    the weighted mean of their cosines (what `sum` fusion scores), so INB and exact search
+    can run on the fusion itself. A part missing for a posting counts as zero."""
+
+    parts: tuple[DenseBuilder, ...] = ()
+    weights: tuple[float, ...] = ()
+
+    def prepare(self, ctx: Context) -> None:
+        w = np.asarray(self.weights, np.float64)
+        w = w / w.sum()
+        blocks = [np.sqrt(wi) * p.emb for wi, p in zip(w, self.parts, strict=True)]
+        emb = np.concatenate(blocks, axis=1).astype(np.float32)
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        emb = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0)
+        self.params = {"parts": [p.name for p in self.parts], "weights": [float(x) for x in w]}
+        self.store(ctx, emb, norms[:, 0] > 0)
+
+
+def parse_fuse(text: str, dense: dict[str, DenseBuilder]) -> FusedBuilder:
+    """'A,B[:wA,wB]' over dense modalities already requested."""
+    names, _, weights = text.partition(":")
+    parts = [n.strip() for n in names.split(",") if n.strip()]
+    if len(parts) < 2:
+        raise InputError(f"--fuse {text!r}: name two or more modalities, e.g. A,B[:0.5,0.5]")
+    missing = [p for p in parts if p not in dense]
+    if missing:
+        raise InputError(f"--fuse {text!r}: {', '.join(missing)} is not a neural modality of "
+                         f"this build (available: {', '.join(dense) or 'none'})")
+    try:
+        w = tuple(float(x) for x in weights.split(",")) if weights else (1.0,) * len(parts)
+    except ValueError:
+        raise InputError(f"--fuse {text!r}: weights must be numbers") from None
+    if len(w) != len(parts) or min(w) < 0 or sum(w) <= 0:
+        raise InputError(f"--fuse {text!r}: one non-negative weight per modality, not all 0")
+    kinds = {dense[p].kind for p in parts}
+    return FusedBuilder(name="+".join(parts), kind=kinds.pop() if len(kinds) == 1 else "fused",
+                        encoder="fused", model=text, parts=tuple(dense[p] for p in parts),
+                        weights=w)

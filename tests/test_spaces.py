@@ -1,0 +1,92 @@
+"""Embedding spaces: exact top-K against brute force, skipped rows, hash expansion, and
+the candidate union."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from explorer.core.graph import union_candidates
+from explorer.core.spaces import BitSpace, DenseSpace, SparseSpace
+
+
+def unit_rows(n: int, d: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def brute_topk(sims: np.ndarray, k: int) -> list[list[int]]:
+    out = []
+    for i, row in enumerate(sims):
+        others = sorted((j for j in range(len(row)) if j != i), key=lambda j: (-row[j], j))
+        out.append([i, *others[: k - 1]])
+    return out
+
+
+def test_dense_topk_is_exact_with_the_query_first():
+    emb = unit_rows(60, 8)
+    emb[5] = emb[4]  # an exact duplicate must not push the query out of first place
+    idx, sim = DenseSpace(emb).topk(6)
+    full = emb @ emb.T
+    assert idx[:, 0].tolist() == list(range(60))
+    assert np.all(sim[:, 0] == 1.0)
+    for i in range(60):
+        assert set(idx[i, 1:]) == set(brute_topk(full, 6)[i][1:]) or i in (4, 5)
+        np.testing.assert_allclose(sim[i, 1:], full[i, idx[i, 1:]], atol=1e-6)
+    assert idx[4, 1] == 5 and idx[5, 1] == 4
+
+
+def test_dense_skipped_rows_are_nobodys_neighbour():
+    emb = unit_rows(30, 6, seed=1)
+    present = np.ones(30, bool)
+    present[[3, 7]] = False
+    emb[~present] = 0
+    sp = DenseSpace(emb, present=present)
+    idx, sim = sp.topk(5)
+    assert not np.isin(idx[present][:, 1:], [3, 7]).any()
+    assert idx[3].tolist() == [3, -1, -1, -1, -1] and sim[3, 0] == 1.0
+    assert np.all(np.isneginf(sim[3, 1:]))
+    got = sp.sims(np.array([0, 3]), np.array([[0, 3, 1], [3, 0, -1]]))
+    assert np.isneginf(got[0, 1]) and np.isneginf(got[1, 1]) and np.isneginf(got[1, 2])
+    assert got[0, 2] == pytest.approx(float(emb[0] @ emb[1]), abs=1e-6)
+
+
+def test_sparse_topk_matches_brute_force():
+    rng = np.random.default_rng(2)
+    mat = sparse.random(40, 25, density=0.2, random_state=3, format="csr", dtype=np.float32)
+    mat.data[:] = rng.random(mat.nnz).astype(np.float32)
+    norms = np.sqrt(np.asarray(mat.multiply(mat).sum(1)).ravel())
+    mat = sparse.diags(1 / np.where(norms > 0, norms, 1)) @ mat
+    sp = SparseSpace(mat)
+    idx, sim = sp.topk(5)
+    full = (mat @ mat.T).toarray()
+    for i in range(40):
+        np.testing.assert_allclose(sim[i, 1:], full[i, idx[i, 1:]], atol=1e-6)
+        assert sim[i, 4] >= np.sort(np.delete(full[i], idx[i]))[-1] - 1e-6
+    cols = idx[:, ::-1].copy()
+    np.testing.assert_allclose(sp.sims(np.arange(40), cols)[:, :-1],
+                               np.take_along_axis(full, cols, 1)[:, :-1], atol=1e-6)
+
+
+def test_bits_and_their_dense_expansion_agree():
+    words = np.random.default_rng(4).integers(0, 2**63, 25, dtype=np.int64).astype(np.uint64)
+    bits = words.astype(">u8").view(np.uint8).reshape(-1, 8)
+    bs = BitSpace(bits)
+    cols = np.tile(np.arange(25), (25, 1))
+    expect = 1 - np.array([[bin(int(a) ^ int(b)).count("1") for b in words] for a in words]) / 64
+    np.testing.assert_allclose(bs.sims(np.arange(25), cols), expect, atol=1e-6)
+    np.testing.assert_allclose(bs.as_dense().sims(np.arange(25), cols), expect, atol=1e-6)
+
+
+def test_union_candidates_merges_and_marks_membership():
+    a = np.array([[0, 2, 3], [1, 0, -1], [2, 0, 1], [3, 2, 0]])
+    b = np.array([[0, 3, 1], [1, 3, 2], [2, 2, 3], [3, 1, -1]])  # row 2 lists itself twice
+    cand, topk = union_candidates([a, b])
+    assert cand[:, 0].tolist() == [0, 1, 2, 3]
+    assert sorted(cand[0][cand[0] >= 0]) == [0, 1, 2, 3]
+    row0 = dict(zip(cand[0].tolist(), topk[0].tolist(), strict=True))
+    assert row0 == {0: 3, 2: 1, 3: 3, 1: 2}
+    assert sorted(cand[1][cand[1] >= 0]) == [0, 1, 2, 3]
+    assert sorted(cand[3][cand[3] >= 0]) == [0, 1, 2, 3]
+    assert (topk[cand < 0] == 0).all()
