@@ -235,3 +235,21 @@ def figure(name: str, value: float, unit: str, target: float | None = None,
         text += f" [{note}]"
     print(text, flush=True)
     return ok
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def write_section(path: Path, name: str, body: str) -> None:
+    """Replace the block `<!-- section:NAME -->...<!-- /section:NAME -->` of a generated
+    Markdown file (or append it), leaving the sections other scripts wrote untouched."""
+    start, end = f"<!-- section:{name} -->", f"<!-- /section:{name} -->"
+    block = f"{start}\n{body.strip()}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    a, b = text.find(start), text.find(end)
+    if a >= 0 and b > a:
+        text = text[:a] + block + text[b + len(end):]
+    else:
+        text = (text.rstrip() + "\n\n" if text.strip() else "") + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

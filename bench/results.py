@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from common import REPO, add_data_args, get_bundle, require_csv, source_state
+from common import REPO, add_data_args, get_bundle, require_csv, source_state, write_section
 
 from explorer.core.bundle import Bundle
 from explorer.core.config import MatchConfig
@@ -310,9 +310,7 @@ def write_doc(out: Path, bundle: Bundle, r: Runner, found: list, checks: list[In
         lines.append(f"| {name} | {f(c.f1_default)} | {f(c.f1_exact)} | "
                      f"{abs(c.diff):.5f} | {'yes' if c.ok else '**no**'} | "
                      f"{describe(c.default)} | {describe(c.exact)} |")
-    lines.append("")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines), encoding="utf-8")
+    write_section(out, "tfidf-phash", "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,18 +137,14 @@ def _print_report(report) -> None:
             print(f"{k} {v:.1f} ms")
 
 
-USAGE = """usage: explorer evaluate BUNDLE [options]   (explorer evaluate --help)
-
-The desktop app is not in this release yet; `explorer evaluate` gives its numbers."""
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         if argv and argv[0] == "evaluate":
             return evaluate(argv[1:])
-        print(USAGE, file=sys.stderr if argv else sys.stdout)
-        return 2 if argv else 0
+        from explorer.gui.app import run_app  # Qt only for the app, not for `evaluate`
+
+        return run_app(argv)
     except (BundleError, ConfigError) as exc:
         print(f"explorer: error: {exc}", file=sys.stderr)
         return 2

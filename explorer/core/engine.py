@@ -233,13 +233,24 @@ class Engine:
         score, masked = self._score(cfg, cand, sims, None, conflict)
         return Stage(cand, true, sims, score, masked, conflict, spaces)
 
+    @staticmethod
+    def _stage_key(cfg: MatchConfig, last: int) -> tuple:
+        key = (cfg.mode, cfg.modalities, cfg.fusion_weights, cfg.units)
+        if last > 0:
+            key += (cfg.thresholds, cfg.min2, cfg.inb[: last - 1], cfg.inb_exact)
+        return key
+
+    def is_cached(self, cfg: MatchConfig, upto: int | None = None) -> bool:
+        """True when stage `upto` (default the last) is cached: evaluating cfg is then only
+        a re-threshold (milliseconds), with no blending or re-search."""
+        last = len(cfg.inb) if upto is None else upto
+        return self._stage_key(cfg, last) in self._stages
+
     def stage(self, cfg: MatchConfig, upto: int | None = None) -> Stage:
         """Scores of stage `upto` (0 = before INB; default the last) of a configuration."""
         self._check(cfg)
         last = len(cfg.inb) if upto is None else upto
-        key = (cfg.mode, cfg.modalities, cfg.fusion_weights, cfg.units)
-        if last > 0:
-            key += (cfg.thresholds, cfg.min2, cfg.inb[: last - 1], cfg.inb_exact)
+        key = self._stage_key(cfg, last)
         if key in self._stages:
             self._stages.move_to_end(key)
             return self._stages[key]

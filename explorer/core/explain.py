@@ -39,9 +39,10 @@ def _miss_reason(ev: Evaluation, q: int, c: int) -> tuple[str, float]:
     cfg, st = ev.config, ev.stage
     if st.conflict is not None and st.conflict[q, c]:
         return "removed by the unit filter", np.nan
-    if st.masked is not None:  # union: the side that came closest
-        gaps = [float(t - s[q, c]) for s, t in zip(st.masked, cfg.thresholds, strict=True)]
-        return "below threshold", min(gaps)
+    if st.masked is not None:  # union: the side that came closest (among its top-K)
+        gaps = [float(t - s[q, c]) for s, t in zip(st.masked, cfg.thresholds, strict=True)
+                if np.isfinite(s[q, c])]
+        return ("below threshold", min(gaps)) if gaps else ("outside top-K", np.nan)
     t = cfg.inb[-1].threshold if cfg.inb else cfg.thresholds[0]
     if not np.isfinite(st.score[q, c]):
         return "outside top-K", np.nan

@@ -179,11 +179,12 @@ def best(engine: Engine, modalities: Iterable[str], *, max_inb: int = 3,
          exact: bool = False, progress: Callable[[str], None] | None = None) -> list[Tuned]:
     """Search mode, fusion weights, Min2, INB depth (0..max_inb) and the unit filter for
     the best mean F1 on the engine's scope. Returns every tried configuration, best first.
-    Sum weights are chosen without INB, then the best weights per (Min2, units) get INB."""
+    Sum weights are chosen without INB; then the best weights of each modality subset, per
+    (Min2, units), get INB (so a larger set of modalities never does worse than a subset)."""
     results: list[Tuned] = []
     units, min2 = tuple(units), tuple(min2)
     for u, m2 in itertools.product(units, min2):
-        best_sum: Tuned | None = None
+        best_sum: dict[tuple[str, ...], Tuned] = {}
         for cfg in candidate_modes(modalities):
             cfg = cfg.replace(units=u, inb_exact=exact,
                               min2=(tuple(t - 0.1 for t in cfg.thresholds) if m2 else None))
@@ -192,11 +193,13 @@ def best(engine: Engine, modalities: Iterable[str], *, max_inb: int = 3,
             if cfg.mode == "sum":
                 t = tune_chain(engine, cfg, 0)[0]
                 results.append(t)
-                if best_sum is None or t.f1 > best_sum.f1:
-                    best_sum = t
+                top = best_sum.get(cfg.modalities)
+                if top is None or t.f1 > top.f1:
+                    best_sum[cfg.modalities] = t
                 continue
             results.extend(tune_chain(engine, cfg, max_inb))
-        if best_sum is not None and max_inb:
-            results.extend(tune_chain(engine, best_sum.config, max_inb)[1:])
+        if max_inb:
+            for top in best_sum.values():
+                results.extend(tune_chain(engine, top.config, max_inb)[1:])
     results.sort(key=lambda t: -t.f1)
     return results

@@ -33,10 +33,11 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["QuantityTable", "extract_quantities", "load_units"]
+__all__ = ["QuantitySpan", "QuantityTable", "extract_quantities", "load_units", "quantity_spans"]
 
 #: Dimensions in which all numbers of an "a x b x c <unit>" chain take the unit (sizes).
 SPREAD_DIMS = frozenset({"length", "inch"})
@@ -276,6 +277,36 @@ def extract_quantities(title: str, units: dict | None = None) -> dict[str, tuple
     parser = _parser(units)
     found = parser.amounts(title)
     return {parser.dims[d]: tuple(sorted(found[d])) for d in sorted(found)}
+
+
+class QuantitySpan(NamedTuple):
+    """One run of amounts in a title: ``title[start:end]`` and what it names."""
+
+    start: int
+    end: int
+    quantities: dict[str, tuple[float, ...]]
+
+
+def quantity_spans(title: str, units: dict | None = None) -> list[QuantitySpan]:
+    """Where ``title`` names amounts, in order: one span per amount or chain of amounts
+    ("250ml", "4/64GB", "20x30 cm", "12 x 30g"), with the dimension -> sorted amounts it
+    names. The spans together name exactly what :func:`extract_quantities` reads.
+
+    >>> quantity_spans("Susu 1,5 kg")
+    [QuantitySpan(start=5, end=11, quantities={'mass': (1500.0,)})]
+    """
+    parser = _parser(units)
+    if parser.chain is None or not isinstance(title, str):
+        return []
+    out = []
+    for chain in parser.chain.finditer(title):
+        found: dict[int, set[float]] = {}
+        for d, value in parser._chain_amounts(chain.group(0)):
+            found.setdefault(d, set()).add(value)
+        if found:
+            quantities = {parser.dims[d]: tuple(sorted(found[d])) for d in sorted(found)}
+            out.append(QuantitySpan(chain.start(), chain.end(), quantities))
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,161 @@
+"""Responsiveness of the desktop app on the real table (34,250 postings, no images).
+
+    python bench/bench_app.py [--csv PATH] [--bundle DIR] [--demo DIR] [--repeat 21]
+
+Runs the real MainWindow offscreen and prints:
+- app start (Python start of this script, Qt and the bundle loaded, first query shown);
+- slider move -> metrics repainted: median / p90 over threshold moves (the common case: a
+  re-threshold of cached scores) and for an INB-2 configuration's last threshold;
+- a cold change (new mode: its scores computed) -> repainted;
+- scrolling the query list and the neighbour grid page by page: ms per repainted page
+  (median / max);
+- resident memory after start and at the end.
+Targets (issue 4): slider median <= 100 ms, start <= 3 s, no stalls while scrolling.
+"""
+
+from __future__ import annotations
+
+import time
+
+T0 = time.perf_counter()  # before Qt, numpy and the app are imported
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+from common import add_data_args, get_bundle, require_csv  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from explorer.core.bundle import Bundle  # noqa: E402
+from explorer.core.config import InbStage, MatchConfig  # noqa: E402
+from explorer.core.session import Session  # noqa: E402
+from explorer.gui.main_window import MainWindow  # noqa: E402
+from explorer.gui.settings import AppSettings  # noqa: E402
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait(window: MainWindow, timeout_s: float = 120) -> float:
+    """Block until the window applies its next view; seconds waited."""
+    start = time.perf_counter()
+    loop = QEventLoop()
+    window.viewApplied.connect(loop.quit)
+    from PySide6.QtCore import QTimer
+
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    window.viewApplied.disconnect(loop.quit)
+    return time.perf_counter() - start
+
+
+def move(window: MainWindow, cfg: MatchConfig) -> float:
+    """What a slider does: the panel shows the value and emits; ms to repainted metrics."""
+    start = time.perf_counter()
+    window.controls.set_state(cfg, window.scope)
+    window.controls.configChanged.emit(cfg)
+    wait(window)
+    window.metrics.main.repaint()
+    window.list.viewport().repaint()
+    return (time.perf_counter() - start) * 1e3
+
+
+def scroll_ms(view, pages: int) -> np.ndarray:
+    bar = view.verticalScrollBar()
+    out = []
+    for _ in range(pages):
+        start = time.perf_counter()
+        bar.setValue(bar.value() + bar.pageStep())
+        QCoreApplication.processEvents()
+        view.viewport().repaint()
+        out.append((time.perf_counter() - start) * 1e3)
+    return np.array(out)
+
+
+def fmt(ms: np.ndarray) -> str:
+    return (f"median {np.median(ms):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms, "
+            f"max {ms.max():.1f} ms (n={len(ms)})")
+
+
+def run(bundle_path: Path, repeat: int, label: str) -> None:
+    app = QApplication.instance() or QApplication([])
+    tmp = tempfile.mkdtemp()
+    settings = AppSettings(QSettings(f"{tmp}/s.ini", QSettings.Format.IniFormat))
+    start = time.perf_counter()
+    window = MainWindow(Session(Bundle.open(bundle_path)), bundle_path, settings)
+    window.resize(1600, 1000)
+    window.show()
+    wait(window)
+    app.processEvents()
+    window.repaint()
+    first = time.perf_counter()
+    print(f"[{label}] {window.view.snapshot.n:,} postings in scope {window.scope}")
+    print(f"[{label}] start: window + first view {first - start:.2f} s; from Python start "
+          f"(imports included) {first - T0:.2f} s; RSS {rss_mb():.0f} MB")
+
+    cfg = window.config
+    t = cfg.thresholds[0]
+    moves = [move(window, cfg.replace(thresholds=(float(v),)))
+             for v in np.linspace(t - 0.05, t + 0.05, repeat)]
+    print(f"[{label}] slider move -> metrics repainted (re-threshold): {fmt(np.array(moves))}")
+
+    inb = MatchConfig("single", cfg.modalities, cfg.thresholds,
+                      inb=(InbStage(0.7), InbStage(0.8)))
+    cold = move(window, inb)
+    print(f"[{label}] INB 2 first computation -> repainted: {cold:.0f} ms")
+    moves = [move(window, inb.replace(inb=(InbStage(0.7), InbStage(float(v)))))
+             for v in np.linspace(0.75, 0.85, repeat)]
+    print(f"[{label}] slider move on INB 2's last threshold: {fmt(np.array(moves))}")
+    mods = [n for n, _ in window.session.modalities][:2]
+    fused = MatchConfig("sum", tuple(mods), (0.5,), weights=(0.5, 0.5))
+    print(f"[{label}] cold mode change (sum:{','.join(mods)}) -> repainted: "
+          f"{move(window, fused):.0f} ms")
+    moves = [move(window, fused.replace(thresholds=(float(v),)))
+             for v in np.linspace(0.45, 0.55, repeat)]
+    print(f"[{label}] slider move on the sum's threshold: {fmt(np.array(moves))}")
+
+    window.list.scrollToTop()
+    print(f"[{label}] query list scroll, per page: {fmt(scroll_ms(window.list, 60))}")
+    big = int(np.argmax(window.view.table.group_size))
+    window.select_query(big)
+    app.processEvents()
+    tiles = window.grid.model().rowCount()
+    print(f"[{label}] neighbour grid ({tiles} tiles) scroll, per page: "
+          f"{fmt(scroll_ms(window.grid, 10))}")
+    steps = []
+    for _ in range(30):
+        s = time.perf_counter()
+        window.step_query(1)
+        window.grid.viewport().repaint()
+        window.query_panel.repaint()
+        steps.append((time.perf_counter() - s) * 1e3)
+    print(f"[{label}] next query (grid + panel repainted): {fmt(np.array(steps))}")
+    print(f"[{label}] RSS at the end {rss_mb():.0f} MB")
+    window.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_args(p)
+    p.add_argument("--demo", type=Path, help="also run on this demo bundle (thumbnails)")
+    p.add_argument("--repeat", type=int, default=21)
+    args = p.parse_args(argv)
+    csv = require_csv(args.csv)
+    info = get_bundle(csv, args.bundle, args.rebuild)
+    run(info.path, args.repeat, "real table")
+    if args.demo:
+        run(args.demo, args.repeat, "demo")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

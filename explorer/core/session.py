@@ -1,0 +1,120 @@
+"""What the app works on: one bundle, an engine per scope, and immutable snapshots.
+
+A `Snapshot` is everything one (scope, configuration) shows: the evaluation, the mean
+metrics and, when a baseline is pinned, the baseline's evaluation on the same scope. The
+app computes snapshots off the GUI thread (`Session.compute`) and only ever reads them, so
+a slow INB request never blocks a repaint and a stale one is simply dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from explorer.core.bundle import Bundle
+from explorer.core.config import MatchConfig
+from explorer.core.engine import Engine, Evaluation
+from explorer.core.metrics import Metrics
+from explorer.core.tune import tune
+
+
+class Cancelled(Exception):
+    """A newer request superseded this computation."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    scope: str
+    config: MatchConfig
+    engine: Engine
+    evaluation: Evaluation
+    baseline: Evaluation | None = None  # the pinned configuration on the same scope
+
+    @property
+    def metrics(self) -> Metrics | None:
+        return self.evaluation.metrics
+
+    @property
+    def n(self) -> int:
+        return self.engine.n
+
+    @property
+    def delta_f1(self) -> np.ndarray | None:
+        """Per-query F1 change against the pinned baseline (None when nothing is pinned)."""
+        if self.baseline is None:
+            return None
+        return self.evaluation.f1 - self.baseline.f1
+
+
+def default_scope(bundle: Bundle) -> str:
+    """fold0 (the study's test fold) when the bundle has labels, else all."""
+    scopes = bundle.manifest.scopes
+    return "fold0" if "fold0" in scopes and bundle.manifest.has_labels else scopes[0]
+
+
+def tuning_scope(bundle: Bundle, scope: str) -> str:
+    """Where thresholds are tuned for `scope`: fold1 for the test fold (the study's
+    protocol), otherwise the scope itself."""
+    return "fold1" if scope == "fold0" and "fold1" in bundle.manifest.scopes else scope
+
+
+class Session:
+    """Engines per scope over one bundle (built lazily, kept), and snapshot computation.
+    Not thread-safe: the app calls `compute` and `tune` from one worker thread only."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self._engines: dict[str, Engine] = {}
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return tuple(self.bundle.manifest.scopes)
+
+    @property
+    def modalities(self) -> list[tuple[str, str]]:
+        """(name, kind) of every modality, in the bundle's order."""
+        return [(m.name, m.kind) for m in self.bundle.manifest.modalities]
+
+    def engine(self, scope: str) -> Engine:
+        if scope not in self._engines:
+            self._engines[scope] = Engine(self.bundle, scope)
+        return self._engines[scope]
+
+    def is_quick(self, scope: str, cfg: MatchConfig) -> bool:
+        """True when computing cfg is only a re-threshold of cached scores."""
+        return scope in self._engines and self._engines[scope].is_cached(cfg)
+
+    def default_config(self) -> MatchConfig:
+        """A text modality alone (TF-IDF when present) at 0.5; tune it for a better start."""
+        names = [n for n, _ in self.modalities]
+        text = [n for n, k in self.modalities if k == "text"]
+        name = "tfidf" if "tfidf" in names else (text or names)[0]
+        return MatchConfig("single", (name,), (0.5,))
+
+    def compute(self, scope: str, cfg: MatchConfig, baseline: MatchConfig | None = None, *,
+                progress: Callable[[int, int], None] | None = None,
+                cancelled: Callable[[], bool] | None = None) -> Snapshot:
+        """Evaluate cfg (and the pinned baseline) on scope. INB stages are computed one at a
+        time: `progress(done, total)` after each, and `cancelled()` is checked between them
+        (raising Cancelled) so a superseded request stops early."""
+        engine = self.engine(scope)
+        todo = [cfg] if baseline is None else [cfg, baseline]
+        total = sum(len(c.inb) + 1 for c in todo)
+        done = 0
+        for c in todo:
+            for upto in range(len(c.inb) + 1):
+                if cancelled is not None and cancelled():
+                    raise Cancelled
+                engine.stage(c, upto)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        ev = engine.evaluate(cfg)
+        base = engine.evaluate(baseline) if baseline is not None else None
+        return Snapshot(scope, cfg, engine, ev, base)
+
+    def tune(self, cfg: MatchConfig, on: str) -> MatchConfig:
+        """Every threshold of cfg tuned for mean F1 on scope `on` (the structure is kept)."""
+        return tune(self.engine(on), cfg)

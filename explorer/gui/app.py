@@ -1,0 +1,162 @@
+"""`explorer [BUNDLE] [--screenshot PNG [--query POSTING_ID]]`: the desktop app.
+
+Without BUNDLE the built-in demo opens; it is built on first use by `precompute demo` in
+a child process (the app never imports the precompute stack) with a progress dialog, and
+cached afterwards. A folder that is not a valid bundle gets a dialog, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QEventLoop, QProcess, QStandardPaths, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog, QWidget
+
+from explorer.core.bundle import Bundle, BundleError
+from explorer.core.session import Session
+from explorer.gui.settings import APPLICATION, ORGANISATION, AppSettings
+
+SCREENSHOT_SIZE = (1600, 1000)
+VIEW_TIMEOUT_S = 120
+_PROGRESS = re.compile(r"([A-Za-z][\w ]*?):\s+(\d+)%")
+
+
+def demo_dir() -> Path:
+    """Where the demo is cached: $EXPLORER_DEMO_DIR, else the user's cache folder."""
+    env = os.environ.get("EXPLORER_DEMO_DIR")
+    if env:
+        return Path(env)
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation)
+    return Path(base or Path.home() / ".cache" / APPLICATION) / "demo"
+
+
+def build_demo(parent: QWidget | None = None) -> Path | None:
+    """Build the demo bundle in a child process, showing its progress; None if it failed
+    or was cancelled (the reason is shown)."""
+    out = demo_dir()
+    bundle = out / "demo.bundle"
+    if (bundle / "manifest.json").exists():
+        return bundle
+    out.mkdir(parents=True, exist_ok=True)
+    dialog = QProgressDialog("Building the built-in demo (about 2 minutes, once)…", "Cancel",
+                             0, 100, parent)
+    dialog.setWindowTitle("Shopee match explorer")
+    dialog.setMinimumDuration(0)
+    proc = QProcess()
+    proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+    tail: list[str] = []
+
+    def read() -> None:
+        text = bytes(proc.readAllStandardOutput().data()).decode("utf-8", "replace")
+        for chunk in re.split(r"[\r\n]+", text):
+            if chunk.strip():
+                tail[:] = [*tail[-20:], chunk.strip()]
+            found = _PROGRESS.findall(chunk)
+            if found:
+                name, pct = found[-1]
+                dialog.setLabelText(f"Building the built-in demo: {name}")
+                dialog.setValue(int(pct))
+
+    loop = QEventLoop()
+    proc.readyReadStandardOutput.connect(read)
+    proc.finished.connect(loop.quit)
+    dialog.canceled.connect(proc.kill)
+    proc.start(sys.executable, ["-m", "precompute", "demo", "--out", str(out)])
+    if not proc.waitForStarted(10_000):
+        QMessageBox.critical(parent, "Demo", f"could not start {sys.executable}")
+        return None
+    loop.exec()
+    read()
+    dialog.close()
+    if proc.exitStatus() != QProcess.ExitStatus.NormalExit or proc.exitCode() != 0:
+        if not dialog.wasCanceled():
+            last = next((t for t in reversed(tail) if "error" in t.lower()), tail[-1:] or [""])
+            QMessageBox.critical(parent, "Demo", f"building the demo failed: {''.join(last)}")
+        return None
+    return bundle
+
+
+def open_window(path: Path | None, settings: AppSettings, parent_for_errors=None):
+    """A MainWindow over the bundle at path (None: the demo), or None after a dialog."""
+    from explorer.gui.main_window import MainWindow
+
+    if path is None:
+        path = build_demo(parent_for_errors)
+        if path is None:
+            return None
+    try:
+        bundle = Bundle.open(path)
+    except BundleError as exc:
+        QMessageBox.critical(parent_for_errors, "Cannot open bundle", str(exc))
+        return None
+    settings.add_recent(path)
+    return MainWindow(Session(bundle), path, settings)
+
+
+def wait_for_view(window, timeout_s: float = VIEW_TIMEOUT_S) -> bool:
+    """Process events until the window shows a computed view and its thumbnails."""
+    end = time.monotonic() + timeout_s
+    while window.view is None and time.monotonic() < end:
+        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        time.sleep(0.01)
+    settle = time.monotonic() + 3
+    while window.cache.pending() and time.monotonic() < settle:
+        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        time.sleep(0.01)
+    QCoreApplication.processEvents()
+    return window.view is not None
+
+
+def screenshot(window, png: Path, query: str | None) -> str | None:
+    """Render the window at 1600x1000 with `query` selected; an error message or None."""
+    window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    if not wait_for_view(window):
+        return "timed out waiting for the first view"
+    if query is not None and not window.select_posting(query):
+        return f"--query {query}: no such posting in scope {window.scope}"
+    wait_for_view(window)
+    if not window.grab().save(str(png)):
+        return f"{png}: could not write the image"
+    return None
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="explorer", description="Shopee match explorer. `explorer evaluate --help` for "
+        "the headless numbers.")
+    p.add_argument("bundle", nargs="?", type=Path, help="bundle folder (default: the demo)")
+    p.add_argument("--screenshot", type=Path, metavar="PNG",
+                   help="render the window offscreen at 1600x1000, save it and exit")
+    p.add_argument("--query", metavar="POSTING_ID", help="the query to show (with --screenshot)")
+    return p.parse_args(argv)
+
+
+def run_app(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.screenshot and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    settings = AppSettings()
+    window = open_window(args.bundle, settings)
+    if window is None:
+        return 2
+    if args.screenshot:
+        error = screenshot(window, args.screenshot, args.query)
+        window.close()
+        if error:
+            print(f"explorer: error: {error}", file=sys.stderr)
+            return 2
+        print(f"wrote {args.screenshot}")
+        return 0
+    window.show()
+    if args.query:
+        QTimer.singleShot(0, lambda: window.select_posting(args.query))
+    return app.exec()

@@ -1,0 +1,378 @@
+"""The main window: wires the controls, the query list, the query panel, the neighbour
+grid, the plots, the error cases and the metrics bar to one Session through the Worker.
+
+Flow: a control changes -> `request()` posts a job (compute the snapshot, then the
+ScopeView) to the worker -> `_on_view` applies the newest result (older ones are
+dropped) -> the list, the metrics, the plots, the cases and the current query's grid
+repaint from it. Nothing here computes a metric."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDockWidget,
+    QHeaderView,
+    QLineEdit,
+    QMainWindow,
+    QScrollArea,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.core.config import MatchConfig
+from explorer.core.explain import explain_query
+from explorer.core.queries import FILTERS
+from explorer.core.session import Session, default_scope, tuning_scope
+from explorer.core.sweep import with_param
+from explorer.core.views import ScopeView, scope_view
+from explorer.gui.cases_panel import CasesPanel
+from explorer.gui.controls import ControlsPanel
+from explorer.gui.metrics_bar import MetricsBar
+from explorer.gui.neighbours import NeighbourGrid
+from explorer.gui.pair_view import PairDialog
+from explorer.gui.plots import GroupSizePlot, HistogramPlot, ThresholdPlot
+from explorer.gui.query_model import ROW_ROLE, QueryModel
+from explorer.gui.query_panel import QueryPanel
+from explorer.gui.settings import AppSettings
+from explorer.gui.thumbnails import ThumbnailCache
+from explorer.gui.worker import Worker
+
+NEAR_MISSES = 8
+SEARCH_DELAY_MS = 120
+
+
+class MainWindow(QMainWindow):
+    viewApplied = Signal()      # a new ScopeView is on screen (tests and the screenshot wait)
+
+    def __init__(self, session: Session, bundle_path: Path, settings: AppSettings,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session, self.bundle_path, self.settings = session, Path(bundle_path), settings
+        self.setWindowTitle(f"Shopee match explorer — {self.bundle_path.name}")
+        self.view: ScopeView | None = None
+        self.query: int | None = None           # scope-local row of the current query
+        self.pinned: MatchConfig | None = None
+        self._previous = None                   # metrics before the last adjustment
+        self._pending_query: str | None = None  # posting id to select once a view arrives
+        self.pair_dialog: PairDialog | None = None
+        self.worker = Worker(self)
+        self.worker.finished.connect(self._on_view)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.progress.connect(self._on_progress)
+        self.cache = ThumbnailCache(session.bundle, parent=self)
+        self._build()
+        self._actions()
+        state = settings.load_state(self.bundle_path, session.scopes,
+                                    {n for n, _ in session.modalities})
+        self.controls.set_choices(list(session.scopes), session.modalities)
+        if state is not None:
+            self.scope, self.config, self.pinned = state
+            self.request()
+        else:
+            self.scope, self.config = default_scope(session.bundle), session.default_config()
+            self.request(tune_on=tuning_scope(session.bundle, self.scope))
+        self.controls.set_state(self.config, self.scope)
+        geometry, layout = settings.window()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if layout is not None:
+            self.restoreState(layout)
+
+    # -- construction ---------------------------------------------------------------------
+    def _build(self) -> None:
+        self.controls = ControlsPanel()
+        dock = QDockWidget("Settings", self, objectName="settingsDock")
+        scroll = QScrollArea(widgetResizable=True)  # five INB stages make the panel tall
+        scroll.setWidget(self.controls)
+        scroll.setMinimumWidth(self.controls.sizeHint().width() + 24)
+        dock.setWidget(scroll)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+
+        self.search = QLineEdit(objectName="search", placeholderText="search title, id, label…",
+                                clearButtonEnabled=True)
+        self.filter = QComboBox(objectName="filter")
+        self.filter.addItems(FILTERS)
+        self.model = QueryModel(self)
+        self.list = QTableView(objectName="queryList")
+        self.list.setModel(self.model)
+        self.list.setSortingEnabled(True)
+        self.list.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        self.list.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.verticalHeader().hide()
+        self.list.verticalHeader().setDefaultSectionSize(22)
+        self.list.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.list.horizontalHeader().setDefaultSectionSize(60)
+        self.model.modelReset.connect(self._size_columns)
+        left = QWidget()
+        lay = QVBoxLayout(left)
+        lay.setContentsMargins(0, 0, 0, 0)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        lay.addWidget(self.search)
+        lay.addWidget(self.filter)
+        lay.addWidget(self.list)
+
+        self.query_panel = QueryPanel(self.cache)
+        self.grid = NeighbourGrid(self.cache)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.query_panel)
+        right.addWidget(self.grid)
+        right.setStretchFactor(1, 1)
+        top.addWidget(left)
+        top.addWidget(right)
+        top.setStretchFactor(1, 1)
+        top.setSizes([520, 900])
+
+        self.threshold_plot = ThresholdPlot()
+        self.histogram = HistogramPlot()
+        self.by_size = GroupSizePlot()
+        self.cases = CasesPanel()
+        self.tabs = QTabWidget(objectName="bottomTabs")
+        self.tabs.addTab(self.threshold_plot, "P / R / F1 vs threshold")
+        self.tabs.addTab(self.histogram, "F1 histogram")
+        self.tabs.addTab(self.by_size, "F1 by group size")
+        self.tabs.addTab(self.cases, "Error cases")
+        main = QSplitter(Qt.Orientation.Vertical)
+        main.addWidget(top)
+        main.addWidget(self.tabs)
+        main.setSizes([680, 260])
+
+        self.metrics = MetricsBar()
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.metrics)
+        lay.addWidget(main, 1)
+        self.setCentralWidget(central)
+
+        self.controls.configChanged.connect(self._on_config)
+        self.controls.scopeChanged.connect(self._on_scope)
+        self.controls.tuneRequested.connect(lambda on: self.request(tune_on=on))
+        self.controls.resetRequested.connect(self._on_reset)
+        self.threshold_plot.thresholdDragged.connect(self._on_dragged)
+        self.list.selectionModel().currentRowChanged.connect(self._on_current)
+        self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(self._apply_search)
+        self.search.textChanged.connect(lambda _: self._search_timer.start())
+        self.filter.currentTextChanged.connect(self._on_filter)
+        self.grid.tileActivated.connect(self.select_query)
+        self.grid.tileClicked.connect(self._show_pair)
+        self.cases.queryRequested.connect(self.select_query)
+        self.tabs.currentChanged.connect(lambda _: self._show_cases())
+        self.cases.pairRequested.connect(self._show_case_pair)
+
+    def _actions(self) -> None:
+        from explorer.gui import menus  # the menu bar and its file dialogs
+
+        menus.install(self)
+
+    # -- requests -------------------------------------------------------------------------
+    def request(self, tune_on: str | None = None) -> int:
+        """Post the current settings (optionally tuned on a scope first) to the worker."""
+        session, scope, cfg, pinned = self.session, self.scope, self.config, self.pinned
+        previous = self.view
+        with_cases = self.tabs.currentWidget() is self.cases
+
+        def job(progress, cancelled) -> ScopeView:
+            c = session.tune(cfg, tune_on) if tune_on else cfg
+            snap = session.compute(scope, c, pinned, progress=progress, cancelled=cancelled)
+            return scope_view(snap, previous, with_cases=with_cases)
+
+        label = f"tune on {tune_on}" if tune_on else cfg.label
+        if tune_on:
+            self.statusBar().showMessage(f"tuning every threshold on {tune_on}…")
+        return self.worker.submit(job, label)
+
+    def set_config(self, cfg: MatchConfig) -> None:
+        self.config = cfg
+        self.controls.set_state(cfg, self.scope)
+        self.request()
+
+    def pin(self) -> None:
+        self.pinned = self.config
+        self.statusBar().showMessage(f"pinned: {self.config.label}", 4000)
+        self.request()
+
+    def unpin(self) -> None:
+        self.pinned = None
+        self.request()
+
+    def _on_config(self, cfg: MatchConfig) -> None:
+        self.config = cfg
+        self.request()
+
+    def _on_scope(self, scope: str) -> None:
+        self.scope = scope
+        self.query = None
+        self.request()
+
+    def _on_reset(self) -> None:
+        self.config = self.session.default_config()
+        self.controls.set_state(self.config, self.scope)
+        self.request(tune_on=tuning_scope(self.session.bundle, self.scope))
+
+    def _on_dragged(self, value: float) -> None:
+        if self.view is None or self.view.curve is None:
+            return
+        self.config = with_param(self.config, self.view.curve.param, value)
+        self.controls.set_state(self.config, self.scope)
+        self.request()
+
+    # -- results --------------------------------------------------------------------------
+    def _on_view(self, generation: int) -> None:
+        view = self.worker.take(generation)
+        if view is None or generation != self.worker.generation:
+            return  # superseded while it was computed
+        snap = view.snapshot
+        old = self.view
+        same_scope = old is not None and old.snapshot.scope == snap.scope
+        self._previous = old.snapshot.metrics if same_scope else None
+        self.view = view
+        if snap.config != self.config:  # tuned: show the tuned thresholds
+            self.config = snap.config
+            self.controls.set_state(self.config, self.scope)
+            self.statusBar().showMessage(f"tuned: {snap.config.label}", 5000)
+        base = snap.baseline.metrics if snap.baseline is not None else None
+        self.metrics.set_metrics(snap.metrics, snap.n, snap.scope, self._previous, base)
+        self.metrics.set_progress(0, 0)
+        self.model.set_table(view.table)
+        if view.curve is not None:
+            self.threshold_plot.set_curve(view.curve)
+        if view.histogram is not None:
+            self.histogram.set_data(*view.histogram)
+            bh = view.baseline_histogram
+            self.histogram.set_baseline(*(bh if bh is not None else (None, None)))
+        if view.by_size is not None:
+            self.by_size.set_data(view.by_size)
+        self._show_cases()
+        if self._pending_query is not None:
+            self.select_posting(self._pending_query)
+            self._pending_query = None
+        elif self.query is None and self.model.rowCount():
+            self.select_query(self.model.scope_row(0))
+        else:
+            self._restore_selection()
+            self.show_query()
+        self.viewApplied.emit()
+
+    def _on_failed(self, generation: int, message: str) -> None:
+        if generation == self.worker.generation:
+            self.metrics.set_progress(0, 0)
+            self.statusBar().showMessage(message, 8000)
+
+    def _on_progress(self, generation: int, done: int, total: int) -> None:
+        if generation == self.worker.generation:
+            self.metrics.set_progress(done, total)
+
+    def _show_cases(self) -> None:
+        if self.view is not None and self.tabs.currentWidget() is self.cases:
+            c = self.view.cases()
+            self.cases.set_cases(c["worst"], c["false_positives"], c["missed"])
+
+    # -- the current query --------------------------------------------------------------
+    def select_query(self, scope_row: int) -> None:
+        """Make a posting of the scope the query (shown in the list when it is filtered in)."""
+        self.query = int(scope_row)
+        self._restore_selection()
+        self.show_query()
+
+    def select_posting(self, posting_id: str) -> bool:
+        if self.view is None:
+            self._pending_query = posting_id
+            return False
+        hit = np.flatnonzero(self.view.table.posting_id == posting_id)
+        if not len(hit):
+            self.statusBar().showMessage(f"{posting_id}: not in scope {self.scope}", 6000)
+            return False
+        self.select_query(int(hit[0]))
+        return True
+
+    def step_query(self, step: int) -> None:
+        n = self.model.rowCount()
+        if not n:
+            return
+        at = self.model.view_row(self.query) if self.query is not None else None
+        row = 0 if at is None else min(max(at + step, 0), n - 1)
+        self.select_query(self.model.scope_row(row))
+
+    def _restore_selection(self) -> None:
+        sel = self.list.selectionModel()
+        at = self.model.view_row(self.query) if self.query is not None else None
+        with_blocked = sel.blockSignals(True)
+        if at is None:
+            sel.clearSelection()
+        else:
+            idx = self.model.index(at, 0)
+            sel.setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect
+                                | QItemSelectionModel.SelectionFlag.Rows)
+            self.list.scrollTo(idx)
+        sel.blockSignals(with_blocked)
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.query = int(self.model.data(current, ROW_ROLE))
+            self.show_query()
+
+    def show_query(self) -> None:
+        if self.view is None or self.query is None:
+            return
+        snap, q, t = self.view.snapshot, self.query, self.view.table
+        frame = explain_query(snap.engine, snap.evaluation, q, near_misses=NEAR_MISSES)
+        self.grid.model().set_tiles(frame, snap.engine.rows)
+        self.grid.set_modalities(snap.config.modalities)
+        labelled = snap.evaluation.has_labels
+        self.query_panel.set_query(
+            int(snap.engine.rows[q]), str(t.posting_id[q]), str(t.title[q]), str(t.label[q]),
+            int(t.group_size[q]),
+            (float(t.f1[q]), float(t.precision[q]), float(t.recall[q])) if labelled else None,
+            int(t.n_pred[q]))
+
+    def _show_pair(self, scope_row: int) -> None:
+        """Both postings side by side, the differing quantities highlighted."""
+        model = self.grid.model()
+        at = model.row_of_scope(scope_row)
+        if self.view is None or at is None or scope_row == self.query:
+            return
+        if self.pair_dialog is None:
+            self.pair_dialog = PairDialog(self.session.bundle, self)
+        self.pair_dialog.show_tile(model, at)
+        self.pair_dialog.show()
+        self.pair_dialog.raise_()
+
+    def _show_case_pair(self, query: int, neighbour: int) -> None:
+        self.select_query(query)
+        self._show_pair(neighbour)
+
+    # -- list view ------------------------------------------------------------------------
+    def _size_columns(self) -> None:
+        header = self.list.horizontalHeader()
+        for i, name in enumerate(self.model.columns):
+            if name == "title":
+                header.setSectionResizeMode(i, QHeaderView.ResizeMode.Stretch)
+            else:
+                header.setSectionResizeMode(i, QHeaderView.ResizeMode.Interactive)
+                header.resizeSection(i, 110 if name == "posting_id" else 52)
+
+    def _apply_search(self) -> None:
+        self.model.set_view(text=self.search.text())
+        self._restore_selection()
+
+    def _on_filter(self, kind: str) -> None:
+        self.model.set_view(kind=kind)
+        self._restore_selection()
+
+    # -- shutdown -------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.settings.save_state(self.bundle_path, self.scope, self.config, self.pinned)
+        self.worker.stop()
+        super().closeEvent(event)

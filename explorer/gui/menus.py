@@ -1,0 +1,153 @@
+"""The main window's menus, keyboard shortcuts and file dialogs (open, exports, settings).
+Exports are written by explorer.core.export; settings JSON is what `explorer evaluate
+--settings` reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from explorer.core.config import ConfigError, MatchConfig
+from explorer.core.export import metrics_frame, predictions_frame, write_csv
+
+if TYPE_CHECKING:
+    from explorer.gui.main_window import MainWindow
+
+SHORTCUTS = (
+    ("Next query", "Ctrl+Down"), ("Previous query", "Ctrl+Up"), ("Find", "Ctrl+F"),
+    ("Toggle Min2", "Ctrl+M"), ("Next mode", "Ctrl+]"), ("Previous mode", "Ctrl+["),
+    ("Pin current settings", "Ctrl+P"), ("Open bundle", "Ctrl+O"),
+)
+
+
+def _act(w: MainWindow, menu, text: str, slot, keys: str | None = None) -> QAction:
+    act = QAction(text, w)
+    if keys:
+        act.setShortcut(QKeySequence(keys))
+    act.triggered.connect(slot)
+    menu.addAction(act)
+    return act
+
+
+def install(w: MainWindow) -> None:
+    bar = w.menuBar()
+    file = bar.addMenu("&File")
+    _act(w, file, "&Open bundle…", lambda: open_dialog(w), "Ctrl+O")
+    w.recent_menu = file.addMenu("Open &recent")
+    w.recent_menu.aboutToShow.connect(lambda: _fill_recent(w))
+    _act(w, file, "Open the built-in &demo", lambda: open_bundle(w, None))
+    file.addSeparator()
+    _act(w, file, "&Load settings…", lambda: load_settings_dialog(w))
+    _act(w, file, "Export &settings (JSON)…", lambda: export_dialog(w, "settings"))
+    _act(w, file, "Export &predictions (CSV)…", lambda: export_dialog(w, "predictions"))
+    _act(w, file, "Export per-query &metrics (CSV)…", lambda: export_dialog(w, "metrics"))
+    file.addSeparator()
+    _act(w, file, "&Quit", w.close, "Ctrl+Q")
+
+    nav = bar.addMenu("&Query")
+    _act(w, nav, "&Next query", lambda: w.step_query(1), "Ctrl+Down")
+    _act(w, nav, "&Previous query", lambda: w.step_query(-1), "Ctrl+Up")
+    _act(w, nav, "&Find…", lambda: (w.search.setFocus(), w.search.selectAll()), "Ctrl+F")
+
+    match = bar.addMenu("&Matching")
+    _act(w, match, "Toggle &Min2", w.controls.toggle_min2, "Ctrl+M")
+    _act(w, match, "&Next mode", lambda: w.controls.cycle_mode(1), "Ctrl+]")
+    _act(w, match, "&Previous mode", lambda: w.controls.cycle_mode(-1), "Ctrl+[")
+    match.addSeparator()
+    _act(w, match, "&Pin current settings as baseline", w.pin, "Ctrl+P")
+    _act(w, match, "&Unpin", w.unpin)
+
+    help_menu = bar.addMenu("&Help")
+    _act(w, help_menu, "&Keyboard shortcuts", lambda: QMessageBox.information(
+        w, "Keyboard shortcuts", "\n".join(f"{k:<14} {t}" for t, k in SHORTCUTS)))
+
+
+def _fill_recent(w: MainWindow) -> None:
+    w.recent_menu.clear()
+    for path in w.settings.recent():
+        w.recent_menu.addAction(path, lambda p=path: open_bundle(w, Path(p)))
+    if w.recent_menu.isEmpty():
+        w.recent_menu.addAction("(none)").setEnabled(False)
+
+
+def open_dialog(w: MainWindow) -> None:
+    folder = QFileDialog.getExistingDirectory(w, "Open an index bundle", str(w.bundle_path.parent))
+    if folder:
+        open_bundle(w, Path(folder))
+
+
+def open_bundle(w: MainWindow, path: Path | None) -> None:
+    """Replace the window by one over another bundle (None: the built-in demo)."""
+    from explorer.gui.app import open_window
+
+    new = open_window(path, w.settings, parent_for_errors=w)
+    if new is not None:
+        new.show()
+        w.close()
+
+
+def settings_json(w: MainWindow) -> dict:
+    return {"bundle": str(w.bundle_path), "scope": w.scope, "config": w.config.to_dict(),
+            "pinned": w.pinned.to_dict() if w.pinned else None}
+
+
+def export(w: MainWindow, kind: str, path: Path) -> Path:
+    """Write the current settings / predictions / per-query metrics (kind) to path."""
+    if kind == "settings":
+        path.write_text(json.dumps(settings_json(w), indent=2) + "\n", encoding="utf-8")
+        return path
+    if w.view is None:
+        raise ValueError("nothing computed yet")
+    snap = w.view.snapshot
+    frame = (predictions_frame(snap.engine, snap.evaluation) if kind == "predictions"
+             else metrics_frame(snap.engine, snap.evaluation))
+    return write_csv(frame, path)
+
+
+def export_dialog(w: MainWindow, kind: str) -> None:
+    suffix = "json" if kind == "settings" else "csv"
+    default = w.bundle_path.parent / f"{w.bundle_path.stem}-{w.scope}-{kind}.{suffix}"
+    name, _ = QFileDialog.getSaveFileName(w, f"Export {kind}", str(default),
+                                          f"{suffix.upper()} (*.{suffix})")
+    if not name:
+        return
+    try:
+        out = export(w, kind, Path(name))
+    except (OSError, ValueError) as exc:
+        QMessageBox.critical(w, "Export failed", f"{name}: {exc}")
+        return
+    w.statusBar().showMessage(f"wrote {out}", 6000)
+
+
+def load_settings(w: MainWindow, path: Path) -> None:
+    """Apply a settings JSON (ours, or `explorer evaluate --json` output)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        cfg = MatchConfig.from_dict(data.get("config", data))
+        pinned = MatchConfig.from_dict(data["pinned"]) if data.get("pinned") else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ConfigError) as exc:
+        raise ValueError(f"{path}: not a settings file ({exc})") from None
+    mods = {n for n, _ in w.session.modalities}
+    for c in (cfg, pinned):
+        if c is not None and not set(c.modalities) <= mods:
+            raise ValueError(f"{path}: uses modalities this bundle lacks "
+                             f"({', '.join(sorted(set(c.modalities) - mods))})")
+    scope = data.get("scope")
+    if scope in w.session.scopes:
+        w.scope = scope
+    w.pinned = pinned
+    w.set_config(cfg)
+
+
+def load_settings_dialog(w: MainWindow) -> None:
+    name, _ = QFileDialog.getOpenFileName(w, "Load settings", str(w.bundle_path.parent),
+                                          "JSON (*.json)")
+    if name:
+        try:
+            load_settings(w, Path(name))
+        except ValueError as exc:
+            QMessageBox.critical(w, "Cannot load settings", str(exc))

@@ -1,0 +1,185 @@
+"""Two postings side by side: thumbnails, ids, label groups, and titles with the amounts
+that tell them apart highlighted (found by :mod:`explorer.core.highlight`)."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.core.bundle import Bundle
+from explorer.core.highlight import Highlight, compare_titles, describe_conflicts, segments
+from explorer.gui.neighbours import NeighbourModel
+from explorer.gui.tile_delegate import STATUS_COLOURS, TileRole, format_sim, provenance_text
+
+__all__ = ["PairDialog", "PairView", "Posting", "PostingPanel", "title_html"]
+
+IMAGE_SIDE = 288  # thumbnails are 192 px; shown 1.5x, smoothly scaled
+_STYLES = {"differs": "color:#c62828; font-weight:bold", "only": "font-weight:bold"}
+
+
+def title_html(title: str, highlights: list[Highlight]) -> str:
+    """``title`` as rich text: amounts that differ from the other title in bold red, amounts
+    the other title does not name in bold, everything else as it is (escaped)."""
+    out = []
+    for text, kind in segments(title, highlights):
+        style = _STYLES.get(kind) if kind else None
+        out.append(f'<span style="{style}">{html.escape(text)}</span>' if style
+                   else html.escape(text))
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Posting:
+    """What the pair view shows of one posting."""
+
+    posting_id: str
+    title: str
+    label_group: str = ""
+    image: QImage | None = None
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, global_row: int) -> Posting:
+        # two small JPEGs per pair, decoded here on demand: well under a millisecond
+        item = bundle.items.iloc[global_row]
+        group = item.get("label_group")
+        data = bundle.thumbnail(global_row)
+        image = QImage.fromData(data) if data else None
+        return cls(str(item["posting_id"]), str(item["title"]),
+                   "" if group is None or _isnan(group) else str(group),
+                   None if image is None or image.isNull() else image)
+
+
+def _isnan(value: object) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+class PostingPanel(QWidget):
+    """One side of the pair: thumbnail, posting id, label group and title."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.image = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
+        self.image.setFixedSize(IMAGE_SIDE, IMAGE_SIDE)
+        self.image.setFrameShape(QFrame.Shape.StyledPanel)
+        self.posting_id = QLabel()
+        self.label_group = QLabel()
+        self.title = QLabel(wordWrap=True)
+        self.title.setTextFormat(Qt.TextFormat.RichText)
+        for label in (self.posting_id, self.label_group, self.title):
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.image, 0, Qt.AlignmentFlag.AlignHCenter)
+        for label in (self.posting_id, self.label_group, self.title):
+            layout.addWidget(label)
+        layout.addStretch(1)
+
+    def set_posting(self, posting: Posting, highlights: list[Highlight]) -> None:
+        if posting.image is None:
+            self.image.setPixmap(QPixmap())
+            self.image.setText("no thumbnail")
+        else:
+            scaled = posting.image.scaled(IMAGE_SIDE, IMAGE_SIDE,
+                                          Qt.AspectRatioMode.KeepAspectRatio,
+                                          Qt.TransformationMode.SmoothTransformation)
+            self.image.setPixmap(QPixmap.fromImage(scaled))
+        self.posting_id.setText(posting.posting_id)
+        self.label_group.setText(f"label group {posting.label_group or '–'}")
+        self.title.setText(title_html(posting.title, highlights))
+
+
+class PairView(QWidget):
+    """A query and one candidate side by side, with their similarity per modality and why
+    the candidate is (or is not) predicted. ``bundle`` is needed only by :meth:`show_tile`."""
+
+    def __init__(self, bundle: Bundle | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._bundle = bundle
+        self.left = PostingPanel()
+        self.right = PostingPanel()
+        self.status = QLabel(wordWrap=True)
+        self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.sims = QLabel()
+        self.sims.setTextFormat(Qt.TextFormat.RichText)
+        self.conflicts = QLabel(wordWrap=True)
+        sides = QHBoxLayout()
+        sides.addWidget(self.left)
+        sides.addWidget(self.right)
+        layout = QVBoxLayout(self)
+        layout.addLayout(sides)
+        for label in (self.status, self.sims, self.conflicts):
+            layout.addWidget(label)
+
+    def set_pair(self, left: Posting, right: Posting, sims: Mapping[str, float] | None = None,
+                 status: str = "", detail: str = "") -> None:
+        """Show ``left`` and ``right``; ``sims`` are their similarities by modality, ``status``
+        (TP / FP / missed / ...) and ``detail`` (admitted by / reason) the status line."""
+        ha, hb = compare_titles(left.title, right.title)
+        self.left.set_posting(left, ha)
+        self.right.set_posting(right, hb)
+        colour = STATUS_COLOURS.get(status)
+        head = (f'<span style="color:{colour.name()}; font-weight:bold">{html.escape(status)}'
+                "</span>" if colour is not None else html.escape(status))
+        self.status.setText(" — ".join(p for p in (head, html.escape(detail)) if p))
+        cells = "".join(f"<td>&nbsp;{html.escape(m)} <b>{format_sim(v)}</b>&nbsp;</td>"
+                        for m, v in (sims or {}).items())
+        self.sims.setText(f"<table><tr>{cells}</tr></table>" if cells else "")
+        found = describe_conflicts(left.title, right.title)
+        self.conflicts.setText(("different amounts (the unit filter separates these): "
+                                + "; ".join(found)) if found else "")
+        self.conflicts.setVisible(bool(found))
+
+    def show_tile(self, model: NeighbourModel, row: int) -> None:
+        """The model's query beside the tile at model ``row``."""
+        if self._bundle is None:
+            raise RuntimeError("PairView.show_tile needs the bundle")
+        query = next((r for r in range(model.rowCount())
+                      if model.index(r).data(TileRole.Status) == "query"), None)
+        if query is None:
+            raise ValueError("the model holds no query tile")
+        tile = model.index(row)
+        status = tile.data(TileRole.Status)
+        detail = provenance_text(status, tile.data(TileRole.AdmittedBy),
+                                 tile.data(TileRole.Reason), tile.data(TileRole.Gap),
+                                 verbose=True)
+        score = tile.data(TileRole.Score)
+        if math.isfinite(score) and status != "query":
+            detail = f"{detail} · score {score:.3f}" if detail else f"score {score:.3f}"
+        left = Posting.from_bundle(self._bundle, model.index(query).data(TileRole.GlobalRow))
+        right = Posting.from_bundle(self._bundle, tile.data(TileRole.GlobalRow))
+        self.set_pair(left, right, tile.data(TileRole.Sims), status, detail)
+
+
+class PairDialog(QDialog):
+    """A non-modal window around a :class:`PairView` (``view``)."""
+
+    def __init__(self, bundle: Bundle | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Pair")
+        self.view = PairView(bundle)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.view)
+        layout.addWidget(buttons)
+
+    def set_pair(self, left: Posting, right: Posting, sims: Mapping[str, float] | None = None,
+                 status: str = "", detail: str = "") -> None:
+        self.view.set_pair(left, right, sims, status, detail)
+
+    def show_tile(self, model: NeighbourModel, row: int) -> None:
+        self.view.show_tile(model, row)

@@ -1,0 +1,76 @@
+"""What persists between sessions (QSettings): window layout, recent bundles, and the last
+settings used on each bundle. Stored values are validated on the way back in: a stale or
+hand-edited entry is ignored, never trusted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from explorer.core.config import ConfigError, MatchConfig
+
+MAX_RECENT = 8
+ORGANISATION, APPLICATION = "shopee-explorer", "explorer"
+
+
+def default_store() -> QSettings:
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION,
+                     APPLICATION)
+
+
+def _key(bundle: Path) -> str:
+    return "bundles/" + hashlib.sha1(str(Path(bundle).resolve()).encode()).hexdigest()[:16]
+
+
+class AppSettings:
+    def __init__(self, store: QSettings | None = None) -> None:
+        self.store = store if store is not None else default_store()
+
+    # -- recent bundles -----------------------------------------------------------------
+    def recent(self) -> list[str]:
+        value = self.store.value("recent", [])
+        items = [value] if isinstance(value, str) else list(value or [])
+        return [str(p) for p in items if isinstance(p, str) and p][:MAX_RECENT]
+
+    def add_recent(self, bundle: Path) -> None:
+        path = str(Path(bundle).resolve())
+        items = [path, *[p for p in self.recent() if p != path]][:MAX_RECENT]
+        self.store.setValue("recent", items)
+
+    # -- per-bundle state -----------------------------------------------------------------
+    def save_state(self, bundle: Path, scope: str, config: MatchConfig,
+                   pinned: MatchConfig | None) -> None:
+        data: dict[str, Any] = {"scope": scope, "config": config.to_dict(),
+                                "pinned": pinned.to_dict() if pinned else None}
+        self.store.setValue(_key(bundle), json.dumps(data))
+
+    def load_state(self, bundle: Path, scopes: tuple[str, ...], modalities: set[str]
+                   ) -> tuple[str, MatchConfig, MatchConfig | None] | None:
+        raw = self.store.value(_key(bundle))
+        if not isinstance(raw, str):
+            return None
+        try:
+            data = json.loads(raw)
+            cfg = MatchConfig.from_dict(data["config"])
+            pinned = MatchConfig.from_dict(data["pinned"]) if data.get("pinned") else None
+            scope = str(data["scope"])
+        except (ValueError, KeyError, TypeError, ConfigError):
+            return None
+        used = set(cfg.modalities) | (set(pinned.modalities) if pinned else set())
+        if scope not in scopes or not used <= modalities:
+            return None
+        return scope, cfg, pinned
+
+    # -- window -------------------------------------------------------------------------
+    def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.store.setValue("window/geometry", geometry)
+        self.store.setValue("window/state", state)
+
+    def window(self) -> tuple[QByteArray | None, QByteArray | None]:
+        g, s = self.store.value("window/geometry"), self.store.value("window/state")
+        return (g if isinstance(g, QByteArray) else None,
+                s if isinstance(s, QByteArray) else None)

@@ -1,0 +1,270 @@
+"""The main window over the demo bundle (pytest-qt, offscreen): what it displays equals
+what explorer.core computes for the same settings."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QMessageBox
+
+from explorer.core.bundle import Bundle
+from explorer.core.config import InbStage, MatchConfig
+from explorer.core.engine import Engine
+from explorer.core.explain import explain_query
+from explorer.core.session import Session
+from explorer.gui import menus
+from explorer.gui.app import open_window, run_app
+from explorer.gui.main_window import MainWindow
+from explorer.gui.query_model import ROW_ROLE
+from explorer.gui.settings import AppSettings
+from explorer.gui.tile_delegate import TileRole
+
+TIMEOUT = 60_000
+SUM = MatchConfig("sum", ("effnet", "minilm"), (0.55,), weights=(0.5, 0.5))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AppSettings:
+    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def window(qtbot, demo_bundle: Path, settings: AppSettings) -> MainWindow:
+    w = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, settings)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
+        w.show()
+    yield w
+    w.worker.stop()
+
+
+def apply(qtbot, w: MainWindow, cfg: MatchConfig) -> None:
+    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
+        w.set_config(cfg)
+
+
+def shown_f1(w: MainWindow) -> float:
+    return float(re.search(r"F1 ([0-9.]+)", w.metrics.main.text()).group(1))
+
+
+def core(demo_bundle: Path, scope: str, cfg: MatchConfig):
+    return Engine(Bundle.open(demo_bundle), scope).evaluate(cfg)
+
+
+def test_starts_on_the_test_fold_tuned_on_the_valid_fold(window: MainWindow, demo_bundle):
+    assert window.scope == "fold0"
+    cfg = window.config
+    assert cfg.modalities == ("tfidf",) and cfg.thresholds != (0.5,)  # tuned on fold1
+    assert shown_f1(window) == pytest.approx(core(demo_bundle, "fold0", cfg).metrics.f1,
+                                             abs=5e-5)
+    assert window.model.rowCount() == window.view.snapshot.n
+    assert window.query is not None and window.grid.model().rowCount() >= 1
+
+
+def test_threshold_change_updates_the_dataset_f1(qtbot, window: MainWindow, demo_bundle):
+    for t in (0.3, 0.6):
+        cfg = window.config.replace(thresholds=(t,))
+        with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
+            window.controls.set_state(cfg, window.scope)
+            window.controls.configChanged.emit(cfg)
+        want = core(demo_bundle, "fold0", cfg).metrics
+        assert shown_f1(window) == pytest.approx(want.f1, abs=5e-5)
+        assert f"{want.n_queries:,} queries" in window.metrics.main.text()
+    assert "since last change" in window.metrics.delta.text()
+
+
+def test_threshold_drag_on_the_plot_sets_the_config(qtbot, window: MainWindow, demo_bundle):
+    with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
+        window.threshold_plot.thresholdDragged.emit(0.42)
+    assert window.config.thresholds == (pytest.approx(0.42),)
+    assert window.controls.config() == window.config
+    assert shown_f1(window) == pytest.approx(
+        core(demo_bundle, "fold0", window.config).metrics.f1, abs=5e-5)
+
+
+def test_grid_tiles_and_badges_match_the_core(qtbot, window: MainWindow, demo_bundle):
+    apply(qtbot, window, SUM.replace(min2=(0.45,)))
+    engine = Engine(Bundle.open(demo_bundle), "fold0")
+    ev = engine.evaluate(window.config)
+    q = int(np.argmin(ev.f1))  # an error case: some FP or missed tiles
+    window.select_query(q)
+    want = explain_query(engine, ev, q, near_misses=8)
+    model = window.grid.model()
+    assert model.rowCount() == len(want)
+    rows = [model.index(i).data(TileRole.ScopeRow) for i in range(model.rowCount())]
+    statuses = [model.index(i).data(TileRole.Status) for i in range(model.rowCount())]
+    assert rows == list(want["row"]) and statuses == list(want["status"])
+    pred = set(engine.graph.cand[q][ev.pred[q]]) - {q}
+    tp = {int(r) for r, s in zip(want["row"], want["status"], strict=True) if s == "TP"}
+    fp = {int(r) for r, s in zip(want["row"], want["status"], strict=True) if s == "FP"}
+    assert tp | fp == pred
+    truth = set(np.flatnonzero(engine.labels == engine.labels[q])) - {q}
+    assert tp == pred & truth
+    missed = {int(r) for r, s in zip(want["row"], want["status"], strict=True) if s == "missed"}
+    assert missed == truth - pred
+    # the query panel shows the query's own numbers
+    assert f"F1 {ev.f1[q]:.3f}" in window.query_panel.scores.text()
+
+
+def test_min2_inb_and_mode_toggles(qtbot, window: MainWindow, demo_bundle):
+    before = window.config
+    with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
+        window.controls.toggle_min2()
+    assert window.config.min2 is not None and before.min2 is None
+    assert shown_f1(window) == pytest.approx(
+        core(demo_bundle, "fold0", window.config).metrics.f1, abs=5e-5)
+    inb = SUM.replace(inb=(InbStage(0.7), InbStage(0.8)))
+    apply(qtbot, window, inb)
+    assert shown_f1(window) == pytest.approx(core(demo_bundle, "fold0", inb).metrics.f1,
+                                             abs=5e-5)
+    mode = window.config.mode, window.config.modalities
+    with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
+        window.controls.cycle_mode(1)
+    assert (window.config.mode, window.config.modalities) != mode
+
+
+def test_stale_results_are_dropped(qtbot, window: MainWindow, demo_bundle):
+    slow = SUM.replace(inb=(InbStage(0.7), InbStage(0.8), InbStage(0.9)))
+    fast = MatchConfig("single", ("tfidf",), (0.45,))
+    with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
+        window.set_config(slow)
+        window.set_config(fast)  # supersedes the INB request at once
+    qtbot.wait(200)
+    assert window.view.snapshot.config == fast
+    assert shown_f1(window) == pytest.approx(core(demo_bundle, "fold0", fast).metrics.f1,
+                                             abs=5e-5)
+
+
+def test_pin_and_compare(qtbot, window: MainWindow, demo_bundle):
+    base = window.config
+    with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
+        window.pin()
+    apply(qtbot, window, SUM)
+    delta = core(demo_bundle, "fold0", SUM).f1 - core(demo_bundle, "fold0", base).f1
+    np.testing.assert_allclose(window.view.table.delta_f1, delta)
+    assert "ΔF1" in [window.model.headerData(c, window.list.horizontalHeader().orientation())
+                     for c in range(window.model.columnCount())]
+    window.filter.setCurrentText("improved")
+    shown = {window.model.index(r, 0).data(ROW_ROLE) for r in range(window.model.rowCount())}
+    assert shown == set(np.flatnonzero(delta > 1e-9))
+    window.filter.setCurrentText("worse")
+    assert window.model.rowCount() == int((delta < -1e-9).sum())
+    assert "pinned F1" in window.metrics.pinned.text()
+
+
+def test_search_filters_the_list(qtbot, window: MainWindow):
+    pid = window.view.table.posting_id[3]
+    window.search.setText(pid)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5000)
+    assert window.model.index(0, 0).data() == pid
+
+
+def test_exports_round_trip(qtbot, window: MainWindow, demo_bundle, tmp_path, capsys):
+    apply(qtbot, window, SUM.replace(min2=(0.45,), units=True))
+    pred = menus.export(window, "predictions", tmp_path / "pred.csv")
+    frame = pd.read_csv(pred)
+    assert list(frame.columns) == ["posting_id", "matches"]
+    assert len(frame) == window.view.snapshot.n
+    mets = pd.read_csv(menus.export(window, "metrics", tmp_path / "m.csv"))
+    assert mets["f1"].mean() == pytest.approx(shown_f1(window), abs=5e-5)
+    js = menus.export(window, "settings", tmp_path / "s.json")
+    data = json.loads(js.read_text())
+    assert MatchConfig.from_dict(data["config"]) == window.config
+    # the headless command reads the same file and gives the same number
+    from explorer.cli import main as cli_main
+
+    assert cli_main(["evaluate", str(demo_bundle), "--settings", str(js), "--scope", "fold0",
+                     "--no-timing", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metrics"]["f1"] == pytest.approx(shown_f1(window), abs=5e-5)
+    # and the app loads it back
+    apply(qtbot, window, MatchConfig("single", ("phash",), (0.8,)))
+    with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
+        menus.load_settings(window, js)
+    assert window.config == MatchConfig.from_dict(data["config"])
+
+
+def test_settings_persist_per_bundle(qtbot, demo_bundle, settings):
+    w = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, settings)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
+        w.show()
+    apply(qtbot, w, SUM)
+    w.close()
+    assert settings.recent() == [] or isinstance(settings.recent(), list)
+    again = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, settings)
+    qtbot.addWidget(again)
+    assert again.config == SUM and again.scope == "fold0"
+    with qtbot.waitSignal(again.viewApplied, timeout=TIMEOUT):
+        again.show()
+    again.close()
+
+
+def test_item_models(qtmodeltester, window: MainWindow):
+    window.tabs.setCurrentWidget(window.cases)  # the error cases are filled when shown
+    assert window.cases.worst.rowCount() == window.view.snapshot.n  # fewer than 200
+    qtmodeltester.check(window.model)
+    qtmodeltester.check(window.cases.worst)
+    qtmodeltester.check(window.cases.false_pos)
+
+
+def test_corrupt_bundle_shows_a_dialog(qtbot, tmp_path, settings, monkeypatch):
+    bad = tmp_path / "bad.bundle"
+    bad.mkdir()
+    (bad / "manifest.json").write_text("{not json")
+    seen = []
+    monkeypatch.setattr(QMessageBox, "critical",
+                        lambda parent, title, text, *a, **k: seen.append((title, text)))
+    assert open_window(bad, settings) is None
+    assert len(seen) == 1 and "manifest.json" in seen[0][1]
+    assert settings.recent() == []
+
+
+def test_screenshot_option_writes_a_picture(demo_bundle, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    png = tmp_path / "shot.png"
+    pid = Bundle.open(demo_bundle).items["posting_id"].iloc[
+        Engine(Bundle.open(demo_bundle), "fold0").rows[5]]
+    assert run_app([str(demo_bundle), "--screenshot", str(png), "--query", pid]) == 0
+    img = QImage(str(png))
+    assert (img.width(), img.height()) == (1600, 1000)
+    sample = {img.pixel(x, y) for x in range(0, 1600, 37) for y in range(0, 1000, 29)}
+    assert len(sample) > 50  # not blank
+
+
+def test_error_cases_jump_to_the_query_and_open_the_pair(qtbot, window: MainWindow):
+    with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
+        window.controls.scopeChanged.emit("all")  # fold0 of the small demo is nearly one group
+    apply(qtbot, window, MatchConfig("single", ("tfidf",), (0.2,)))  # many false positives
+    window.tabs.setCurrentWidget(window.cases)
+    fp = window.cases.false_pos.frame
+    assert len(fp) > 0 and (fp["kind"] == "false positive").all()
+    first = fp.iloc[0]
+    window.cases._activated(window.cases.false_pos, window.cases.false_pos.index(0, 0))
+    assert window.query == int(first["row"])
+    dialog = window.pair_dialog
+    assert dialog is not None and dialog.isVisible()
+    text = dialog.view.right.posting_id.text() + dialog.view.left.posting_id.text()
+    assert first["posting_id"] in text and first["neighbour_id"] in text
+    worst = window.cases.worst.frame
+    window.cases._activated(window.cases.worst, window.cases.worst.index(2, 0))
+    assert window.query == int(worst.iloc[2]["row"])
+
+
+def test_tile_click_opens_the_pair_and_double_click_makes_it_the_query(qtbot, window):
+    model = window.grid.model()
+    assert model.rowCount() >= 2
+    other = model.index(1).data(TileRole.ScopeRow)
+    window.grid.tileClicked.emit(other)
+    assert window.pair_dialog is not None and window.pair_dialog.isVisible()
+    window.grid.tileActivated.emit(other)
+    assert window.query == other
+    assert model.index(0).data(TileRole.Status) == "query"
+    assert model.index(0).data(TileRole.ScopeRow) == other
