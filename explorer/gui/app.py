@@ -139,8 +139,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def run_app(argv: list[str]) -> int:
     args = parse_args(argv)
-    if args.screenshot and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    headless = sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if args.screenshot and headless:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    elif headless and not os.environ.get("QT_QPA_PLATFORM"):
+        print("explorer: error: no display (DISPLAY is not set); use --screenshot PNG, or "
+              "`explorer evaluate` for the numbers", file=sys.stderr)
+        return 2
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)

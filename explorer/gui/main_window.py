@@ -105,7 +105,8 @@ class MainWindow(QMainWindow):
         self.list = QTableView(objectName="queryList")
         self.list.setModel(self.model)
         self.list.setSortingEnabled(True)
-        self.list.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        # worst queries first: where an error-analysis session starts
+        self.list.sortByColumn(self.model.columns.index("f1"), Qt.SortOrder.AscendingOrder)
         self.list.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.verticalHeader().hide()
@@ -314,7 +315,7 @@ class MainWindow(QMainWindow):
             idx = self.model.index(at, 0)
             sel.setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect
                                 | QItemSelectionModel.SelectionFlag.Rows)
-            self.list.scrollTo(idx)
+            self.list.scrollTo(idx, QAbstractItemView.ScrollHint.PositionAtCenter)
         sel.blockSignals(with_blocked)
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
