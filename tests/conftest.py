@@ -9,6 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# GUI tests never open windows on a desktop and work with no display at all
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 REAL_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "shopee" / "train.csv"
 
 WORDS = ("sepatu", "tas", "kaos", "botol", "minyak", "sabun", "lampu", "kabel", "buku", "jam",

@@ -215,7 +215,7 @@ def test_item_models(qtmodeltester, window: MainWindow):
     qtmodeltester.check(window.cases.false_pos)
 
 
-def test_corrupt_bundle_shows_a_dialog(qtbot, tmp_path, settings, monkeypatch):
+def test_corrupt_bundle_shows_a_dialog(qapp, tmp_path, settings, monkeypatch):
     bad = tmp_path / "bad.bundle"
     bad.mkdir()
     (bad / "manifest.json").write_text("{not json")
@@ -268,3 +268,60 @@ def test_tile_click_opens_the_pair_and_double_click_makes_it_the_query(qtbot, wi
     assert window.query == other
     assert model.index(0).data(TileRole.Status) == "query"
     assert model.index(0).data(TileRole.ScopeRow) == other
+
+
+def test_keyboard(qtbot, window: MainWindow):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    window.activateWindow()
+    first = window.query
+    at = window.model.view_row(first)
+    QTest.keyClick(window, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
+    assert window.query == window.model.scope_row(at + 1)
+    QTest.keyClick(window, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier)
+    assert window.query == first
+    QTest.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(window.search.hasFocus, timeout=2000)
+    with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
+        QTest.keyClick(window, Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier)
+    assert window.config.min2 is not None
+    mode = window.config.modalities
+    with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
+        QTest.keyClick(window, Qt.Key.Key_BracketRight, Qt.KeyboardModifier.ControlModifier)
+    assert window.config.modalities != mode
+
+
+def test_demo_is_reused_from_the_cache(demo_bundle, monkeypatch):
+    from explorer.gui import app
+
+    monkeypatch.setenv("EXPLORER_DEMO_DIR", str(demo_bundle.parent))
+    assert app.demo_dir() == demo_bundle.parent
+    assert app.build_demo() == demo_bundle  # nothing rebuilt, no child process
+
+
+def test_demo_build_failure_is_a_dialog(qapp, tmp_path, monkeypatch):
+    from explorer.gui import app
+
+    out = tmp_path / "demo"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "train.csv").write_text("not,a\nshopee,table\n")
+    (out / "data" / "generated.json").write_text('{"seed": 0, "n_postings": 1600}')
+    monkeypatch.setenv("EXPLORER_DEMO_DIR", str(out))
+    seen = []
+    monkeypatch.setattr(QMessageBox, "critical",
+                        lambda parent, title, text, *a, **k: seen.append(text))
+    assert app.build_demo() is None
+    assert len(seen) == 1 and "precompute: error: " in seen[0], seen
+    assert "train_images" in seen[0]  # the child's own one-line reason
+    assert not (out / "demo.bundle").exists()
+
+
+def test_no_display_is_one_line(monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    if not __import__("sys").platform.startswith("linux"):
+        pytest.skip("the check applies to Linux")
+    assert run_app([]) == 2
+    assert "no display" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""`explorer [BUNDLE] [--screenshot PNG [--query POSTING_ID]]`: the desktop app.
+"""`explorer [BUNDLE] [--settings JSON] [--query POSTING_ID] [--screenshot PNG]`: the app.
 
 Without BUNDLE the built-in demo opens; it is built on first use by `precompute demo` in
 a child process (the app never imports the precompute stack) with a progress dialog, and
@@ -42,7 +42,11 @@ def build_demo(parent: QWidget | None = None) -> Path | None:
     bundle = out / "demo.bundle"
     if (bundle / "manifest.json").exists():
         return bundle
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        QMessageBox.critical(parent, "Demo", f"{out}: cannot create the demo folder ({exc})")
+        return None
     dialog = QProgressDialog("Building the built-in demo (about 2 minutes, once)…", "Cancel",
                              0, 100, parent)
     dialog.setWindowTitle("Shopee match explorer")
@@ -72,9 +76,11 @@ def build_demo(parent: QWidget | None = None) -> Path | None:
         return None
     loop.exec()
     read()
+    cancelled = dialog.wasCanceled()  # before close(), which itself emits canceled
+    dialog.canceled.disconnect(proc.kill)
     dialog.close()
     if proc.exitStatus() != QProcess.ExitStatus.NormalExit or proc.exitCode() != 0:
-        if not dialog.wasCanceled():
+        if not cancelled:
             last = next((t for t in reversed(tail) if "error" in t.lower()), tail[-1:] or [""])
             QMessageBox.critical(parent, "Demo", f"building the demo failed: {''.join(last)}")
         return None
@@ -133,7 +139,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("bundle", nargs="?", type=Path, help="bundle folder (default: the demo)")
     p.add_argument("--screenshot", type=Path, metavar="PNG",
                    help="render the window offscreen at 1600x1000, save it and exit")
-    p.add_argument("--query", metavar="POSTING_ID", help="the query to show (with --screenshot)")
+    p.add_argument("--query", metavar="POSTING_ID", help="the query to show first")
+    p.add_argument("--settings", type=Path, metavar="JSON",
+                   help="settings to start with (exported by the app or `explorer evaluate "
+                        "--json`), the pinned baseline included")
     return p.parse_args(argv)
 
 
@@ -154,6 +163,15 @@ def run_app(argv: list[str]) -> int:
     window = open_window(args.bundle, settings)
     if window is None:
         return 2
+    if args.settings:
+        from explorer.gui.menus import load_settings
+
+        try:
+            load_settings(window, args.settings)
+        except ValueError as exc:
+            window.close()
+            print(f"explorer: error: {exc}", file=sys.stderr)
+            return 2
     if args.screenshot:
         error = screenshot(window, args.screenshot, args.query)
         window.close()

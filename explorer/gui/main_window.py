@@ -242,12 +242,18 @@ class MainWindow(QMainWindow):
             self.config = snap.config
             self.controls.set_state(self.config, self.scope)
             self.statusBar().showMessage(f"tuned: {snap.config.label}", 5000)
+        elif self.statusBar().currentMessage().startswith("tuning"):
+            self.statusBar().clearMessage()  # that tuning was superseded
         base = snap.baseline.metrics if snap.baseline is not None else None
         self.metrics.set_metrics(snap.metrics, snap.n, snap.scope, self._previous, base)
         self.metrics.set_progress(0, 0)
         self.model.set_table(view.table)
         if view.curve is not None:
-            self.threshold_plot.set_curve(view.curve)
+            same = old is not None and old.curve is not None and old.curve.f1 is view.curve.f1
+            if same:  # only the threshold moved: move the line, keep the curves and axes
+                self.threshold_plot.set_threshold(view.curve.current)
+            else:
+                self.threshold_plot.set_curve(view.curve)
         if view.histogram is not None:
             self.histogram.set_data(*view.histogram)
             bh = view.baseline_histogram

@@ -24,6 +24,11 @@ class MetricsBar(QWidget):
         self.pinned = QLabel(objectName="metricsPinned")
         self.progress = QProgressBar(objectName="metricsProgress", maximumWidth=160,
                                      textVisible=True)
+        # keep its room when hidden: showing it must not re-lay out the window (that resizes
+        # every plot, whose repaint costs more than the whole recompute)
+        policy = self.progress.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.progress.setSizePolicy(policy)
         self.progress.hide()
         lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 2, 6, 2)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 from explorer.core.charts import Curve, SizeTable
 
@@ -43,6 +43,9 @@ def _plot_widget(parent: QWidget, x_label: str, y_label: str) -> pg.PlotWidget:
         axis.setTextPen("#202020")
         axis.setStyle(tickFont=font)
         axis.setLabel(text, **LABEL_STYLE)
+        # replaying an axis (ticks, text, grid) costs ~4 ms a paint; the line moves on
+        # every slider step, so keep each axis as a pixmap until it really changes
+        axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     return pw
 
 
@@ -76,6 +79,10 @@ class ThresholdPlot(_PlotHolder):
 
     def __init__(self, parent: QWidget | None = None, decimals: int = 3) -> None:
         super().__init__("threshold", "mean over queries", parent)
+        self.title_label = QLabel(objectName="thresholdTitle",
+                                  alignment=Qt.AlignmentFlag.AlignCenter)
+        self.title_label.setStyleSheet("QLabel {background: white; color: #202020;}")
+        self.layout().insertWidget(0, self.title_label)
         self.decimals = decimals
         self._quiet = False
         self._last: float | None = None
@@ -141,7 +148,9 @@ class ThresholdPlot(_PlotHolder):
                 f"best {self.curve.best_f1:.4f} at {self.curve.best:.3f}")
 
     def _update_title(self) -> None:
-        self.plot_item.setTitle(self.title(), color="#202020", size="10pt")
+        # a Qt label, not the plot's title item: retitling the plot re-lays it out and
+        # regenerates both axes, which cost more than the rest of a threshold move
+        self.title_label.setText(self.title())
 
     # -- line events -----------------------------------------------------------------------
     def _rounded(self) -> float:
