@@ -1,5 +1,6 @@
-"""`precompute` command line: `build` a bundle from a Shopee-format dataset, or make the
-built-in `demo` dataset and its bundle."""
+"""`precompute` command line: `build` a bundle from a Shopee-format dataset, make the
+built-in `demo` dataset and its bundle, or `train` an image or text model (ArcFace /
+CurricularFace on folds 2-4, selected on fold 1) whose checkpoint `build` loads."""
 
 from __future__ import annotations
 
@@ -46,7 +47,47 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--postings", type=int, default=1600)
     _add_encoding_args(d)
+    t = sub.add_parser("train", help="fine-tune an image or text model with a margin loss")
+    tsub = t.add_subparsers(dest="modality", required=True)
+    ti = tsub.add_parser("image", help="timm backbone + fc/BN + margin layer")
+    ti.add_argument("--images", type=Path, required=True, help="image folder")
+    ti.add_argument("--model", required=True, metavar="TIMM_NAME", help="timm architecture")
+    ti.add_argument("--pretrained", metavar="NAME|PATH", help="starting weights: a packaged "
+                    "model name (tf_efficientnet_lite0), 'hub' for timm's download, or a "
+                    "checkpoint file (ours or a backbone state_dict); default random init")
+    ti.add_argument("--size", type=int, help="input size in px (default: the model's)")
+    ti.add_argument("--workers", type=int, help="image decoding processes")
+    _add_training_args(ti, margin=0.5, lr=3e-4, batch=32)
+    tt = tsub.add_parser("text", help="transformers backbone, mean pooling + fc/BN + margin")
+    tt.add_argument("--model", required=True, metavar="ST_OR_HF_NAME_OR_PATH",
+                    help="base model: all-MiniLM-L6-v2 (packaged), a local folder or a hub name")
+    tt.add_argument("--max-length", type=int, default=128, help="tokens per title")
+    _add_training_args(tt, margin=0.5, lr=5e-5, batch=64)
     return p
+
+
+def _add_training_args(p: argparse.ArgumentParser, *, margin: float, lr: float,
+                       batch: int) -> None:
+    p.add_argument("--csv", type=Path, required=True, help="labelled Shopee-format table")
+    p.add_argument("--out", type=Path, required=True, help="run folder: last.pt, best.pt, "
+                   "history.json")
+    p.add_argument("--loss", choices=("arcface", "curricular"), default="arcface")
+    p.add_argument("--margin", type=float, default=margin)
+    p.add_argument("--margin-start", type=float, help="ramp the margin up from this value")
+    p.add_argument("--margin-ramp-epochs", type=int, default=0, help="epochs of the ramp")
+    p.add_argument("--scale", type=float, default=30.0)
+    p.add_argument("--fc-dim", type=int, default=512, help="embedding size of the fc/BN head")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--lr", type=float, default=lr, help="peak learning rate of the backbone")
+    p.add_argument("--head-lr-mult", type=float, default=10.0,
+                   help="learning-rate multiplier of the fc/BN head and class centres")
+    p.add_argument("--warmup", type=float, default=0.1, help="warm-up, fraction of all steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when available)")
+    p.add_argument("--no-amp", action="store_true", help="float32 on CUDA too")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from precompute.build import BuildOptions, build
 
-        if args.command == "build":
+        if args.command == "train":
+            from precompute.training.run import train_from_args
+
+            out = train_from_args(args)
+        elif args.command == "build":
             text = tuple(args.text) if args.text else (() if args.image else ("tfidf",))
             image = tuple(args.image) if args.image else (() if args.text else ("phash",))
             out = build(BuildOptions(

@@ -325,3 +325,21 @@ def test_no_display_is_one_line(monkeypatch, capsys):
         pytest.skip("the check applies to Linux")
     assert run_app([]) == 2
     assert "no display" in capsys.readouterr().err
+
+
+def test_near_misses_toggle_and_list_position(qtbot, window: MainWindow):
+    model = window.grid.model()
+    with_near = [model.index(i).data(TileRole.Status) for i in range(model.rowCount())]
+    window.set_near_misses(False)
+    without = [model.index(i).data(TileRole.Status) for i in range(model.rowCount())]
+    assert "near miss" not in without
+    assert without == [s for s in with_near if s != "near miss"]
+    window.set_near_misses(True)
+    # a slider move keeps the list where it was, not recentred on the query
+    with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
+        window.controls.scopeChanged.emit("all")
+    window.list.scrollToBottom()
+    top = window._top_row()
+    with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
+        window.set_config(window.config.replace(units=not window.config.units))
+    assert window._top_row() == top

@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         self._previous = None                   # metrics before the last adjustment
         self._pending_query: str | None = None  # posting id to select once a view arrives
         self.pair_dialog: PairDialog | None = None
+        self.show_near_misses = True
         self.worker = Worker(self)
         self.worker.finished.connect(self._on_view)
         self.worker.failed.connect(self._on_failed)
@@ -247,6 +248,7 @@ class MainWindow(QMainWindow):
         base = snap.baseline.metrics if snap.baseline is not None else None
         self.metrics.set_metrics(snap.metrics, snap.n, snap.scope, self._previous, base)
         self.metrics.set_progress(0, 0)
+        anchor = self._top_row()
         self.model.set_table(view.table)
         if view.curve is not None:
             same = old is not None and old.curve is not None and old.curve.f1 is view.curve.f1
@@ -267,7 +269,8 @@ class MainWindow(QMainWindow):
         elif self.query is None and self.model.rowCount():
             self.select_query(self.model.scope_row(0))
         else:
-            self._restore_selection()
+            self._restore_selection(scroll=False)
+            self._scroll_to_top_row(anchor)  # the list stays where the analyst left it
             self.show_query()
         self.viewApplied.emit()
 
@@ -311,7 +314,18 @@ class MainWindow(QMainWindow):
         row = 0 if at is None else min(max(at + step, 0), n - 1)
         self.select_query(self.model.scope_row(row))
 
-    def _restore_selection(self) -> None:
+    def _top_row(self) -> int | None:
+        """Scope row at the top of the visible list, to keep it in place across updates."""
+        idx = self.list.indexAt(self.list.viewport().rect().topLeft())
+        return int(self.model.data(idx, ROW_ROLE)) if idx.isValid() else None
+
+    def _scroll_to_top_row(self, scope_row: int | None) -> None:
+        at = self.model.view_row(scope_row) if scope_row is not None else None
+        if at is not None:
+            self.list.scrollTo(self.model.index(at, 0),
+                               QAbstractItemView.ScrollHint.PositionAtTop)
+
+    def _restore_selection(self, scroll: bool = True) -> None:
         sel = self.list.selectionModel()
         at = self.model.view_row(self.query) if self.query is not None else None
         with_blocked = sel.blockSignals(True)
@@ -321,7 +335,8 @@ class MainWindow(QMainWindow):
             idx = self.model.index(at, 0)
             sel.setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect
                                 | QItemSelectionModel.SelectionFlag.Rows)
-            self.list.scrollTo(idx, QAbstractItemView.ScrollHint.PositionAtCenter)
+            if scroll:
+                self.list.scrollTo(idx, QAbstractItemView.ScrollHint.PositionAtCenter)
         sel.blockSignals(with_blocked)
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
@@ -333,7 +348,8 @@ class MainWindow(QMainWindow):
         if self.view is None or self.query is None:
             return
         snap, q, t = self.view.snapshot, self.query, self.view.table
-        frame = explain_query(snap.engine, snap.evaluation, q, near_misses=NEAR_MISSES)
+        frame = explain_query(snap.engine, snap.evaluation, q,
+                              near_misses=NEAR_MISSES if self.show_near_misses else 0)
         self.grid.model().set_tiles(frame, snap.engine.rows)
         self.grid.set_modalities(snap.config.modalities)
         labelled = snap.evaluation.has_labels
@@ -342,6 +358,10 @@ class MainWindow(QMainWindow):
             int(t.group_size[q]),
             (float(t.f1[q]), float(t.precision[q]), float(t.recall[q])) if labelled else None,
             int(t.n_pred[q]))
+
+    def set_near_misses(self, on: bool) -> None:
+        self.show_near_misses = bool(on)
+        self.show_query()
 
     def _show_pair(self, scope_row: int) -> None:
         """Both postings side by side, the differing quantities highlighted."""

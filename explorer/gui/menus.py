@@ -52,6 +52,9 @@ def install(w: MainWindow) -> None:
     _act(w, nav, "&Next query", lambda: w.step_query(1), "Ctrl+Down")
     _act(w, nav, "&Previous query", lambda: w.step_query(-1), "Ctrl+Up")
     _act(w, nav, "&Find…", lambda: (w.search.setFocus(), w.search.selectAll()), "Ctrl+F")
+    near = _act(w, nav, "Show &near misses", w.set_near_misses)
+    near.setCheckable(True)
+    near.setChecked(w.show_near_misses)
 
     match = bar.addMenu("&Matching")
     _act(w, match, "Toggle &Min2", w.controls.toggle_min2, "Ctrl+M")
