@@ -343,3 +343,33 @@ def test_near_misses_toggle_and_list_position(qtbot, window: MainWindow):
     with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
         window.set_config(window.config.replace(units=not window.config.units))
     assert window._top_row() == top
+
+
+@pytest.fixture(scope="module")
+def unlabelled_bundle(tmp_path_factory) -> Path:
+    from conftest import synthetic_table
+
+    from precompute.build import BuildOptions, build
+
+    root = tmp_path_factory.mktemp("unlabelled")
+    csv = root / "test.csv"
+    synthetic_table(n_groups=30).drop(columns=["label_group"]).to_csv(csv, index=False)
+    return build(BuildOptions(csv=csv, out=root / "test.bundle", k=10, progress=False))
+
+
+def test_a_bundle_without_labels(qtbot, unlabelled_bundle, settings):
+    w = MainWindow(Session(Bundle.open(unlabelled_bundle)), unlabelled_bundle, settings)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
+        w.show()
+    assert w.scope == "all" and w.config.thresholds == (0.5,)  # nothing tuned
+    assert "no labels" in w.metrics.main.text()
+    f1_col = w.model.columns.index("f1")
+    assert w.model.index(0, f1_col).data() == "–"
+    statuses = {w.grid.model().index(i).data(TileRole.Status)
+                for i in range(w.grid.model().rowCount())}
+    assert statuses <= {"query", "match", "near miss"} and "query" in statuses
+    with qtbot.waitSignal(w.worker.failed, timeout=TIMEOUT):
+        w.controls.tuneRequested.emit("all")
+    qtbot.waitUntil(lambda: "needs labels" in w.statusBar().currentMessage(), timeout=5000)
+    w.close()

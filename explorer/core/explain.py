@@ -53,7 +53,8 @@ def explain_query(engine: Engine, ev: Evaluation, q: int, near_misses: int = 0
                   ) -> pd.DataFrame:
     """One row per predicted neighbour (score order), then per missed true match, then up
     to `near_misses` highest-scoring wrong candidates below the threshold. Columns: row
-    (scope-local), posting_id, title, status (query / TP / FP / missed / near miss),
+    (scope-local), posting_id, title, status (query / TP / FP / missed / near miss; a
+    bundle without labels says "match" for every prediction and "near miss" below),
     score, sim_<modality> for each modality of the bundle, admitted_by, reason, gap (how
     far below the threshold)."""
     st = ev.stage
@@ -67,7 +68,10 @@ def explain_query(engine: Engine, ev: Evaluation, q: int, near_misses: int = 0
     mcols = [c for c in order if true[c] and not pred[c]]
     ncols = [c for c in order if valid[c] and not pred[c] and not true[c]][:near_misses]
     rows = [int(cand[c]) for c in pcols + mcols + ncols]
-    status = (["query"] + ["TP" if true[c] else "FP" for c in pcols[1:]]
+    # without labels a prediction is neither right nor wrong: "match"
+    judged = engine.has_labels
+    status = (["query"] + [("TP" if true[c] else "FP") if judged else "match"
+                           for c in pcols[1:]]
               + ["missed"] * len(mcols) + ["near miss"] * len(ncols))
     admitted = _admitted_by(ev, q, np.array(pcols)) + [""] * (len(mcols) + len(ncols))
     reasons, gaps = [""] * len(pcols), [np.nan] * len(pcols)

@@ -34,6 +34,7 @@ class QueryTable:
     f1: np.ndarray
     delta_f1: np.ndarray | None
     ranks: dict[str, np.ndarray] = field(default_factory=dict)  # text column -> sort rank
+    has_labels: bool = True  # False: group size and P / R / F1 mean nothing
 
     def __len__(self) -> int:
         return len(self.f1)
@@ -71,7 +72,8 @@ def query_table(snap: Snapshot) -> QueryTable:
         posting_id=cols["posting_id"], title=cols["title"], label=cols["label"],
         group_size=ev.group_size, n_pred=ev.n_pred, tp=ev.tp, precision=ev.precision,
         recall=ev.recall, f1=ev.f1, delta_f1=snap.delta_f1,
-        ranks={k[5:]: v for k, v in cols.items() if k.startswith("rank_")})
+        ranks={k[5:]: v for k, v in cols.items() if k.startswith("rank_")},
+        has_labels=ev.has_labels)
 
 
 def filter_mask(table: QueryTable, kind: str) -> np.ndarray:

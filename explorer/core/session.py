@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.core.bundle import Bundle
-from explorer.core.config import MatchConfig
+from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.metrics import Metrics
 from explorer.core.tune import tune
@@ -117,4 +117,7 @@ class Session:
 
     def tune(self, cfg: MatchConfig, on: str) -> MatchConfig:
         """Every threshold of cfg tuned for mean F1 on scope `on` (the structure is kept)."""
-        return tune(self.engine(on), cfg)
+        engine = self.engine(on)
+        if not engine.has_labels:
+            raise ConfigError("tuning needs labels: this bundle has no label_group")
+        return tune(engine, cfg)

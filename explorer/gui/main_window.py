@@ -80,7 +80,8 @@ class MainWindow(QMainWindow):
             self.request()
         else:
             self.scope, self.config = default_scope(session.bundle), session.default_config()
-            self.request(tune_on=tuning_scope(session.bundle, self.scope))
+            labelled = session.bundle.manifest.has_labels  # nothing to tune on without labels
+            self.request(tune_on=tuning_scope(session.bundle, self.scope) if labelled else None)
         self.controls.set_state(self.config, self.scope)
         geometry, layout = settings.window()
         if geometry is not None:
@@ -220,7 +221,8 @@ class MainWindow(QMainWindow):
     def _on_reset(self) -> None:
         self.config = self.session.default_config()
         self.controls.set_state(self.config, self.scope)
-        self.request(tune_on=tuning_scope(self.session.bundle, self.scope))
+        labelled = self.session.bundle.manifest.has_labels
+        self.request(tune_on=tuning_scope(self.session.bundle, self.scope) if labelled else None)
 
     def _on_dragged(self, value: float) -> None:
         if self.view is None or self.view.curve is None:

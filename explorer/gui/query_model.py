@@ -91,6 +91,9 @@ class QueryModel(QAbstractTableModel):
         if role == ROW_ROLE:
             return row
         value = self._table.column(col)[row]
+        unjudged = not self._table.has_labels and (col in NUMERIC or col == "group_size")
+        if role == Qt.ItemDataRole.DisplayRole and unjudged:
+            return "–"  # no labels: nothing to score
         if role == Qt.ItemDataRole.DisplayRole:
             if col == "delta_f1":
                 return "" if abs(value) < 1e-9 else f"{value:+.3f}"
@@ -101,7 +104,7 @@ class QueryModel(QAbstractTableModel):
             return str(value)
         if role == Qt.ItemDataRole.TextAlignmentRole and (col in NUMERIC or col == "group_size"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole:
+        if role == Qt.ItemDataRole.ForegroundRole and not unjudged:
             if col == "delta_f1" and abs(value) >= 1e-9:
                 return QBrush(GOOD if value > 0 else BAD)
             if col == "f1" and value < 1:

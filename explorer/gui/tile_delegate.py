@@ -40,6 +40,7 @@ class TileRole(IntEnum):
 
 STATUS_COLOURS: dict[str, QColor] = {
     "query": QColor("#1565c0"), "TP": QColor("#2e7d32"), "FP": QColor("#c62828"),
+    "match": QColor("#546e7a"),  # a prediction in a bundle without labels
     "missed": QColor("#ef6c00"), "near miss": QColor("#757575"),
 }
 TILE_SIZE = QSize(200, 270)
@@ -66,7 +67,7 @@ def provenance_text(status: str, admitted_by: str, reason: str, gap: float,
                     verbose: bool = False) -> str:
     """Why the tile is where it is: the rule that admitted a predicted neighbour, or why a
     true match was missed ("below threshold by 0.034"). ``verbose`` adds "admitted by"."""
-    if status in ("query", "TP", "FP"):
+    if status in ("query", "TP", "FP", "match"):
         if status == "query" or not admitted_by:
             return admitted_by
         return f"admitted by {admitted_by}" if verbose else admitted_by
