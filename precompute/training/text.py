@@ -7,7 +7,6 @@ aids, as in the study, which embedded with mean pooling alone."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,46 +19,23 @@ from transformers import AutoModel, AutoTokenizer
 
 from precompute.errors import InputError
 from precompute.text_encoders import (
-    PACKAGED_NAMES,
+    TEXT_FORMAT,
     TextEncoder,
-    _looks_like_path,
     _mean_pooling,
     _one_line,
-    _packaged_folder,
     _token_limit,
     encode_texts,
     normalise_title,
+    transformer_source,
 )
 from precompute.training.data import TrainSplit
 from precompute.training.heads import EmbeddingHead, margin_layer
 from precompute.training.loop import atomic_save
 from precompute.training.selection import Selection, tuned_f1
 
-TEXT_FORMAT = "shopee-explorer-text/1"
-
-
-def resolve_source(name: str) -> str:
-    """Where to load NAME from: the packaged MiniLM, a local folder (for a
-    sentence-transformers folder, its Transformer module's folder), or a hub name."""
-    folder = Path(name).expanduser()
-    if not folder.is_dir() and name in PACKAGED_NAMES:
-        packaged = _packaged_folder()
-        if packaged is not None:
-            folder = packaged
-    if folder.is_dir():
-        modules = folder / "modules.json"
-        if modules.is_file():  # sentence-transformers: the transformer is module 0
-            for mod in json.loads(modules.read_text()):
-                if str(mod.get("type", "")).endswith("Transformer"):
-                    return str(folder / mod.get("path", ""))
-        return str(folder)
-    if _looks_like_path(name):
-        raise InputError(f"{name}: model folder not found")
-    return name
-
 
 def load_backbone(name: str) -> tuple[nn.Module, Any]:
-    src = resolve_source(name)
+    src = transformer_source(name)
     local = Path(src).is_dir()
     try:
         model = AutoModel.from_pretrained(src, local_files_only=local)
@@ -68,6 +44,23 @@ def load_backbone(name: str) -> tuple[nn.Module, Any]:
         raise InputError(f"{name}: could not load the text model ({_one_line(exc)}); pass a "
                          "local folder with the model instead") from None
     return model, tokenizer
+
+
+def bucketed(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+             pool: int = 50) -> Iterator[np.ndarray]:
+    """Shuffled batches of positions whose titles have similar lengths: a shuffled pool of
+    `pool` batches is sorted by length, cut into batches, and the batches are shuffled.
+    Less padding doubles training speed on real titles (median 18, longest 70 tokens).
+    A last batch of one row is dropped (BatchNorm needs two)."""
+    order = rng.permutation(len(lengths))
+    out = []
+    for lo in range(0, len(order), batch_size * pool):
+        chunk = order[lo:lo + batch_size * pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        out.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    for b in rng.permutation(len(out)):
+        if len(out[b]) >= 2:
+            yield out[b]
 
 
 class TextNet(nn.Module):
@@ -88,6 +81,7 @@ class TextTask:
     loss_name: str
     scale: float
     titles: list[str]
+    lengths: np.ndarray  # characters of each train row's title (for bucketing)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     amp: bool = False
     valid_batch: int = 128
@@ -108,11 +102,7 @@ class TextTask:
 
     def batches(self, epoch: int, batch_size: int, seed: int
                 ) -> Iterator[tuple[list[str], torch.Tensor]]:
-        order = np.random.default_rng(seed + epoch).permutation(self.n_train)
-        for lo in range(0, len(order), batch_size):
-            idx = order[lo:lo + batch_size]
-            if len(idx) < 2:  # BatchNorm needs two rows
-                continue
+        for idx in bucketed(self.lengths, batch_size, np.random.default_rng(seed + epoch)):
             rows = self.split.train_rows[idx]
             yield [self.titles[r] for r in rows], torch.from_numpy(self.split.train_labels[idx])
 
@@ -157,6 +147,7 @@ def text_task(split: TrainSplit, model_name: str, *, loss: str = "arcface",
     net = TextNet(backbone, EmbeddingHead(hidden, fc_dim),
                   margin_layer(loss, fc_dim, split.n_classes, scale, margin))
     titles = [normalise_title(t) for t in split.data.table["title"]]
+    lengths = np.array([len(titles[r]) for r in split.train_rows])
     return TextTask(split, model_name, net, tokenizer, _token_limit(tokenizer, max_length),
-                    loss, scale, titles, device or torch.device("cpu"), amp,
+                    loss, scale, titles, lengths, device or torch.device("cpu"), amp,
                     progress=progress)
