@@ -5,11 +5,12 @@ CurricularFace on folds 2-4, selected on fold 1) whose checkpoint `build` loads.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from explorer.core.bundle import BundleError
-from precompute.errors import InputError
+from precompute.errors import InputError, is_out_of_memory, one_line
 
 
 def _add_encoding_args(p: argparse.ArgumentParser) -> None:
@@ -92,8 +93,18 @@ def _add_training_args(p: argparse.ArgumentParser, *, margin: float, lr: float,
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _quiet_libraries() -> None:
+    """--quiet also silences the hub's and transformers' own progress bars ("Loading
+    weights"), which otherwise print to stderr."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read when huggingface_hub is imported
+    if "transformers" in sys.modules:  # already imported: switch it off there too
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.quiet:
+        _quiet_libraries()
     try:
         from precompute.build import BuildOptions, build
 
@@ -119,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {out}")
     except (InputError, BundleError) as exc:
         print(f"precompute: error: {exc}", file=sys.stderr)
+        return 2
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        flag = "--batch" if args.command == "train" else "--batch-size"
+        print(f"precompute: error: out of memory ({one_line(exc)}); try a smaller {flag}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("precompute: interrupted; nothing was written", file=sys.stderr)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from precompute.errors import InputError
+from precompute.errors import InputError, one_line
 from precompute.images import load_rgb
 
 log = logging.getLogger(__name__)
@@ -100,11 +100,6 @@ def pick_device(device: str | torch.device | None = None,
 # ---- loading -------------------------------------------------------------------------
 
 
-def _one_line(exc: BaseException) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()  # no ANSI colours
-    return f"{type(exc).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
-
-
 def _feature_channels(backbone: nn.Module) -> int:
     # timm reports the width after the head conv (mobilenetv3 etc.) as head_hidden_size
     return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
@@ -125,7 +120,7 @@ def _read_checkpoint(path: Path) -> Any:
         raise InputError(f"{path}: refused, it holds Python objects{what}, not only tensors; "
                          "re-save its state_dict") from None
     except Exception as exc:
-        raise InputError(f"{path}: cannot be read as a torch checkpoint ({_one_line(exc)})") \
+        raise InputError(f"{path}: cannot be read as a torch checkpoint ({one_line(exc)})") \
             from None
 
 
@@ -205,7 +200,7 @@ def _load_hub(name: str) -> nn.Module:
     try:
         return timm.create_model(name, pretrained=True, num_classes=0)
     except Exception as exc:
-        raise InputError(f"{name}: pretrained weights could not be downloaded ({_one_line(exc)}); "
+        raise InputError(f"{name}: pretrained weights could not be downloaded ({one_line(exc)}); "
                          f"pass NAME:CHECKPOINT ({name}:path/to/checkpoint.pth) to use local "
                          "weights") from None
 
@@ -316,7 +311,7 @@ class ImageFiles(torch.utils.data.Dataset):
             try:
                 return i, self.transform(img), True, ""
             except Exception as exc:
-                reason = f"preprocessing failed: {_one_line(exc)}"
+                reason = f"preprocessing failed: {one_line(exc)}"
         return i, torch.zeros(3, self.size, self.size), False, reason or "unknown"
 
 

@@ -30,7 +30,7 @@ from torch import nn
 from tqdm import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from precompute.errors import InputError
+from precompute.errors import InputError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +141,6 @@ class EncodedTexts:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
-
-
 def _mean_pooling(model: nn.Module, tokenizer: Any, max_length: int) -> Callable:
     """The study's embedding: the attention-masked mean of the last hidden state."""
     def embed(texts: list[str]) -> torch.Tensor:
@@ -192,7 +187,7 @@ def _read_checkpoint(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise InputError(f"{path}: not a weights-only torch checkpoint ({_one_line(exc)})") \
+        raise InputError(f"{path}: not a weights-only torch checkpoint ({one_line(exc)})") \
             from None
 
 
@@ -237,7 +232,7 @@ def _fit_backbone(name: str, source: str, path: Path, state: Mapping[str, torch.
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModel.from_config(config)
     except Exception as exc:
-        raise InputError(f"{path}: could not build the backbone {name!r} ({_one_line(exc)}); "
+        raise InputError(f"{path}: could not build the backbone {name!r} ({one_line(exc)}); "
                          "pass a local folder holding its config.json and tokenizer files "
                          "as NAME") from None
     try:
@@ -340,7 +335,7 @@ def load_text_encoder(spec: str, *, device: str | torch.device | None = None,
                     max_length, info | {"kind": "transformers-mean-pooling"})
         except Exception as exc:
             raise InputError(f"{folder}: not a loadable text model folder "
-                             f"({_one_line(exc)})") from None
+                             f"({one_line(exc)})") from None
     elif _looks_like_path(name):
         raise InputError(f"{name}: model folder not found")
     elif name in PACKAGED_NAMES and (packaged := _packaged_folder()) is not None:
@@ -351,7 +346,7 @@ def load_text_encoder(spec: str, *, device: str | torch.device | None = None,
         try:
             model = SentenceTransformer(name, device=str(dev))
         except Exception as exc:
-            raise InputError(f"{name}: could not be loaded offline ({_one_line(exc)}); pass a "
+            raise InputError(f"{name}: could not be loaded offline ({one_line(exc)}); pass a "
                              "local folder with the model (sentence-transformers or "
                              "transformers) instead") from None
         enc = _from_sentence_transformers(model, max_length,

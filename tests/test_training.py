@@ -347,3 +347,22 @@ def test_cli_train_text_and_its_errors(csv, tiny_bert, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("precompute: error: ") and "label_group column missing" in err
     assert err.count("\n") == 1
+
+
+def test_out_of_memory_outside_a_training_step_is_one_line(csv, tiny_bert, tmp_path, capsys,
+                                                           monkeypatch):
+    """Embedding fold 1 (or a build) running out of memory ends with one line too."""
+    from precompute.training import text
+
+    def oom(self):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore details")
+
+    monkeypatch.setattr(text.TextTask, "validate", oom)
+    args = ["train", "text", "--csv", str(csv), "--model", str(tiny_bert), "--out",
+            str(tmp_path / "run"), "--epochs", "1", "--batch", "16", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out of memory" in err and "smaller --batch" in err
+    monkeypatch.setattr(text.TextTask, "validate", lambda self: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # anything else is a bug, not bad input
+        main([*args[:7], str(tmp_path / "run2"), *args[8:]])

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from precompute.errors import InputError
+from precompute.errors import InputError, is_out_of_memory
 from precompute.training.schedule import lr_factor, margin_at, set_lr
 from precompute.training.selection import Selection
 
@@ -95,12 +95,6 @@ def _autocast(cfg: LoopConfig) -> AbstractContextManager:
     if cfg.amp and cfg.device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
     return nullcontext()
-
-
-def is_oom(exc: BaseException) -> bool:
-    oom = getattr(torch.cuda, "OutOfMemoryError", ())
-    return (bool(oom) and isinstance(exc, oom)) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
 
 
 def oom_error(cfg: LoopConfig) -> InputError:
@@ -192,7 +186,7 @@ def fit(task: Task, cfg: LoopConfig) -> dict[str, Any]:
                     scaler.step(optimizer)
                     scaler.update()
                 except (RuntimeError, MemoryError) as exc:
-                    if is_oom(exc):
+                    if is_out_of_memory(exc):
                         raise oom_error(cfg) from None
                     raise
                 optimizer.zero_grad(set_to_none=True)

@@ -17,12 +17,11 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
-from precompute.errors import InputError
+from precompute.errors import InputError, one_line
 from precompute.text_encoders import (
     TEXT_FORMAT,
     TextEncoder,
     _mean_pooling,
-    _one_line,
     _token_limit,
     encode_texts,
     normalise_title,
@@ -41,7 +40,7 @@ def load_backbone(name: str) -> tuple[nn.Module, Any]:
         model = AutoModel.from_pretrained(src, local_files_only=local)
         tokenizer = AutoTokenizer.from_pretrained(src, local_files_only=local)
     except Exception as exc:
-        raise InputError(f"{name}: could not load the text model ({_one_line(exc)}); pass a "
+        raise InputError(f"{name}: could not load the text model ({one_line(exc)}); pass a "
                          "local folder with the model instead") from None
     return model, tokenizer
 
