@@ -11,13 +11,11 @@ always show `config()`, and `configChanged` only ever carries a valid configurat
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
 
-from PySide6.QtCore import QEvent, QObject, QSignalBlocker, QSize, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -29,9 +27,16 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt import QDoubleSlider, QLabeledDoubleSlider
 
 from explorer.core.config import MAX_INB, ConfigError, InbStage, MatchConfig
+from explorer.gui.value_rows import (
+    DECIMALS,
+    InbRows,
+    ThresholdSlider,
+    ValueRows,
+    min2_default,
+    weight_box,
+)
 
 FUSIONS = ("union", "sum", "prob")
 FUSION_TEXT = {
@@ -41,19 +46,12 @@ FUSION_TEXT = {
 }
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_WEIGHT = 0.5  # shown for weights=None; sum fusion normalises, so equal = unweighted
-MIN2_GAP = 0.1
-DECIMALS = 3
 INB_TIP = ("Iterative neighbourhood blending: replace each embedding by the similarity-"
            "weighted sum of its predicted matches, search again and threshold again.")
 INB_UNION_TIP = ("INB blends one embedding space, and a union has one per modality: "
                  "choose a single modality, sum or prob fusion to use INB.")
 EXACT_TIP = ("Search the blended embeddings exactly over the whole scope instead of "
              "re-ranking the original top-K candidates.")
-
-
-def min2_default(threshold: float) -> float:
-    """Min2's threshold when it is switched on: 0.1 looser than the threshold, not below 0."""
-    return round(max(threshold - MIN2_GAP, 0.0), DECIMALS)
 
 
 def default_fusion(modalities: Sequence[tuple[str, str]]) -> tuple[str, ...]:
@@ -73,140 +71,6 @@ def _memory_keys(mode: str, modalities: tuple[str, ...]) -> tuple[str, ...]:
     if mode in ("single", "union"):
         return modalities
     return (f"{mode}:{','.join(sorted(modalities))}",)
-
-
-class ThresholdSlider(QLabeledDoubleSlider):
-    """A 0..1 slider and its numeric entry in one widget (3 decimals). Arrow keys step
-    0.005 and Page Up/Down 0.05: superqt's float slider handles no keys of its own."""
-
-    def __init__(self, name: str, accessible: str) -> None:
-        super().__init__(Qt.Orientation.Horizontal)
-        self.setRange(0.0, 1.0)
-        self.setDecimals(DECIMALS)
-        self.setSingleStep(0.005)
-        self.setPageStep(0.05)
-        self.setObjectName(name)
-        self.setAccessibleName(accessible)
-        self._bar = self.findChild(QDoubleSlider)
-        self._bar.installEventFilter(self)
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if obj is self._bar and event.type() == QEvent.Type.KeyPress:
-            step = {Qt.Key.Key_Right: 1, Qt.Key.Key_Up: 1, Qt.Key.Key_Left: -1,
-                    Qt.Key.Key_Down: -1}.get(event.key())
-            page = {Qt.Key.Key_PageUp: 1, Qt.Key.Key_PageDown: -1}.get(event.key())
-            if step or page:
-                delta = step * self.singleStep() if step else page * self.pageStep()
-                self.setValue(round(self.value() + delta, DECIMALS))
-                return True
-        return super().eventFilter(obj, event)
-
-
-def _weight_box(name: str, accessible: str) -> QDoubleSpinBox:
-    box = QDoubleSpinBox(objectName=name, minimum=0.0, maximum=1.0, singleStep=0.05,
-                         decimals=2, keyboardTracking=False)
-    box.setAccessibleName(accessible)
-    return box
-
-
-def _set_value(widget: QLabeledDoubleSlider | QDoubleSpinBox, value: float) -> None:
-    """Show `value` without signals on a 0..1 range, widened to hold a stored value outside
-    it (cosines can be negative) so that it round-trips."""
-    with QSignalBlocker(widget):
-        widget.setRange(min(0.0, value), max(1.0, value))
-        widget.setValue(value)
-
-
-class _ValueRows(QWidget):
-    """A column of labelled value widgets (sliders or spin boxes), rebuilt only when the
-    labels change so a widget being dragged is never replaced under the mouse."""
-
-    edited = Signal(int, float)
-
-    def __init__(self, name: str, item_name: str, title: str,
-                 make: Callable[[str, str], QLabeledDoubleSlider | QDoubleSpinBox]) -> None:
-        super().__init__(objectName=name)
-        self._item_name = item_name
-        self._title = title
-        self._make = make
-        self._labels: tuple[str, ...] = ()
-        self.widgets: list[QLabeledDoubleSlider | QDoubleSpinBox] = []
-        self._form = QFormLayout(self)
-        self._form.setContentsMargins(0, 0, 0, 0)
-
-    def set_rows(self, labels: Sequence[str], values: Sequence[float]) -> None:
-        if tuple(labels) != self._labels:
-            while self._form.rowCount():
-                self._form.removeRow(0)
-            self.widgets = []
-            for i, label in enumerate(labels):
-                w = self._make(f"{self._item_name}{i}", f"{self._title} {label}")
-                w.valueChanged.connect(partial(self._on_value, i))
-                self._form.addRow(label, w)
-                self.widgets.append(w)
-            self._labels = tuple(labels)
-        for w, v in zip(self.widgets, values, strict=True):
-            _set_value(w, v)
-
-    def _on_value(self, row: int, value: float) -> None:
-        self.edited.emit(row, float(value))
-
-
-class _InbRows(QWidget):
-    """One row per INB iteration: its threshold, and a Min2 check box with its threshold."""
-
-    thresholdEdited = Signal(int, float)
-    min2Toggled = Signal(int, bool)
-    min2Edited = Signal(int, float)
-
-    def __init__(self) -> None:
-        super().__init__(objectName="inbStages")
-        self.thresholds: list[QLabeledDoubleSlider] = []
-        self.min2_checks: list[QCheckBox] = []
-        self.min2s: list[QLabeledDoubleSlider] = []
-        self._form = QFormLayout(self)
-        self._form.setContentsMargins(0, 0, 0, 0)
-
-    def set_stages(self, stages: Sequence[InbStage]) -> None:
-        if len(stages) != len(self.thresholds):
-            self._rebuild(len(stages))
-        for k, st in enumerate(stages):
-            _set_value(self.thresholds[k], st.threshold)
-            on = st.min2 is not None
-            with QSignalBlocker(self.min2_checks[k]):
-                self.min2_checks[k].setChecked(on)
-            _set_value(self.min2s[k], st.min2 if on else min2_default(st.threshold))
-            self.min2s[k].setVisible(on)
-
-    def _rebuild(self, n: int) -> None:
-        while self._form.rowCount():
-            self._form.removeRow(0)
-        self.thresholds, self.min2_checks, self.min2s = [], [], []
-        for k in range(n):
-            t = ThresholdSlider(f"inbThreshold{k}", f"INB iteration {k + 1} threshold")
-            t.valueChanged.connect(partial(self._on_threshold, k))
-            check = QCheckBox("Min2", objectName=f"inbMin2Check{k}")
-            check.setAccessibleName(f"INB iteration {k + 1} Min2")
-            check.toggled.connect(partial(self._on_min2_toggled, k))
-            m2 = ThresholdSlider(f"inbMin2{k}", f"INB iteration {k + 1} Min2 threshold")
-            m2.valueChanged.connect(partial(self._on_min2, k))
-            row = QHBoxLayout()
-            row.addWidget(check)
-            row.addWidget(m2, 1)
-            self._form.addRow(f"Iteration {k + 1}", t)
-            self._form.addRow("", row)
-            self.thresholds.append(t)
-            self.min2_checks.append(check)
-            self.min2s.append(m2)
-
-    def _on_threshold(self, k: int, value: float) -> None:
-        self.thresholdEdited.emit(k, float(value))
-
-    def _on_min2_toggled(self, k: int, on: bool) -> None:
-        self.min2Toggled.emit(k, bool(on))
-
-    def _on_min2(self, k: int, value: float) -> None:
-        self.min2Edited.emit(k, float(value))
 
 
 class ControlsPanel(QWidget):
@@ -244,7 +108,7 @@ class ControlsPanel(QWidget):
         self.fusion_list = QListWidget(objectName="fusionList")
         self.fusion_list.setAccessibleName("Fused modalities")
         self.fusion_list.setToolTip("The modalities the fusion combines (at least two)")
-        self.weights = _ValueRows("weights", "weight", "Weight", _weight_box)
+        self.weights = ValueRows("weights", "weight", "Weight", weight_box)
         self.weights.setToolTip("Sum fusion weights (normalised to sum to 1)")
         self._fusion_label = QLabel("Modalities")
         self._weights_label = QLabel("Weights")
@@ -254,15 +118,15 @@ class ControlsPanel(QWidget):
         scope_form.addRow(self._fusion_label, self.fusion_list)
         scope_form.addRow(self._weights_label, self.weights)
 
-        self.thresholds = _ValueRows("thresholds", "threshold", "Threshold", ThresholdSlider)
+        self.thresholds = ValueRows("thresholds", "threshold", "Threshold", ThresholdSlider)
         self.thresholds.setToolTip("A pair is predicted when its score is >= the threshold")
 
         self.min2_check = QCheckBox("Min2 for lonely queries", objectName="min2Check")
         self.min2_check.setAccessibleName("Min2")
         self.min2_check.setToolTip("When a query predicts only itself, add its nearest other "
                                    "posting if that passes the looser Min2 threshold")
-        self.min2_rows = _ValueRows("min2Thresholds", "min2Threshold", "Min2 threshold",
-                                    ThresholdSlider)
+        self.min2_rows = ValueRows("min2Thresholds", "min2Threshold", "Min2 threshold",
+                                   ThresholdSlider)
 
         self.inb_spin = QSpinBox(objectName="inbIterations", minimum=0, maximum=MAX_INB,
                                  keyboardTracking=False)
@@ -270,7 +134,7 @@ class ControlsPanel(QWidget):
         self.inb_exact = QCheckBox("exact re-search", objectName="inbExact")
         self.inb_exact.setAccessibleName("INB exact re-search")
         self.inb_exact.setToolTip(EXACT_TIP)
-        self.inb_rows = _InbRows()
+        self.inb_rows = InbRows()
         inb_top = QHBoxLayout()
         inb_top.addWidget(QLabel("Iterations"))
         inb_top.addWidget(self.inb_spin)
