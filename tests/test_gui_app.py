@@ -292,12 +292,17 @@ def test_keyboard(qtbot, window: MainWindow):
     assert window.config.modalities != mode
 
 
-def test_demo_is_reused_from_the_cache(demo_bundle, monkeypatch):
+def test_demo_is_reused_from_the_cache(qtbot, demo_bundle, settings, monkeypatch):
     from explorer.gui import app
 
     monkeypatch.setenv("EXPLORER_DEMO_DIR", str(demo_bundle.parent))
     assert app.demo_dir() == demo_bundle.parent
     assert app.build_demo() == demo_bundle  # nothing rebuilt, no child process
+    window = open_window(None, settings)  # the demo, with its original pictures
+    qtbot.addWidget(window)
+    assert window.images is not None
+    assert window.images.root == (demo_bundle.parent / "data" / "train_images").resolve()
+    window.worker.stop()
 
 
 def test_demo_build_failure_is_a_dialog(qapp, tmp_path, monkeypatch):
@@ -373,3 +378,33 @@ def test_a_bundle_without_labels(qtbot, unlabelled_bundle, settings):
         w.controls.tuneRequested.emit("all")
     qtbot.waitUntil(lambda: "needs labels" in w.statusBar().currentMessage(), timeout=5000)
     w.close()
+
+
+def test_image_folder_is_checked_remembered_and_used_by_the_pair(qtbot, window, demo_bundle,
+                                                                 settings, tmp_path):
+    pictures = demo_bundle.parent / "data" / "train_images"
+    assert "not a folder" in window.set_image_folder(tmp_path / "missing")
+    assert "none of the bundle's pictures" in window.set_image_folder(tmp_path)
+    assert window.images is None and settings.image_folder(demo_bundle) is None
+    assert window.set_image_folder(pictures) is None
+    assert window.images is not None and settings.image_folder(demo_bundle) == str(
+        pictures.resolve())
+    window.grid.tileClicked.emit(window.grid.model().index(1).data(TileRole.ScopeRow))
+    assert str(pictures.resolve()) in window.pair_dialog.view.right.image.toolTip()
+    again = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, settings)
+    qtbot.addWidget(again)
+    assert again.images is not None and again.images.root == pictures.resolve()
+    again.worker.stop()
+    assert window.set_image_folder(None) is None
+    assert window.images is None and settings.image_folder(demo_bundle) is None
+
+
+def test_images_option_with_a_wrong_folder_is_one_line(demo_bundle, tmp_path, monkeypatch,
+                                                       capsys):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    png = tmp_path / "shot.png"
+    args = [str(demo_bundle), "--images", str(tmp_path / "nope"), "--screenshot", str(png)]
+    assert run_app(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--images" in err and "not a folder" in err
+    assert not png.exists()

@@ -372,7 +372,7 @@ def test_pair_view_highlights_only_differing_amounts(qtbot):
     assert "0.812" in view.sims.text() and "–" in view.sims.text()
     assert "volume: 250 ml vs 500 ml" in view.conflicts.text()
     assert not view.conflicts.isHidden()
-    assert view.left.image.text() == "no thumbnail"
+    assert view.left.image.text() == "no picture"
 
 
 def test_pair_view_same_amount_and_escaping(qtbot):
@@ -404,3 +404,42 @@ def test_pair_view_shows_a_tile_from_the_model(qtbot, demo):
     qtbot.addWidget(bare)
     with pytest.raises(RuntimeError):
         bare.show_tile(model, 1)
+
+
+def test_pair_view_shows_the_originals_from_the_image_folder(qtbot, demo, demo_bundle,
+                                                             tmp_path):
+    from explorer.core.image_folder import ImageFolder
+    from explorer.gui.pair_view import FULL_SIDE, IMAGE_SIDE
+
+    model = model_for(demo)
+    view = PairView(demo.bundle)
+    qtbot.addWidget(view)
+    view.images = ImageFolder(demo_bundle.parent / "data" / "train_images", demo.bundle)
+    view.show_tile(model, 1)
+    right_row = int(model.index(1).data(TileRole.GlobalRow))
+    original = QImage(str(view.images.path(right_row)))
+    assert view.right.image.width() == FULL_SIDE
+    shown = view.right.image.pixmap()
+    assert (shown.width(), shown.height()) == (original.width(), original.height())  # unscaled
+    assert view.right.image.toolTip() == str(view.images.path(right_row))
+    assert max(original.width(), original.height()) > 192  # more than the thumbnail holds
+    # a folder without the pictures: the thumbnails, at their size
+    (tmp_path / "unrelated.jpg").write_bytes(b"")
+    view.images = ImageFolder(tmp_path, demo.bundle)
+    view.show_tile(model, 1)
+    assert view.right.image.width() == IMAGE_SIDE
+    assert not view.right.image.pixmap().isNull()
+    assert view.right.image.toolTip() == "the bundle's thumbnail"
+
+
+def test_originals_are_decoded_at_most_full_side(tmp_path):
+    from PIL import Image
+
+    from explorer.gui.pair_view import read_original
+
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (2000, 1000), (200, 30, 40)).save(path, quality=90)
+    image = read_original(path, side=480)
+    assert (image.width(), image.height()) == (480, 240)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    assert read_original(tmp_path / "broken.jpg") is None

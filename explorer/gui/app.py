@@ -1,4 +1,5 @@
-"""`explorer [BUNDLE] [--settings JSON] [--query POSTING_ID] [--screenshot PNG]`: the app.
+"""`explorer [BUNDLE] [--images DIR] [--settings JSON] [--query POSTING_ID] [--screenshot
+PNG]`: the app.
 
 Without BUNDLE the built-in demo opens; it is built on first use by `precompute demo` in
 a child process (the app never imports the precompute stack) with a progress dialog, and
@@ -91,7 +92,8 @@ def open_window(path: Path | None, settings: AppSettings, parent_for_errors=None
     """A MainWindow over the bundle at path (None: the demo), or None after a dialog."""
     from explorer.gui.main_window import MainWindow
 
-    if path is None:
+    demo = path is None
+    if demo:
         path = build_demo(parent_for_errors)
         if path is None:
             return None
@@ -101,7 +103,11 @@ def open_window(path: Path | None, settings: AppSettings, parent_for_errors=None
         QMessageBox.critical(parent_for_errors, "Cannot open bundle", str(exc))
         return None
     settings.add_recent(path)
-    return MainWindow(Session(bundle), path, settings)
+    window = MainWindow(Session(bundle), path, settings)
+    pictures = path.parent / "data" / "train_images"  # where `precompute demo` puts them
+    if demo and window.images is None and pictures.is_dir():
+        window.set_image_folder(pictures)
+    return window
 
 
 def wait_for_view(window, timeout_s: float = VIEW_TIMEOUT_S) -> bool:
@@ -140,6 +146,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--screenshot", type=Path, metavar="PNG",
                    help="render the window offscreen at 1600x1000, save it and exit")
     p.add_argument("--query", metavar="POSTING_ID", help="the query to show first")
+    p.add_argument("--images", type=Path, metavar="DIR",
+                   help="folder of the dataset's pictures: the pair view shows the originals "
+                        "instead of the bundle's thumbnails (remembered for the bundle)")
     p.add_argument("--settings", type=Path, metavar="JSON",
                    help="settings to start with (exported by the app or `explorer evaluate "
                         "--json`), the pinned baseline included")
@@ -163,6 +172,12 @@ def run_app(argv: list[str]) -> int:
     window = open_window(args.bundle, settings)
     if window is None:
         return 2
+    if args.images:
+        error = window.set_image_folder(args.images)
+        if error:
+            window.close()
+            print(f"explorer: error: --images {error}", file=sys.stderr)
+            return 2
     if args.settings:
         from explorer.gui.menus import load_settings
 

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from explorer.core.config import MatchConfig
 from explorer.core.explain import explain_query
+from explorer.core.image_folder import ImageFolder
 from explorer.core.queries import FILTERS
 from explorer.core.session import Session, default_scope, tuning_scope
 from explorer.core.sweep import with_param
@@ -64,6 +65,7 @@ class MainWindow(QMainWindow):
         self._previous = None                   # metrics before the last adjustment
         self._pending_query: str | None = None  # posting id to select once a view arrives
         self.pair_dialog: PairDialog | None = None
+        self.images: ImageFolder | None = None  # the original pictures, when set
         self.show_near_misses = True
         self.worker = Worker(self)
         self.worker.finished.connect(self._on_view)
@@ -83,6 +85,9 @@ class MainWindow(QMainWindow):
             labelled = session.bundle.manifest.has_labels  # nothing to tune on without labels
             self.request(tune_on=tuning_scope(session.bundle, self.scope) if labelled else None)
         self.controls.set_state(self.config, self.scope)
+        stored = settings.image_folder(self.bundle_path)
+        if stored is not None:
+            self.set_image_folder(Path(stored), remember=False)  # gone since: thumbnails
         geometry, layout = settings.window()
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -373,9 +378,33 @@ class MainWindow(QMainWindow):
             return
         if self.pair_dialog is None:
             self.pair_dialog = PairDialog(self.session.bundle, self)
+        self.pair_dialog.view.images = self.images
         self.pair_dialog.show_tile(model, at)
         self.pair_dialog.show()
         self.pair_dialog.raise_()
+
+    def set_image_folder(self, folder: Path | None, remember: bool = True) -> str | None:
+        """Show the original pictures under `folder` in the pair view (None: thumbnails
+        only); an error message, and nothing changed, when the folder holds none of the
+        bundle's pictures."""
+        if folder is None:
+            self.images = None
+        else:
+            try:
+                images = ImageFolder(folder, self.session.bundle)
+            except ValueError as exc:
+                return str(exc)
+            found, looked = images.found()
+            if not found:
+                return (f"{folder}: none of the bundle's pictures is there ({looked} image "
+                        "names looked up)")
+            self.images = images
+            self.statusBar().showMessage(
+                f"original pictures from {images.root} ({found} of {looked} looked up found)",
+                6000)
+        if remember:
+            self.settings.save_image_folder(self.bundle_path, folder)
+        return None
 
     def _show_case_pair(self, query: int, neighbour: int) -> None:
         self.select_query(query)

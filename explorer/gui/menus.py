@@ -40,6 +40,8 @@ def install(w: MainWindow) -> None:
     w.recent_menu = file.addMenu("Open &recent")
     w.recent_menu.aboutToShow.connect(lambda: _fill_recent(w))
     _act(w, file, "Open the built-in &demo", lambda: open_bundle(w, None))
+    _act(w, file, "Original &pictures folder…", lambda: image_folder_dialog(w))
+    _act(w, file, "&Thumbnails only", lambda: w.set_image_folder(None))
     file.addSeparator()
     _act(w, file, "&Load settings…", lambda: load_settings_dialog(w))
     _act(w, file, "Export &settings (JSON)…", lambda: export_dialog(w, "settings"))
@@ -81,6 +83,16 @@ def open_dialog(w: MainWindow) -> None:
     folder = QFileDialog.getExistingDirectory(w, "Open an index bundle", str(w.bundle_path.parent))
     if folder:
         open_bundle(w, Path(folder))
+
+
+def image_folder_dialog(w: MainWindow) -> None:
+    """Pick the folder of the dataset's pictures (the `image` column's files)."""
+    start = str(w.images.root if w.images is not None else w.bundle_path.parent)
+    folder = QFileDialog.getExistingDirectory(w, "Folder of the original pictures", start)
+    if folder:
+        error = w.set_image_folder(Path(folder))
+        if error:
+            QMessageBox.warning(w, "Original pictures", error)
 
 
 def open_bundle(w: MainWindow, path: Path | None) -> None:

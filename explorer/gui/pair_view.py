@@ -1,5 +1,9 @@
-"""Two postings side by side: thumbnails, ids, label groups, and titles with the amounts
-that tell them apart highlighted (found by :mod:`explorer.core.highlight`)."""
+"""Two postings side by side: pictures, ids, label groups, and titles with the amounts
+that tell them apart highlighted (found by :mod:`explorer.core.highlight`).
+
+The pictures are the bundle's 192 px thumbnails, or the original files when the analyst
+has set the dataset's image folder (:class:`explorer.core.image_folder.ImageFolder`):
+a pack-size label that is a blur at 192 px is readable there."""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import html
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QImage, QImageReader, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -22,12 +27,14 @@ from PySide6.QtWidgets import (
 
 from explorer.core.bundle import Bundle
 from explorer.core.highlight import Highlight, compare_titles, describe_conflicts, segments
+from explorer.core.image_folder import ImageFolder
 from explorer.gui.neighbours import NeighbourModel
 from explorer.gui.tile_delegate import STATUS_COLOURS, TileRole, format_sim, provenance_text
 
-__all__ = ["PairDialog", "PairView", "Posting", "PostingPanel", "title_html"]
+__all__ = ["PairDialog", "PairView", "Posting", "PostingPanel", "read_original", "title_html"]
 
 IMAGE_SIDE = 288  # thumbnails are 192 px; shown 1.5x, smoothly scaled
+FULL_SIDE = 480   # originals (often 1024 px) are decoded at most this large
 _STYLES = {"differs": "color:#c62828; font-weight:bold", "only": "font-weight:bold"}
 
 
@@ -50,17 +57,38 @@ class Posting:
     title: str
     label_group: str = ""
     image: QImage | None = None
+    source: str = ""  # the original file shown, "" for the thumbnail
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle, global_row: int) -> Posting:
-        # two small JPEGs per pair, decoded here on demand: well under a millisecond
+    def from_bundle(cls, bundle: Bundle, global_row: int,
+                    images: ImageFolder | None = None) -> Posting:
         item = bundle.items.iloc[global_row]
         group = item.get("label_group")
-        data = bundle.thumbnail(global_row)
-        image = QImage.fromData(data) if data else None
+        image, source = None, ""
+        path = images.path(global_row) if images is not None else None
+        if path is not None:
+            image = read_original(path)
+            source = str(path) if image is not None else ""
+        if image is None:
+            # two small JPEGs per pair, decoded here on demand: well under a millisecond
+            data = bundle.thumbnail(global_row)
+            image = QImage.fromData(data) if data else None
         return cls(str(item["posting_id"]), str(item["title"]),
                    "" if group is None or _isnan(group) else str(group),
-                   None if image is None or image.isNull() else image)
+                   None if image is None or image.isNull() else image, source)
+
+
+def read_original(path: str | Path, side: int = FULL_SIDE) -> QImage | None:
+    """The picture at `path`, EXIF orientation applied, decoded at most `side` px on its
+    long side (JPEGs decode at reduced scale: a 1024 px original takes a few ms); None
+    when it cannot be read."""
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    size = reader.size()
+    if size.isValid() and max(size.width(), size.height()) > side:
+        reader.setScaledSize(size.scaled(QSize(side, side), Qt.AspectRatioMode.KeepAspectRatio))
+    image = reader.read()
+    return None if image.isNull() else image
 
 
 def _isnan(value: object) -> bool:
@@ -89,14 +117,20 @@ class PostingPanel(QWidget):
         layout.addStretch(1)
 
     def set_posting(self, posting: Posting, highlights: list[Highlight]) -> None:
+        side = FULL_SIDE if posting.source else IMAGE_SIDE
+        self.image.setFixedSize(side, side)
+        self.image.setToolTip(posting.source or "the bundle's thumbnail")
         if posting.image is None:
             self.image.setPixmap(QPixmap())
-            self.image.setText("no thumbnail")
+            self.image.setText("no picture")
         else:
-            scaled = posting.image.scaled(IMAGE_SIDE, IMAGE_SIDE,
-                                          Qt.AspectRatioMode.KeepAspectRatio,
-                                          Qt.TransformationMode.SmoothTransformation)
-            self.image.setPixmap(QPixmap.fromImage(scaled))
+            image = posting.image
+            # thumbnails are shown 1.5x; originals at their own size up to the box, so
+            # what the analyst reads on a label is what the seller uploaded
+            if not posting.source or max(image.width(), image.height()) > side:
+                image = image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                     Qt.TransformationMode.SmoothTransformation)
+            self.image.setPixmap(QPixmap.fromImage(image))
         self.posting_id.setText(posting.posting_id)
         self.label_group.setText(f"label group {posting.label_group or '–'}")
         self.title.setText(title_html(posting.title, highlights))
@@ -104,11 +138,13 @@ class PostingPanel(QWidget):
 
 class PairView(QWidget):
     """A query and one candidate side by side, with their similarity per modality and why
-    the candidate is (or is not) predicted. ``bundle`` is needed only by :meth:`show_tile`."""
+    the candidate is (or is not) predicted. ``bundle`` is needed only by :meth:`show_tile`;
+    ``images`` (the original pictures) is optional there."""
 
     def __init__(self, bundle: Bundle | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._bundle = bundle
+        self.images: ImageFolder | None = None
         self.left = PostingPanel()
         self.right = PostingPanel()
         self.status = QLabel(wordWrap=True)
@@ -159,8 +195,8 @@ class PairView(QWidget):
         score = tile.data(TileRole.Score)
         if math.isfinite(score) and status != "query":
             detail = f"{detail} · score {score:.3f}" if detail else f"score {score:.3f}"
-        left = Posting.from_bundle(self._bundle, model.index(query).data(TileRole.GlobalRow))
-        right = Posting.from_bundle(self._bundle, tile.data(TileRole.GlobalRow))
+        rows = (model.index(query).data(TileRole.GlobalRow), tile.data(TileRole.GlobalRow))
+        left, right = (Posting.from_bundle(self._bundle, r, self.images) for r in rows)
         self.set_pair(left, right, tile.data(TileRole.Sims), status, detail)
 
 

@@ -65,6 +65,18 @@ class AppSettings:
             return None
         return scope, cfg, pinned
 
+    # -- the dataset's original pictures, per bundle ---------------------------------------
+    def image_folder(self, bundle: Path) -> str | None:
+        value = self.store.value("images/" + _key(bundle).split("/", 1)[1])
+        return value if isinstance(value, str) and value else None
+
+    def save_image_folder(self, bundle: Path, folder: Path | None) -> None:
+        key = "images/" + _key(bundle).split("/", 1)[1]
+        if folder is None:
+            self.store.remove(key)
+        else:
+            self.store.setValue(key, str(Path(folder).resolve()))
+
     # -- window -------------------------------------------------------------------------
     def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
         self.store.setValue("window/geometry", geometry)
