@@ -40,6 +40,9 @@ def _evaluate_parser() -> argparse.ArgumentParser:
                    help="write predictions as posting_id,matches (competition format)")
     p.add_argument("--export-metrics", type=Path, metavar="PATH",
                    help="write per-query precision / recall / F1 as CSV")
+    p.add_argument("--export-errors", type=Path, metavar="PATH",
+                   help="write every false-positive and missed (query, posting) pair as CSV, "
+                   "with scores, similarities and the reason of each miss")
     p.add_argument("--no-timing", action="store_true", help="skip the timing measurements")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -105,6 +108,13 @@ def evaluate(argv: list[str]) -> int:
     cfg, fixed = _config(args, bundle)
     if (args.best or args.tune_on) and not bundle.manifest.has_labels:
         raise ConfigError("tuning needs labels, and this bundle has no label_group")
+    if args.export_errors and not bundle.manifest.has_labels:
+        raise ConfigError("--export-errors needs labels, and this bundle has no label_group")
+    for flag in ("export_csv", "export_metrics", "export_errors"):  # fail before the work
+        path = getattr(args, flag)
+        if path is not None and not path.resolve().parent.is_dir():
+            raise ConfigError(f"--{flag.replace('_', '-')} {path}: folder "
+                              f"{path.resolve().parent} does not exist")
     progress = None if args.json else (lambda msg: print(f"  tuning {msg}", file=sys.stderr))
     report = run(bundle, scope=scope, cfg=cfg, tune_on=args.tune_on, fixed=fixed,
                  search_best=args.best, modalities=cfg.modalities if cfg and args.best else None,
@@ -115,6 +125,10 @@ def evaluate(argv: list[str]) -> int:
     if args.export_metrics:
         export.write_csv(export.metrics_frame(report.engine, report.evaluation),
                          args.export_metrics)
+    if args.export_errors:
+        from explorer.core.error_pairs import error_pairs
+
+        export.write_csv(error_pairs(report.engine, report.evaluation), args.export_errors)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -147,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_app(argv)
     except (BundleError, ConfigError) as exc:
         print(f"explorer: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an export that cannot be written (permissions, disk full)
+        print(f"explorer: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

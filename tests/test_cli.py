@@ -137,8 +137,10 @@ def test_settings_file_on_the_fixture(tiny_bundle, tmp_path, capsys):
 def test_exports(request, tmp_path, capsys, bundle_name, scope, mode_args):
     bundle = request.getfixturevalue(f"{bundle_name}_bundle")
     preds_csv, metrics_csv = tmp_path / "pred.csv", tmp_path / "metrics.csv"
+    errors_csv = tmp_path / "errors.csv"
     out = evaluate_json(capsys, bundle, "--scope", scope, *mode_args, "--no-timing",
-                        "--export-csv", str(preds_csv), "--export-metrics", str(metrics_csv))
+                        "--export-csv", str(preds_csv), "--export-metrics", str(metrics_csv),
+                        "--export-errors", str(errors_csv))
     b = Bundle.open(bundle)
     rows = b.scope_rows(scope)
     ids = b.items["posting_id"].to_numpy()[rows].tolist()
@@ -167,6 +169,18 @@ def test_exports(request, tmp_path, capsys, bundle_name, scope, mode_args):
                                                           abs=1e-12)
     assert per_query["recall"].mean() == pytest.approx(out["metrics"]["recall"], abs=1e-12)
     assert per_query["n_pred"].tolist() == [len(m.split(" ")) for m in preds["matches"]]
+    # every error pair behind those metrics, and nothing else
+    errors = pd.read_csv(errors_csv, dtype={"posting_id": str, "neighbour_id": str})
+    fp = errors[errors["kind"] == "false positive"]
+    missed = errors[errors["kind"] == "missed"]
+    assert len(fp) == (per_query["n_pred"] - per_query["true_positives"]).sum()
+    assert len(missed) == (per_query["group_size"] - per_query["true_positives"]).sum()
+    predicted = {(pid, m) for pid, ms in zip(preds["posting_id"], preds["matches"], strict=True)
+                 for m in ms.split(" ")}
+    assert all(pair in predicted for pair in zip(fp["posting_id"], fp["neighbour_id"],
+                                                  strict=True))
+    assert not any(pair in predicted for pair in zip(missed["posting_id"],
+                                                      missed["neighbour_id"], strict=True))
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
@@ -184,6 +198,8 @@ ERRORS = {
                       ["fold9"]),
     "unknown-tune-scope": (["--mode", "tfidf", "--tune-on", "valid"], ["valid"]),
     "no-mode": (["--threshold", "0.5"], ["--mode"]),
+    "export-folder-missing": (["--mode", "tfidf", "--threshold", "0.5", "--export-errors",
+                               "/nonexistent/errors.csv"], ["--export-errors", "does not exist"]),
 }
 
 

@@ -174,6 +174,11 @@ def test_exports_round_trip(qtbot, window: MainWindow, demo_bundle, tmp_path, ca
     assert len(frame) == window.view.snapshot.n
     mets = pd.read_csv(menus.export(window, "metrics", tmp_path / "m.csv"))
     assert mets["f1"].mean() == pytest.approx(shown_f1(window), abs=5e-5)
+    errors = pd.read_csv(menus.export(window, "errors", tmp_path / "e.csv"))
+    assert (errors["kind"] == "false positive").sum() == (mets["n_pred"]
+                                                        - mets["true_positives"]).sum()
+    assert (errors["kind"] == "missed").sum() == (mets["group_size"]
+                                                - mets["true_positives"]).sum()
     js = menus.export(window, "settings", tmp_path / "s.json")
     data = json.loads(js.read_text())
     assert MatchConfig.from_dict(data["config"]) == window.config

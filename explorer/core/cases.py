@@ -35,9 +35,14 @@ def _pairs(engine: Engine, ev: Evaluation, mask: np.ndarray, n: int,
     st = ev.stage
     q, c = np.nonzero(mask)
     nb = st.cand[q, c]
-    keep = q < nb  # each unordered pair once
-    q, c, nb = q[keep], c[keep], nb[keep]
     score = st.score[q, c]
+    # each unordered pair once, from the side that scores it higher: candidate lists are
+    # directed (b in a's top-K, not always a in b's) and Min2 / INB act per query, so a
+    # pair may be an error from one side only
+    order = np.argsort(-score, kind="stable")
+    key = np.minimum(q, nb)[order].astype(np.int64) * len(ev.f1) + np.maximum(q, nb)[order]
+    keep = order[np.sort(np.unique(key, return_index=True)[1])]
+    q, c, nb, score = q[keep], c[keep], nb[keep], score[keep]
     pick = _top(score, n)
     q, c, nb, score = q[pick], c[pick], nb[pick], score[pick]
     items = engine.bundle.items

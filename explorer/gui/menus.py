@@ -12,6 +12,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from explorer.core.config import ConfigError, MatchConfig
+from explorer.core.error_pairs import error_pairs
 from explorer.core.export import metrics_frame, predictions_frame, write_csv
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def install(w: MainWindow) -> None:
     _act(w, file, "Export &settings (JSON)…", lambda: export_dialog(w, "settings"))
     _act(w, file, "Export &predictions (CSV)…", lambda: export_dialog(w, "predictions"))
     _act(w, file, "Export per-query &metrics (CSV)…", lambda: export_dialog(w, "metrics"))
+    _act(w, file, "Export &error pairs (CSV)…", lambda: export_dialog(w, "errors"))
     file.addSeparator()
     _act(w, file, "&Quit", w.close, "Ctrl+Q")
 
@@ -118,8 +120,9 @@ def export(w: MainWindow, kind: str, path: Path) -> Path:
     if w.view is None:
         raise ValueError("nothing computed yet")
     snap = w.view.snapshot
-    frame = (predictions_frame(snap.engine, snap.evaluation) if kind == "predictions"
-             else metrics_frame(snap.engine, snap.evaluation))
+    make = {"predictions": predictions_frame, "metrics": metrics_frame,
+            "errors": error_pairs}[kind]
+    frame = make(snap.engine, snap.evaluation)
     return write_csv(frame, path)
 
 
