@@ -140,13 +140,27 @@ def test_a_fold_without_rows(make_csv):
         load_split(path)
 
 
-def test_a_class_with_one_posting(make_csv):
+def test_postings_alone_in_their_group_are_left_out_of_training(make_csv, caplog):
     df = synthetic_table()
-    df = df[~((df["label_group"] == 1003) & (df["posting_id"] != "train_3_0"))]
-    path = make_csv(df)
-    line = int(np.flatnonzero(df["posting_id"] == "train_3_0")[0]) + 2
-    with pytest.raises(InputError, match=rf"line {line}: label_group 1003 has only this posting"):
-        load_split(path)
+    lonely = (1003, 1010, 1017, 1024, 1031, 1038, 1045)
+    df = df[~(df["label_group"].isin(lonely) & ~df["posting_id"].str.endswith("_0"))]
+    s = load_split(make_csv(df))
+    labels = s.data.table["label_group"].to_numpy()
+    alone = np.flatnonzero(np.isin(labels, lonely))
+    in_train = alone[np.isin(s.folds[alone], (2, 3, 4))]
+    assert len(in_train) and s.left_out == len(in_train)
+    assert not np.isin(in_train, s.train_rows).any()
+    assert np.isin(alone[s.folds[alone] == 1], s.valid_rows).all()  # still queries there
+    assert s.n_classes == len(set(labels[s.train_rows]))
+    first = int(in_train[0]) + 2
+    assert f"line {first}" in caplog.text and "not trained on" in caplog.text
+
+
+def test_no_pairs_to_train_on(make_csv):
+    df = synthetic_table()
+    df = df[df["posting_id"].str.endswith("_0")]  # every group down to one posting
+    with pytest.raises(InputError, match="fewer than 2 label groups with two or more"):
+        load_split(make_csv(df))
 
 
 # ---- selection -------------------------------------------------------------------------

@@ -64,6 +64,7 @@ def train_from_args(args: argparse.Namespace) -> Path:
                           workers=args.workers, progress=not args.quiet)
     summary = fit(task, loop_config(args, device, amp))
     summary["skipped_unreadable"] = getattr(task, "skipped_total", 0)
+    summary["left_out_alone_in_group"] = split.left_out
     out = Path(args.out)
     (out / "history.json").write_text(json.dumps(summary, indent=1) + "\n")
     best = summary["best"]
