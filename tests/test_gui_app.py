@@ -413,3 +413,20 @@ def test_images_option_with_a_wrong_folder_is_one_line(demo_bundle, tmp_path, mo
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--images" in err and "not a folder" in err
     assert not png.exists()
+
+
+def test_export_dialog_writes_or_explains(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QApplication, QFileDialog
+
+    target = tmp_path / "errors.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    menus.export_dialog(window, "errors")
+    assert target.is_file() and str(target) in window.statusBar().currentMessage()
+    assert QApplication.overrideCursor() is None  # the wait cursor is gone again
+    seen = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: seen.append(text))
+    bad = tmp_path / "missing" / "errors.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(bad), ""))
+    menus.export_dialog(window, "errors")
+    assert len(seen) == 1 and str(bad) in seen[0]
+    assert QApplication.overrideCursor() is None

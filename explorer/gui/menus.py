@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.error_pairs import error_pairs
@@ -133,10 +134,15 @@ def export_dialog(w: MainWindow, kind: str) -> None:
                                           f"{suffix.upper()} (*.{suffix})")
     if not name:
         return
+    QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # all error pairs: a second
     try:
         out = export(w, kind, Path(name))
     except (OSError, ValueError) as exc:
-        QMessageBox.critical(w, "Export failed", f"{name}: {exc}")
+        out, error = None, f"{name}: {exc}"
+    finally:
+        QApplication.restoreOverrideCursor()
+    if out is None:
+        QMessageBox.critical(w, "Export failed", error)
         return
     w.statusBar().showMessage(f"wrote {out}", 6000)
 
