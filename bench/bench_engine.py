@@ -1,6 +1,6 @@
 """Engine benchmarks on the real Shopee table (34,250 postings): bundle build and open,
-threshold recomputes, mode changes, sweeps, one INB iteration on 512-d embeddings, and
-the study's full-matrix approach against the engine at N = 10,000.
+threshold recomputes, mode changes, sweeps, the error-pairs export, one INB iteration on
+512-d embeddings, and the study's full-matrix approach against the engine at N = 10,000.
 
     python bench/bench_engine.py [--csv PATH] [--bundle DIR] [--rebuild] [--quick]
 
@@ -34,6 +34,7 @@ from scipy import sparse
 from explorer.core.bundle import Bundle
 from explorer.core.config import InbStage, MatchConfig
 from explorer.core.engine import Engine
+from explorer.core.error_pairs import error_pairs
 from explorer.core.metrics import query_metrics
 from explorer.core.spaces import DenseSpace
 from explorer.core.sweep import sweep
@@ -131,6 +132,17 @@ def bench_mode_change(bundle: Bundle, repeats: int) -> None:
     with timer() as t:
         engine.evaluate(SUM.replace(units=True))
     figure("units filter, mode change after first use, sum:tfidf,phash on all", t.ms, "ms")
+
+
+def bench_error_pairs(engine: Engine, repeats: int) -> None:
+    """Every FP / missed pair of the scope as a table (what the export writes, CSV aside)."""
+    for cfg in (with_min2(TFIDF), with_min2(SUM).replace(units=True)):
+        ev = engine.evaluate(cfg)
+        rows = len(error_pairs(engine, ev))
+        times = time_calls(lambda e=ev: error_pairs(engine, e), repeats, 1)
+        label = cfg.label + " + Min2" + (" + units" if cfg.units else "")
+        figure(f"error pairs table, {label} on all ({rows:,} pairs, median of {repeats})",
+               float(np.median(times)) * 1e3, "ms")
 
 
 def bench_sweep(bundle: Bundle, engine: Engine, repeats: int) -> None:
@@ -304,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         bundle = bench_bundle(args)
         engine = bench_recompute(bundle, repeats=1 if args.quick else 3)
         bench_sweep(bundle, engine, repeats=5)
+        bench_error_pairs(engine, repeats=1 if args.quick else 3)
         del engine
         bench_mode_change(bundle, repeats=1 if args.quick else 3)
         gc.collect()
