@@ -90,3 +90,38 @@ def test_union_candidates_merges_and_marks_membership():
     assert sorted(cand[1][cand[1] >= 0]) == [0, 1, 2, 3]
     assert sorted(cand[3][cand[3] >= 0]) == [0, 1, 2, 3]
     assert (topk[cand < 0] == 0).all()
+
+
+@pytest.mark.parametrize("threads,block", [("1", 1 << 22), ("3", 16 * 57), ("2", 1)])
+def test_brute_force_search_does_not_depend_on_blocks_or_threads(monkeypatch, threads, block):
+    """Small blocks and several threads give exactly the one-block, one-thread lists."""
+    from explorer.core import spaces
+
+    rng = np.random.default_rng(5)
+    mat = sparse.random(300, 40, density=0.1, random_state=6, format="csr", dtype=np.float32)
+    mat.data[:] = rng.integers(1, 4, mat.nnz)  # few distinct values: many ties
+    words = rng.integers(0, 2**8, 300).astype(np.uint64)  # 8 bits used: many equal distances
+    bits = words.astype(">u8").view(np.uint8).reshape(-1, 8)
+    monkeypatch.setenv("EXPLORER_THREADS", "1")
+    monkeypatch.setattr(spaces, "BLOCK_SCORES", 1 << 22)
+    expect = [SparseSpace(mat).topk(12), BitSpace(bits).topk(12)]
+    monkeypatch.setenv("EXPLORER_THREADS", threads)
+    monkeypatch.setattr(spaces, "BLOCK_SCORES", block)  # 1: blocks of 16 rows
+    for (ei, es), (gi, gs) in zip(expect, [SparseSpace(mat).topk(12), BitSpace(bits).topk(12)],
+                                  strict=True):
+        assert np.array_equal(ei, gi) and np.array_equal(es, gs)
+
+
+def test_a_failing_block_fails_the_search(monkeypatch):
+    from explorer.core import spaces
+
+    monkeypatch.setenv("EXPLORER_THREADS", "2")
+    monkeypatch.setattr(spaces, "BLOCK_SCORES", 1)
+
+    def scores(q):
+        if q[0] >= 32:
+            raise MemoryError("block too large")
+        return np.zeros((len(q), 64), np.float32)
+
+    with pytest.raises(MemoryError, match="block too large"):
+        spaces.blocked_topk(64, 5, scores)

@@ -10,13 +10,19 @@ graph builder, INB and the exact re-search treat dense vectors, TF-IDF and hashe
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
 from scipy import sparse
 
 PAIR_CHUNK = 1 << 18  # pairs per block for the sparse and hash gathers
-QUERY_CHUNK = 1024
+# scores per (queries x n) block of the brute-force searches: 16 MB of float32, so a block
+# and select_topk's copies stay well inside each worker's cache of freed heap memory
+BLOCK_SCORES = 1 << 22
+MAX_THREADS = 8
 
 
 class Space(Protocol):
@@ -68,6 +74,42 @@ def select_topk(scores: np.ndarray, queries: np.ndarray, k: int,
     sim = np.take_along_axis(vals, order, axis=1)
     sim[:, 0] = self_sims
     return idx.astype(np.int64), sim.astype(np.float32)
+
+
+def search_threads() -> int:
+    """Workers of the brute-force searches: the CPUs this process may use (at most 8), or
+    $EXPLORER_THREADS."""
+    env = os.environ.get("EXPLORER_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(MAX_THREADS, cpus or 1))
+
+
+def blocked_topk(n: int, k: int, scores: Callable[[np.ndarray], np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of every row by brute force: `scores(queries)` gives the (b, n) block of
+    the query rows `queries`; blocks are searched in parallel threads (numpy and scipy
+    release the GIL in the heavy loops). Rows are independent, so the result does not
+    depend on the block size or the number of threads."""
+    k = min(k, n)
+    idx = np.empty((n, k), np.int64)
+    sim = np.empty((n, k), np.float32)
+    rows = max(16, BLOCK_SCORES // max(n, 1))
+    starts = range(0, n, rows)
+
+    def run(start: int) -> None:
+        q = np.arange(start, min(start + rows, n))
+        idx[q], sim[q] = select_topk(scores(q), q, k, np.ones(len(q), np.float32))
+
+    workers = min(search_threads(), len(starts))
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, starts))  # list(): re-raises a worker's exception here
+    else:
+        for start in starts:
+            run(start)
+    return idx, sim
 
 
 def _force_self_first(idx: np.ndarray, sim: np.ndarray, queries: np.ndarray,
@@ -157,16 +199,8 @@ class SparseSpace:
                          lambda r, c: np.asarray(m[r].multiply(m[c]).sum(axis=1)).ravel())
 
     def topk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        k = min(k, self.n)
-        idx = np.empty((self.n, k), np.int64)
-        sim = np.empty((self.n, k), np.float32)
-        selfs = np.ones(self.n, np.float32)
         t = self.mat.T.tocsr()
-        for s in range(0, self.n, QUERY_CHUNK):
-            q = np.arange(s, min(s + QUERY_CHUNK, self.n))
-            block = (self.mat[q] @ t).toarray()
-            idx[q], sim[q] = select_topk(block, q, k, selfs[q])
-        return idx, sim
+        return blocked_topk(self.n, k, lambda q: (self.mat[q] @ t).toarray())
 
     def blend(self, weights: sparse.csr_matrix) -> SparseSpace:
         out = sparse.csr_matrix(weights @ self.mat, dtype=np.float32)
@@ -189,15 +223,9 @@ class BitSpace:
                          lambda r, c: 1.0 - np.bitwise_count(w[r] ^ w[c]) / np.float32(64))
 
     def topk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        k = min(k, self.n)
-        idx = np.empty((self.n, k), np.int64)
-        sim = np.empty((self.n, k), np.float32)
-        for s in range(0, self.n, QUERY_CHUNK):
-            q = np.arange(s, min(s + QUERY_CHUNK, self.n))
-            ham = np.bitwise_count(self.words[q, None] ^ self.words[None, :])
-            block = 1.0 - ham.astype(np.float32) / 64
-            idx[q], sim[q] = select_topk(block, q, k, np.ones(len(q), np.float32))
-        return idx, sim
+        w = self.words
+        return blocked_topk(self.n, k, lambda q: 1.0 - np.bitwise_count(
+            w[q, None] ^ w[None, :]).astype(np.float32) / 64)
 
     def as_dense(self) -> DenseSpace:
         """+-1/8 vectors: unit length, and (1 + dot) / 2 reproduces 1 - hamming / 64."""
