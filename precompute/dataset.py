@@ -33,7 +33,7 @@ class Dataset:
         return len(self.table)
 
 
-def _line(row: int) -> int:
+def csv_line(row: int) -> int:
     return row + HEADER_LINES + 1
 
 
@@ -86,13 +86,13 @@ def _check_ids(path: Path, df: pd.DataFrame) -> None:
     ids = df["posting_id"].str.strip()
     empty = np.flatnonzero((ids == "").to_numpy())
     if len(empty):
-        raise InputError(f"{path}: line {_line(int(empty[0]))}: posting_id is empty")
+        raise InputError(f"{path}: line {csv_line(int(empty[0]))}: posting_id is empty")
     dup = ids.duplicated(keep="first").to_numpy()
     if dup.any():
         r = int(np.flatnonzero(dup)[0])
         first = int(np.flatnonzero((ids == ids.iloc[r]).to_numpy())[0])
-        raise InputError(f"{path}: line {_line(r)}: duplicate posting_id {ids.iloc[r]!r} "
-                         f"(first on line {_line(first)})")
+        raise InputError(f"{path}: line {csv_line(r)}: duplicate posting_id {ids.iloc[r]!r} "
+                         f"(first on line {csv_line(first)})")
     df["posting_id"] = ids
 
 
@@ -101,7 +101,7 @@ def _check_phash(path: Path, col: pd.Series) -> None:
     bad = ~(col.str.fullmatch(PHASH_RE) | (col.str.strip() == "")).to_numpy()
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{path}: line {_line(r)}: image_phash {col.iloc[r]!r} is not "
+        raise InputError(f"{path}: line {csv_line(r)}: image_phash {col.iloc[r]!r} is not "
                          "16 hexadecimal digits")
 
 
@@ -109,7 +109,7 @@ def _labels(path: Path, col: pd.Series) -> pd.Series:
     stripped = col.str.strip()
     empty = np.flatnonzero((stripped == "").to_numpy())
     if len(empty):
-        raise InputError(f"{path}: line {_line(int(empty[0]))}: label_group is empty "
+        raise InputError(f"{path}: line {csv_line(int(empty[0]))}: label_group is empty "
                          "(leave the column out for an unlabelled test set)")
     if stripped.str.fullmatch(r"-?\d{1,18}").all():
         return stripped.astype(np.int64)

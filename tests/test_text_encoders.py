@@ -254,10 +254,10 @@ def test_study_checkpoint_refuses_pickles_and_wrong_keys(tiny_bert, study_ckpt, 
     marker = tmp_path / "code-ran"
     evil = tmp_path / "evil.pt"
     torch.save(Payload(marker), evil)
-    refused(tiny_bert, evil, "weights-only")
+    refused(tiny_bert, evil, "refused, it holds Python objects")
     raw = tmp_path / "raw.pkl"
     raw.write_bytes(pickle.dumps(Payload(marker)))
-    refused(tiny_bert, raw, "weights-only")
+    refused(tiny_bert, raw, "refused|cannot be read as a torch checkpoint")
     assert not marker.exists()
 
     good = torch.load(study_ckpt[0], weights_only=True)["model_state_dict"]

@@ -11,7 +11,7 @@ import numpy as np
 from explorer.core.config import MatchConfig
 from explorer.core.engine import Engine, require_labels
 from explorer.core.evaluate import last_threshold_param
-from explorer.core.sweep import _parse_param, sweep
+from explorer.core.sweep import parse_param, sweep
 
 GRID_STEP = 0.01
 
@@ -49,13 +49,13 @@ class Curve:
 
 def param_value(cfg: MatchConfig, param: str) -> float:
     """The value `cfg` gives a sweep parameter (see `explorer.core.sweep.sweep`)."""
-    stage, name, mod = _parse_param(cfg, param)
+    stage, name, mod = parse_param(cfg, param)
     if stage > 0:
         s = cfg.inb[stage - 1]
         value = s.threshold if name == "threshold" else s.min2
     else:
         values = cfg.thresholds if name == "threshold" else cfg.min2
-        assert values is not None  # _parse_param rejects "min2" when Min2 is off
+        assert values is not None  # parse_param rejects "min2" when Min2 is off
         value = values[cfg.modalities.index(mod) if mod else 0]
     assert value is not None
     return float(value)

@@ -163,7 +163,7 @@ def sweep(engine: Engine, cfg: MatchConfig, param: str, values: np.ndarray) -> S
     evaluation vectorised over queries."""
     values = np.asarray(values, np.float32)
     last = len(cfg.inb)
-    stage_no, name, mod = _parse_param(cfg, param)
+    stage_no, name, mod = parse_param(cfg, param)
     if stage_no < last:
         return _sweep_by_evaluation(engine, cfg, param, values)
     st = engine.stage(cfg)
@@ -216,7 +216,7 @@ def _union_pick(st: Stage, min2: tuple[float, ...] | None):
     return val >= 0, st.true[np.arange(len(col)), col]
 
 
-def _parse_param(cfg: MatchConfig, param: str) -> tuple[int, str, str | None]:
+def parse_param(cfg: MatchConfig, param: str) -> tuple[int, str, str | None]:
     stage = len(cfg.inb)
     text = param
     if param.startswith("inb"):
@@ -241,7 +241,7 @@ def _stage_min2(cfg: MatchConfig, stage: int):
 
 
 def with_param(cfg: MatchConfig, param: str, value: float) -> MatchConfig:
-    stage, name, mod = _parse_param(cfg, param)
+    stage, name, mod = parse_param(cfg, param)
     if stage > 0:
         inb = list(cfg.inb)
         s = inb[stage - 1]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from precompute.dataset import Dataset, _line, read_dataset
+from precompute.dataset import Dataset, csv_line, read_dataset
 from precompute.errors import InputError
 from precompute.split import ROLES, assign_folds
 
@@ -60,7 +60,7 @@ def load_split(csv: str | Path) -> TrainSplit:
         r = int(single[0])
         log.warning("%s: %d postings of folds 2-4 are alone in their label_group and are not "
                     "trained on (the first: line %d, label_group %s)", data.csv, len(single),
-                    _line(r), labels.iloc[r])
+                    csv_line(r), labels.iloc[r])
     train_rows = np.flatnonzero(in_train & ~alone)
     if len(np.unique(codes[train_rows])) < 2:
         raise InputError(f"{data.csv}: folds 2-4 hold fewer than 2 label groups with two or "

@@ -26,16 +26,16 @@ from precompute.image_encoders import (
     ImageEncoder,
     ImageFiles,
     ImageHead,
-    _cpus,
-    _feature_channels,
-    _head_state,
-    _load_hub,
-    _load_packaged,
-    _packaged_weights,
-    _read_checkpoint,
-    _transform,
     encode_images,
+    eval_transform,
+    feature_channels,
+    head_state,
+    load_hub,
+    load_packaged,
+    packaged_weights,
+    read_checkpoint,
     save_image_checkpoint,
+    usable_cpus,
 )
 from precompute.training.data import TrainSplit
 from precompute.training.heads import margin_layer
@@ -57,20 +57,20 @@ def _load_start(head: ImageHead, name: str, pretrained: str | None) -> str:
     if pretrained is None:
         return "random init"
     if pretrained == "hub":
-        source = _load_hub(name)
+        source = load_hub(name)
     elif ALIASES.get(pretrained, pretrained) == name and name in PACKAGED:
-        weights = _packaged_weights(name)
+        weights = packaged_weights(name)
         if weights is None:
             raise InputError(f"--pretrained {pretrained}: the package {PACKAGED[name]} is not "
                              "installed")
-        source = _load_packaged(name, weights)
+        source = load_packaged(name, weights)
     else:
         path = Path(pretrained).expanduser()
-        obj = _read_checkpoint(path)
+        obj = read_checkpoint(path)
         if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
             if obj.get("arch") != name:
                 raise InputError(f"{path}: a checkpoint of {obj.get('arch')!r}, not {name!r}")
-            state = _head_state(path, obj.get("state_dict"))
+            state = head_state(path, obj.get("state_dict"))
             if state["fc.weight"].shape != head.fc.weight.shape:
                 raise InputError(f"{path}: fc is {list(state['fc.weight'].shape)}, --fc-dim "
                                  f"asks for {list(head.fc.weight.shape)}")
@@ -207,16 +207,16 @@ def image_task(split: TrainSplit, images: Path, model_name: str, *,
     if size is not None and size <= 0:
         raise InputError(f"--size {size}: not a positive pixel size")
     backbone = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
-    in_features = _feature_channels(backbone)
+    in_features = feature_channels(backbone)
     head = ImageHead(backbone, in_features, fc_dim)
     start = _load_start(head, name, pretrained)
     size = size or int(timm.data.resolve_data_config({}, model=backbone)["input_size"][-1])
-    transform, cfg = _transform(backbone, size, SQUASH)
+    transform, cfg = eval_transform(backbone, size, SQUASH)
     net = ImageNet(head, margin_layer(loss, fc_dim, split.n_classes, scale, margin))
     paths = [images / str(n) for n in split.data.table["image"]]
     return ImageTask(split, name, net, paths, size, transform,
                      {k: cfg.get(k) for k in ("mean", "std", "crop_pct", "crop_mode",
                                               "interpolation")},
                      start, loss, scale, device or torch.device("cpu"), amp,
-                     workers=min(4, _cpus()) if workers is None else workers,
+                     workers=min(4, usable_cpus()) if workers is None else workers,
                      progress=progress)

@@ -21,10 +21,10 @@ from precompute.errors import InputError, one_line
 from precompute.text_encoders import (
     TEXT_FORMAT,
     TextEncoder,
-    _mean_pooling,
-    _token_limit,
     encode_texts,
+    mean_pooling,
     normalise_title,
+    token_limit,
     transformer_source,
 )
 from precompute.training.data import TrainSplit
@@ -92,7 +92,7 @@ class TextTask:
         return len(self.split.train_rows)
 
     def _embed_fn(self):
-        return _mean_pooling(self.model.backbone, self.tokenizer, self.max_length)
+        return mean_pooling(self.model.backbone, self.tokenizer, self.max_length)
 
     def param_groups(self, lr: float, head_lr_mult: float) -> list[dict[str, Any]]:
         head = [*self.model.head.parameters(), *self.model.margin_fn.parameters()]
@@ -147,6 +147,6 @@ def text_task(split: TrainSplit, model_name: str, *, loss: str = "arcface",
                   margin_layer(loss, fc_dim, split.n_classes, scale, margin))
     titles = [normalise_title(t) for t in split.data.table["title"]]
     lengths = np.array([len(titles[r]) for r in split.train_rows])
-    return TextTask(split, model_name, net, tokenizer, _token_limit(tokenizer, max_length),
+    return TextTask(split, model_name, net, tokenizer, token_limit(tokenizer, max_length),
                     loss, scale, titles, lengths, device or torch.device("cpu"), amp,
                     progress=progress)

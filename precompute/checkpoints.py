@@ -1,0 +1,36 @@
+"""Reading torch checkpoints that may come from someone else: tensors and plain types
+only (`torch.load(weights_only=True)`), never code, with a one-line InputError naming
+the file for anything else."""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from precompute.errors import InputError, one_line
+
+__all__ = ["read_checkpoint"]
+
+
+def read_checkpoint(path: Path) -> Any:
+    """The checkpoint at `path` (a zip or legacy torch file) as tensors and plain types."""
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # zip or legacy pickle
+        raise InputError(f"{path}: not a torch checkpoint file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise InputError(f"{path}: refused, it holds Python objects{what}, not only tensors; "
+                         "re-save its state_dict") from None
+    except Exception as exc:
+        raise InputError(f"{path}: cannot be read as a torch checkpoint ({one_line(exc)})") \
+            from None
