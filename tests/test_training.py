@@ -380,3 +380,22 @@ def test_out_of_memory_outside_a_training_step_is_one_line(csv, tiny_bert, tmp_p
     monkeypatch.setattr(text.TextTask, "validate", lambda self: 1 / 0)
     with pytest.raises(ZeroDivisionError):  # anything else is a bug, not bad input
         main([*args[:7], str(tmp_path / "run2"), *args[8:]])
+
+
+def test_a_run_that_never_beats_the_untrained_model_says_so(csv, tiny_bert, tmp_path, capsys,
+                                                            monkeypatch):
+    from precompute.training import text
+    from precompute.training.selection import Selection
+
+    scores = iter([0.9, 0.5, 0.6])  # untrained, epoch 1, epoch 2
+    monkeypatch.setattr(text.TextTask, "validate", lambda self: Selection(next(scores), 0.5))
+    args = ["train", "text", "--csv", str(csv), "--model", str(tiny_bert), "--out",
+            str(tmp_path / "run"), "--epochs", "2", "--batch", "16", "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "best epoch 2: fold-1 F1 0.6000" in out
+    assert "no epoch beat the untrained model (fold-1 F1 0.9000)" in out
+    scores = iter([0.4, 0.5])
+    args[7], args[9] = str(tmp_path / "better"), "1"
+    assert main(args) == 0
+    assert "no epoch beat" not in capsys.readouterr().out

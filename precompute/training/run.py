@@ -70,4 +70,8 @@ def train_from_args(args: argparse.Namespace) -> Path:
     best = summary["best"]
     print(f"best epoch {best['epoch']}: fold-1 F1 {best['valid_f1']:.4f} "
           f"(threshold {best['threshold']:.3f})")
+    untrained = next((h for h in summary["history"] if h["epoch"] == 0), None)
+    if untrained is not None and untrained["valid_f1"] >= best["valid_f1"]:
+        print(f"warning: no epoch beat the untrained model (fold-1 F1 "
+              f"{untrained['valid_f1']:.4f}); train longer, or lower --lr or --margin")
     return out / BEST
