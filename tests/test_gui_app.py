@@ -216,8 +216,9 @@ def test_item_models(qtmodeltester, window: MainWindow):
     window.tabs.setCurrentWidget(window.cases)  # the error cases are filled when shown
     assert window.cases.worst.rowCount() == window.view.snapshot.n  # fewer than 200
     qtmodeltester.check(window.model)
-    qtmodeltester.check(window.cases.worst)
-    qtmodeltester.check(window.cases.false_pos)
+    for index, model in enumerate(window.cases.models.values()):
+        window.cases.setCurrentIndex(index)  # each list is computed when its tab shows
+        qtmodeltester.check(model)
 
 
 def test_corrupt_bundle_shows_a_dialog(qapp, tmp_path, settings, monkeypatch):
@@ -249,6 +250,8 @@ def test_error_cases_jump_to_the_query_and_open_the_pair(qtbot, window: MainWind
         window.controls.scopeChanged.emit("all")  # fold0 of the small demo is nearly one group
     apply(qtbot, window, MatchConfig("single", ("tfidf",), (0.2,)))  # many false positives
     window.tabs.setCurrentWidget(window.cases)
+    assert window.cases.false_pos.rowCount() == 0  # not computed while its tab is hidden
+    window.cases.setCurrentIndex(1)
     fp = window.cases.false_pos.frame
     assert len(fp) > 0 and (fp["kind"] == "false positive").all()
     first = fp.iloc[0]
@@ -258,9 +261,21 @@ def test_error_cases_jump_to_the_query_and_open_the_pair(qtbot, window: MainWind
     assert dialog is not None and dialog.isVisible()
     text = dialog.view.right.posting_id.text() + dialog.view.left.posting_id.text()
     assert first["posting_id"] in text and first["neighbour_id"] in text
+    window.cases.setCurrentIndex(0)
     worst = window.cases.worst.frame
     window.cases._activated(window.cases.worst, window.cases.worst.index(2, 0))
     assert window.query == int(worst.iloc[2]["row"])
+    confused = window.cases.confused
+    window.cases.setCurrentIndex(3)
+    assert confused.rowCount() > 0
+    assert window.cases.tabText(3) == f"Confused groups ({confused.rowCount()})"
+    top = confused.frame.iloc[0]
+    assert confused.index(0, 0).data() == f"{top['coverage']:.3f}"
+    assert confused.index(0, 2).data() == f"{top['group_size']} + {top['neighbour_group_size']}"
+    window.cases._activated(confused, confused.index(0, 0))
+    assert window.query == int(top["row"])
+    text = dialog.view.right.posting_id.text() + dialog.view.left.posting_id.text()
+    assert top["posting_id"] in text and top["neighbour_id"] in text
 
 
 def test_tile_click_opens_the_pair_and_double_click_makes_it_the_query(qtbot, window):

@@ -19,12 +19,15 @@ from explorer.core.charts import (
     threshold_curve,
 )
 from explorer.core.config import ConfigError
+from explorer.core.confusion import confused_groups
 from explorer.core.evaluate import last_threshold_param
 from explorer.core.queries import QueryTable, query_table
 from explorer.core.session import Snapshot
 from explorer.core.sweep import with_param
 
 CASES = 200  # rows per error-case list
+CASE_LISTS = {"worst": worst_queries, "false_positives": false_positives,
+              "missed": missed_pairs, "confused": confused_groups}
 
 
 @dataclass(frozen=True)
@@ -38,20 +41,18 @@ class ScopeView:
     cases_limit: int = CASES
     _cases: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
-    def cases(self) -> dict[str, pd.DataFrame]:
-        """The error-case lists (worst queries, false positives, missed), computed on first
-        use: a pandas cost (~20 ms at 34k) the app pays only while the cases are shown."""
-        if not self._cases:
+    def case(self, kind: str) -> pd.DataFrame:
+        """One error-case list (a key of CASE_LISTS), computed on first use: 5-55 ms each at
+        34k postings, which the app pays only for the list on screen."""
+        if kind not in self._cases:
             engine, ev = self.snapshot.engine, self.snapshot.evaluation
-            n = self.cases_limit
-            if ev.has_labels:
-                self._cases.update(worst=worst_queries(engine, ev, n),
-                                   false_positives=false_positives(engine, ev, n),
-                                   missed=missed_pairs(engine, ev, n))
-            else:
-                self._cases.update(worst=pd.DataFrame(), false_positives=pd.DataFrame(),
-                                   missed=pd.DataFrame())
-        return self._cases
+            self._cases[kind] = (CASE_LISTS[kind](engine, ev, self.cases_limit)
+                                 if ev.has_labels else pd.DataFrame())
+        return self._cases[kind]
+
+    def cases(self) -> dict[str, pd.DataFrame]:
+        """Every error-case list (worst queries, false positives, missed, confused groups)."""
+        return {kind: self.case(kind) for kind in CASE_LISTS}
 
 
 def _curve(snap: Snapshot, previous: ScopeView | None) -> Curve:
@@ -74,9 +75,10 @@ def _curve(snap: Snapshot, previous: ScopeView | None) -> Curve:
 
 
 def scope_view(snap: Snapshot, previous: ScopeView | None = None, cases: int = CASES,
-               with_cases: bool = True) -> ScopeView:
+               with_cases: bool | str = True) -> ScopeView:
     """Everything shown about the scope; `previous` (the view on screen) lets a pure
-    threshold move reuse the curve; `with_cases` computes the error cases now."""
+    threshold move reuse the curve; `with_cases` computes the error cases now: all of
+    them (True), one list (its CASE_LISTS key: the one on screen) or none (False)."""
     ev = snap.evaluation
     labelled = ev.has_labels
     view = ScopeView(
@@ -89,6 +91,8 @@ def scope_view(snap: Snapshot, previous: ScopeView | None = None, cases: int = C
         by_size=f1_by_group_size(ev.f1, ev.group_size) if labelled else None,
         cases_limit=cases,
     )
-    if with_cases:
+    if isinstance(with_cases, str):
+        view.case(with_cases)
+    elif with_cases:
         view.cases()
     return view

@@ -1,5 +1,6 @@
 """Error cases behind the means: worst queries, strongest false-positive pairs, closest
-missed pairs (explorer.core.cases). Activating a row makes its query current."""
+missed pairs (explorer.core.cases) and the label groups the predictions join
+(explorer.core.confusion). Activating a row makes its query current."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ WORST = {"posting id": "posting_id", "title": "title", "group": "group_size",
          "predicted": "n_pred", "F1": "f1", "P": "precision", "R": "recall"}
 PAIRS = {"score": "score", "posting id": "posting_id", "title": "title",
          "neighbour": "neighbour_id", "neighbour title": "neighbour_title"}
+GROUPS = {"joined": "coverage", "FP pairs": "fp_pairs", "sizes": "sizes",
+          "mean score": "mean_score", "amounts differ": "amounts", "title": "title",
+          "other group's title": "neighbour_title"}
+GROUPS_TIP = ("Pairs of label groups joined by false positives. 'joined' is the share of "
+              "all cross pairs predicted (1.000: every posting of each group matches every "
+              "posting of the other). Different amounts: a pack-size hard case; none: the "
+              "two groups may be one product labelled twice.")
 
 
 def _view(model: FrameModel) -> QTableView:
@@ -37,22 +45,35 @@ class CasesPanel(QTabWidget):
         self.worst = FrameModel(WORST, self)
         self.false_pos = FrameModel(PAIRS, self)
         self.missed = FrameModel(PAIRS, self)
+        self.confused = FrameModel(GROUPS, self)
+        self.models = {"worst": self.worst, "false_positives": self.false_pos,
+                       "missed": self.missed, "confused": self.confused}  # tab order
         for model, title in ((self.worst, "Worst queries"),
                              (self.false_pos, "Strongest false positives"),
-                             (self.missed, "Closest misses")):
+                             (self.missed, "Closest misses"),
+                             (self.confused, "Confused groups")):
             view = _view(model)
             # a click jumps to the query; double-click / Enter also opens the pair
             view.clicked.connect(lambda idx, m=model: self._activated(m, idx, pair=False))
             view.activated.connect(lambda idx, m=model: self._activated(m, idx))
             self.addTab(view, title)
+        self.setTabToolTip(3, GROUPS_TIP)
 
-    def set_cases(self, worst: pd.DataFrame, false_pos: pd.DataFrame,
-                  missed: pd.DataFrame) -> None:
-        self.worst.set_frame(worst)
-        self.false_pos.set_frame(false_pos)
-        self.missed.set_frame(missed)
-        self.setTabText(1, f"Strongest false positives ({len(false_pos)})")
-        self.setTabText(2, f"Closest misses ({len(missed)})")
+    @property
+    def current_kind(self) -> str:
+        """The list on screen (a key of explorer.core.views.CASE_LISTS)."""
+        return list(self.models)[max(self.currentIndex(), 0)]
+
+    def set_case(self, kind: str, frame: pd.DataFrame) -> None:
+        """Show one list; the others keep their rows until they are shown again."""
+        if kind == "confused" and len(frame):
+            frame = frame.assign(sizes=[f"{a} + {b}" for a, b in zip(
+                frame["group_size"], frame["neighbour_group_size"], strict=True)])
+        self.models[kind].set_frame(frame)
+        titles = {"false_positives": "Strongest false positives", "missed": "Closest misses",
+                  "confused": "Confused groups"}
+        if kind in titles:
+            self.setTabText(list(self.models).index(kind), f"{titles[kind]} ({len(frame)})")
 
     def _activated(self, model: FrameModel, index: QModelIndex, pair: bool = True) -> None:
         row = model.frame.iloc[index.row()]

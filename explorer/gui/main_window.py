@@ -176,6 +176,7 @@ class MainWindow(QMainWindow):
         self.grid.tileClicked.connect(self._show_pair)
         self.cases.queryRequested.connect(self.select_query)
         self.tabs.currentChanged.connect(lambda _: self._show_cases())
+        self.cases.currentChanged.connect(lambda _: self._show_cases())
         self.cases.pairRequested.connect(self._show_case_pair)
 
     def _actions(self) -> None:
@@ -188,7 +189,9 @@ class MainWindow(QMainWindow):
         """Post the current settings (optionally tuned on a scope first) to the worker."""
         session, scope, cfg, pinned = self.session, self.scope, self.config, self.pinned
         previous = self.view
-        with_cases = self.tabs.currentWidget() is self.cases
+        # the error-case list on screen is computed with the view, off the GUI thread
+        with_cases = self.cases.current_kind if self.tabs.currentWidget() is self.cases \
+            else False
 
         def job(progress, cancelled) -> ScopeView:
             c = session.tune(cfg, tune_on) if tune_on else cfg
@@ -292,8 +295,8 @@ class MainWindow(QMainWindow):
 
     def _show_cases(self) -> None:
         if self.view is not None and self.tabs.currentWidget() is self.cases:
-            c = self.view.cases()
-            self.cases.set_cases(c["worst"], c["false_positives"], c["missed"])
+            kind = self.cases.current_kind
+            self.cases.set_case(kind, self.view.case(kind))
 
     # -- the current query --------------------------------------------------------------
     def select_query(self, scope_row: int) -> None:
