@@ -80,17 +80,31 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def wait(window: MainWindow, timeout_s: float = 120) -> float:
-    """Block until the window applies its next view; seconds waited."""
-    start = time.perf_counter()
-    loop = QEventLoop()
-    window.viewApplied.connect(loop.quit)
+def wait(window: MainWindow, timeout_s: float = 120, signal=None) -> float:
+    """Block until the window applies its next view (or emits `signal`); seconds waited."""
     from PySide6.QtCore import QTimer
 
+    signal = window.viewApplied if signal is None else signal
+    start = time.perf_counter()
+    loop = QEventLoop()
+    signal.connect(loop.quit)
     QTimer.singleShot(int(timeout_s * 1000), loop.quit)
     loop.exec()
-    window.viewApplied.disconnect(loop.quit)
+    signal.disconnect(loop.quit)
     return time.perf_counter() - start
+
+
+def drag_with_cases(window: MainWindow, value: float) -> tuple[float, float]:
+    """A threshold move with an error-case list on screen: ms to repainted metrics, and to
+    the list refilled (it follows in its own worker job)."""
+    from PySide6.QtWidgets import QWidget
+
+    slider = window.controls.findChild(QWidget, "threshold0")
+    start = time.perf_counter()
+    slider.setValue(value)
+    metrics = _repainted(window, start)
+    wait(window, signal=window.caseShown)
+    return metrics, (time.perf_counter() - start) * 1e3
 
 
 def move(window: MainWindow, cfg: MatchConfig) -> float:
@@ -187,6 +201,16 @@ def run(bundle_path: Path, repeat: int, label: str, scope: str) -> None:
           f"{move(window, fused):.0f} ms")
     moves = [drag(window, "threshold0", float(v)) for v in np.linspace(0.45, 0.55, repeat)]
     say(f"[{label}] slider move on the sum's threshold: {fmt(np.array(moves))}")
+
+    window.tabs.setCurrentWidget(window.cases)  # a list recomputed after every view
+    for index, kind in enumerate(window.cases.models):
+        window.cases.setCurrentIndex(index)
+        wait(window, signal=window.caseShown)
+        both = np.array([drag_with_cases(window, float(v))
+                         for v in np.linspace(0.45, 0.55, repeat)])
+        say(f"[{label}] slider move with the {kind} cases shown: metrics repainted "
+              f"{fmt(both[:, 0])}; list refilled {fmt(both[:, 1])}")
+    window.tabs.setCurrentIndex(0)
 
     window.list.scrollToTop()
     say(f"[{label}] query list scroll, per page: {fmt(scroll_ms(window.list, 60))}")

@@ -212,12 +212,24 @@ def test_settings_persist_per_bundle(qtbot, demo_bundle, settings):
     again.close()
 
 
-def test_item_models(qtmodeltester, window: MainWindow):
-    window.tabs.setCurrentWidget(window.cases)  # the error cases are filled when shown
+def show_case(qtbot, window: MainWindow, index: int) -> None:
+    """Show error-case tab `index` and wait for its list (computed by the worker)."""
+    kind = list(window.cases.models)[index]
+    if window.tabs.currentWidget() is window.cases and window.cases.currentIndex() == index:
+        return
+    with qtbot.waitSignal(window.caseShown, timeout=TIMEOUT,
+                          check_params_cb=lambda k: k == kind):
+        window.tabs.setCurrentWidget(window.cases)
+        window.cases.setCurrentIndex(index)
+
+
+def test_item_models(qtbot, qtmodeltester, window: MainWindow):
+    assert window.cases.worst.rowCount() == 0  # nothing computed while the cases are hidden
+    show_case(qtbot, window, 0)
     assert window.cases.worst.rowCount() == window.view.snapshot.n  # fewer than 200
     qtmodeltester.check(window.model)
     for index, model in enumerate(window.cases.models.values()):
-        window.cases.setCurrentIndex(index)  # each list is computed when its tab shows
+        show_case(qtbot, window, index)  # each list is computed when its tab shows
         qtmodeltester.check(model)
 
 
@@ -249,9 +261,9 @@ def test_error_cases_jump_to_the_query_and_open_the_pair(qtbot, window: MainWind
     with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
         window.controls.scopeChanged.emit("all")  # fold0 of the small demo is nearly one group
     apply(qtbot, window, MatchConfig("single", ("tfidf",), (0.2,)))  # many false positives
-    window.tabs.setCurrentWidget(window.cases)
+    show_case(qtbot, window, 0)
     assert window.cases.false_pos.rowCount() == 0  # not computed while its tab is hidden
-    window.cases.setCurrentIndex(1)
+    show_case(qtbot, window, 1)
     fp = window.cases.false_pos.frame
     assert len(fp) > 0 and (fp["kind"] == "false positive").all()
     first = fp.iloc[0]
@@ -261,12 +273,12 @@ def test_error_cases_jump_to_the_query_and_open_the_pair(qtbot, window: MainWind
     assert dialog is not None and dialog.isVisible()
     text = dialog.view.right.posting_id.text() + dialog.view.left.posting_id.text()
     assert first["posting_id"] in text and first["neighbour_id"] in text
-    window.cases.setCurrentIndex(0)
+    show_case(qtbot, window, 0)
     worst = window.cases.worst.frame
     window.cases._activated(window.cases.worst, window.cases.worst.index(2, 0))
     assert window.query == int(worst.iloc[2]["row"])
     confused = window.cases.confused
-    window.cases.setCurrentIndex(3)
+    show_case(qtbot, window, 3)
     assert confused.rowCount() > 0
     assert window.cases.tabText(3) == f"Confused groups ({confused.rowCount()})"
     top = confused.frame.iloc[0]

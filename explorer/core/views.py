@@ -50,6 +50,9 @@ class ScopeView:
                                  if ev.has_labels else pd.DataFrame())
         return self._cases[kind]
 
+    def has_case(self, kind: str) -> bool:
+        return kind in self._cases
+
     def cases(self) -> dict[str, pd.DataFrame]:
         """Every error-case list (worst queries, false positives, missed, confused groups)."""
         return {kind: self.case(kind) for kind in CASE_LISTS}

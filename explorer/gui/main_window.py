@@ -8,9 +8,11 @@ repaint from it. Nothing here computes a metric."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
@@ -51,8 +53,18 @@ NEAR_MISSES = 8
 SEARCH_DELAY_MS = 120
 
 
+@dataclass(frozen=True)
+class _Case:
+    """A worker result: one error-case list of one view."""
+
+    view: ScopeView
+    kind: str
+    frame: pd.DataFrame
+
+
 class MainWindow(QMainWindow):
     viewApplied = Signal()      # a new ScopeView is on screen (tests and the screenshot wait)
+    caseShown = Signal(str)     # an error-case list (its kind) is on screen
 
     def __init__(self, session: Session, bundle_path: Path, settings: AppSettings,
                  parent: QWidget | None = None) -> None:
@@ -189,14 +201,12 @@ class MainWindow(QMainWindow):
         """Post the current settings (optionally tuned on a scope first) to the worker."""
         session, scope, cfg, pinned = self.session, self.scope, self.config, self.pinned
         previous = self.view
-        # the error-case list on screen is computed with the view, off the GUI thread
-        with_cases = self.cases.current_kind if self.tabs.currentWidget() is self.cases \
-            else False
-
         def job(progress, cancelled) -> ScopeView:
             c = session.tune(cfg, tune_on) if tune_on else cfg
             snap = session.compute(scope, c, pinned, progress=progress, cancelled=cancelled)
-            return scope_view(snap, previous, with_cases=with_cases)
+            # the error-case list on screen follows in its own job (_show_cases), so the
+            # metrics repaint without waiting for it
+            return scope_view(snap, previous, with_cases=False)
 
         label = f"tune on {tune_on}" if tune_on else cfg.label
         if tune_on:
@@ -244,6 +254,11 @@ class MainWindow(QMainWindow):
         view = self.worker.take(generation)
         if view is None or generation != self.worker.generation:
             return  # superseded while it was computed
+        if isinstance(view, _Case):
+            if view.view is self.view:
+                self.cases.set_case(view.kind, view.frame)
+                self.caseShown.emit(view.kind)
+            return
         snap = view.snapshot
         old = self.view
         same_scope = old is not None and old.snapshot.scope == snap.scope
@@ -272,7 +287,6 @@ class MainWindow(QMainWindow):
             self.histogram.set_baseline(*(bh if bh is not None else (None, None)))
         if view.by_size is not None:
             self.by_size.set_data(view.by_size)
-        self._show_cases()
         if self._pending_query is not None:
             self.select_posting(self._pending_query)
             self._pending_query = None
@@ -283,6 +297,9 @@ class MainWindow(QMainWindow):
             self._scroll_to_top_row(anchor)  # the list stays where the analyst left it
             self.show_query()
         self.viewApplied.emit()
+        # the error-case list on screen starts after this view is painted: computed
+        # alongside, it would slow the repaint (the GIL) for a list that can wait
+        QTimer.singleShot(0, self._show_cases)
 
     def _on_failed(self, generation: int, message: str) -> None:
         if generation == self.worker.generation:
@@ -294,9 +311,17 @@ class MainWindow(QMainWindow):
             self.metrics.set_progress(done, total)
 
     def _show_cases(self) -> None:
-        if self.view is not None and self.tabs.currentWidget() is self.cases:
-            kind = self.cases.current_kind
-            self.cases.set_case(kind, self.view.case(kind))
+        """Fill the error-case list on screen: at once when this view has it, else from a
+        worker job (50-130 ms at 34k) that the next slider move supersedes."""
+        if self.view is None or self.tabs.currentWidget() is not self.cases:
+            return
+        view, kind = self.view, self.cases.current_kind
+        if view.has_case(kind):
+            self.cases.set_case(kind, view.case(kind))
+            self.caseShown.emit(kind)
+        else:
+            self.worker.submit(lambda _p, _c: _Case(view, kind, view.case(kind)),
+                               f"error cases: {kind}")
 
     # -- the current query --------------------------------------------------------------
     def select_query(self, scope_row: int) -> None:
