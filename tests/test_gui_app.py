@@ -457,3 +457,15 @@ def test_export_dialog_writes_or_explains(qtbot, window, tmp_path, monkeypatch):
     menus.export_dialog(window, "errors")
     assert len(seen) == 1 and str(bad) in seen[0]
     assert QApplication.overrideCursor() is None
+
+
+def test_showing_the_cases_never_cancels_a_pending_view(qtbot, window: MainWindow):
+    """A case list is computed by the worker, newest request first; asking for one while
+    a view for new settings is being computed must not supersede that view."""
+    slow = MatchConfig("single", ("tfidf",), (0.3,), inb=(InbStage(0.6), InbStage(0.7)))
+    with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
+        window.set_config(slow)
+        window.tabs.setCurrentWidget(window.cases)  # while the INB view is computed
+        window.cases.setCurrentIndex(2)
+    assert window.view.snapshot.config == slow
+    qtbot.waitUntil(lambda: window.cases.missed.rowCount() > 0, timeout=TIMEOUT)

@@ -258,6 +258,8 @@ class MainWindow(QMainWindow):
             if view.view is self.view:
                 self.cases.set_case(view.kind, view.frame)
                 self.caseShown.emit(view.kind)
+            if self.cases.current_kind != view.kind:
+                self._show_cases()  # the analyst switched lists meanwhile
             return
         snap = view.snapshot
         old = self.view
@@ -312,14 +314,16 @@ class MainWindow(QMainWindow):
 
     def _show_cases(self) -> None:
         """Fill the error-case list on screen: at once when this view has it, else from a
-        worker job (50-130 ms at 34k) that the next slider move supersedes."""
+        worker job (50-130 ms at 34k) that the next slider move supersedes. While the
+        worker is busy nothing is posted (it would cancel that work, a view for newer
+        settings); the view or list it delivers calls this again."""
         if self.view is None or self.tabs.currentWidget() is not self.cases:
             return
         view, kind = self.view, self.cases.current_kind
         if view.has_case(kind):
             self.cases.set_case(kind, view.case(kind))
             self.caseShown.emit(kind)
-        else:
+        elif self.worker.idle:
             self.worker.submit(lambda _p, _c: _Case(view, kind, view.case(kind)),
                                f"error cases: {kind}")
 

@@ -46,6 +46,7 @@ class Worker(QObject):
         self._generation = 0
         self._stop = False
         self._result: tuple[int, Any] | None = None
+        self._running = False
         self._thread = threading.Thread(target=self._loop, name="explorer-worker", daemon=True)
         self._thread.start()
 
@@ -60,6 +61,12 @@ class Worker(QObject):
             self._pending = Request(self._generation, job, label)
             self._cond.notify()
             return self._generation
+
+    @property
+    def idle(self) -> bool:
+        """Nothing pending and nothing running: a new request supersedes no work."""
+        with self._cond:
+            return self._pending is None and not self._running
 
     def take(self, generation: int) -> Any:
         """The result of `generation` (once), or None when a newer one replaced it."""
@@ -87,6 +94,7 @@ class Worker(QObject):
                 if self._stop:
                     return
                 req, self._pending = self._pending, None
+                self._running = True
             self.busy.emit(True)
             try:
                 result = req.job(
@@ -108,6 +116,7 @@ class Worker(QObject):
                     self.finished.emit(req.generation)
             finally:
                 with self._cond:
+                    self._running = False
                     idle = self._pending is None
                 if idle:
                     self.busy.emit(False)
