@@ -96,27 +96,28 @@ class Worker(QObject):
                 req, self._pending = self._pending, None
                 self._running = True
             self.busy.emit(True)
+            error = None
             try:
                 result = req.job(
                     lambda done, total, g=req.generation: self.progress.emit(g, done, total),
                     lambda g=req.generation: self._superseded(g))
             except Cancelled:
-                continue
+                result = None
             except (ConfigError, BundleError, ValueError) as exc:
-                self.failed.emit(req.generation, str(exc))
+                error = str(exc)
             except Exception as exc:  # a bug: report it instead of killing the thread
                 traceback.print_exc()
-                self.failed.emit(req.generation, f"{type(exc).__name__}: {exc}")
-            else:
-                with self._cond:
-                    fresh = not self._superseded(req.generation)
-                    if fresh:
-                        self._result = (req.generation, result)
-                if fresh:
-                    self.finished.emit(req.generation)
-            finally:
-                with self._cond:
-                    self._running = False
-                    idle = self._pending is None
-                if idle:
-                    self.busy.emit(False)
+                error = f"{type(exc).__name__}: {exc}"
+            # not running before any signal goes out: a receiver may post the next job
+            with self._cond:
+                self._running = False
+                fresh = not self._superseded(req.generation)
+                if fresh and error is None and result is not None:
+                    self._result = (req.generation, result)
+                idle = self._pending is None
+            if error is not None:
+                self.failed.emit(req.generation, error)
+            elif fresh and result is not None:
+                self.finished.emit(req.generation)
+            if idle:
+                self.busy.emit(False)
