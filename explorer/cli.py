@@ -43,6 +43,9 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-errors", type=Path, metavar="PATH",
                    help="write every false-positive and missed (query, posting) pair as CSV, "
                    "with scores, similarities and the reason of each miss")
+    p.add_argument("--export-confused", type=Path, metavar="PATH",
+                   help="write every pair of label groups joined by false positives as CSV, "
+                   "most completely joined first (labelling errors, pack-size cases)")
     p.add_argument("--no-timing", action="store_true", help="skip the timing measurements")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -108,9 +111,12 @@ def evaluate(argv: list[str]) -> int:
     cfg, fixed = _config(args, bundle)
     if (args.best or args.tune_on) and not bundle.manifest.has_labels:
         raise ConfigError("tuning needs labels, and this bundle has no label_group")
-    if args.export_errors and not bundle.manifest.has_labels:
-        raise ConfigError("--export-errors needs labels, and this bundle has no label_group")
-    for flag in ("export_csv", "export_metrics", "export_errors"):  # fail before the work
+    for flag in ("export_errors", "export_confused"):
+        if getattr(args, flag) and not bundle.manifest.has_labels:
+            raise ConfigError(f"--{flag.replace('_', '-')} needs labels, and this bundle has "
+                              "no label_group")
+    for flag in ("export_csv", "export_metrics", "export_errors",
+                 "export_confused"):  # fail before the work
         path = getattr(args, flag)
         if path is not None and not path.resolve().parent.is_dir():
             raise ConfigError(f"--{flag.replace('_', '-')} {path}: folder "
@@ -129,6 +135,11 @@ def evaluate(argv: list[str]) -> int:
         from explorer.core.error_pairs import error_pairs
 
         export.write_csv(error_pairs(report.engine, report.evaluation), args.export_errors)
+    if args.export_confused:
+        from explorer.core.confusion import confused_groups
+
+        export.write_csv(confused_groups(report.engine, report.evaluation, n=None),
+                         args.export_confused)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:

@@ -137,10 +137,11 @@ def test_settings_file_on_the_fixture(tiny_bundle, tmp_path, capsys):
 def test_exports(request, tmp_path, capsys, bundle_name, scope, mode_args):
     bundle = request.getfixturevalue(f"{bundle_name}_bundle")
     preds_csv, metrics_csv = tmp_path / "pred.csv", tmp_path / "metrics.csv"
-    errors_csv = tmp_path / "errors.csv"
+    errors_csv, confused_csv = tmp_path / "errors.csv", tmp_path / "confused.csv"
     out = evaluate_json(capsys, bundle, "--scope", scope, *mode_args, "--no-timing",
                         "--export-csv", str(preds_csv), "--export-metrics", str(metrics_csv),
-                        "--export-errors", str(errors_csv))
+                        "--export-errors", str(errors_csv), "--export-confused",
+                        str(confused_csv))
     b = Bundle.open(bundle)
     rows = b.scope_rows(scope)
     ids = b.items["posting_id"].to_numpy()[rows].tolist()
@@ -181,6 +182,10 @@ def test_exports(request, tmp_path, capsys, bundle_name, scope, mode_args):
                                                   strict=True))
     assert not any(pair in predicted for pair in zip(missed["posting_id"],
                                                       missed["neighbour_id"], strict=True))
+    # every false positive joins two groups: the confused-groups table counts them all
+    confused = pd.read_csv(confused_csv)
+    assert confused["fp_pairs"].sum() == len(fp)
+    assert (confused["coverage"] > 0).all() and (confused["coverage"] <= 1).all()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 

@@ -18,10 +18,10 @@ from explorer.core.highlight import describe_conflicts
 __all__ = ["confused_groups"]
 
 
-def confused_groups(engine: Engine, ev: Evaluation, n: int = 100) -> pd.DataFrame:
-    """Up to `n` pairs of label groups joined by false positives, the most completely joined
-    first. Columns: row and neighbour (scope rows of the pair's strongest false positive,
-    for jumping to it), label_group, neighbour_label_group, group_size,
+def confused_groups(engine: Engine, ev: Evaluation, n: int | None = 100) -> pd.DataFrame:
+    """Up to `n` (None: all) pairs of label groups joined by false positives, the most
+    completely joined first. Columns: row and neighbour (scope rows of the pair's strongest
+    false positive, for jumping to it), label_group, neighbour_label_group, group_size,
     neighbour_group_size, fp_pairs (predicted (query, posting) pairs across the two groups,
     both directions), coverage (fp_pairs / (2 x size x size): 1.0 when every posting of
     each group predicts every posting of the other), mean_score, score (the strongest),
