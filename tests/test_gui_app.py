@@ -334,7 +334,12 @@ def test_demo_is_reused_from_the_cache(qtbot, demo_bundle, settings, monkeypatch
     qtbot.addWidget(window)
     assert window.images is not None
     assert window.images.root == (demo_bundle.parent / "data" / "train_images").resolve()
+    window.set_image_folder(None)  # the analyst prefers thumbnails: remembered for the demo
     window.worker.stop()
+    again = open_window(None, settings)
+    qtbot.addWidget(again)
+    assert again.images is None
+    again.worker.stop()
 
 
 def test_demo_build_failure_is_a_dialog(qapp, tmp_path, monkeypatch):
@@ -420,7 +425,7 @@ def test_image_folder_is_checked_remembered_and_used_by_the_pair(qtbot, window, 
     pictures = demo_bundle.parent / "data" / "train_images"
     assert "not a folder" in window.set_image_folder(tmp_path / "missing")
     assert "none of the bundle's pictures" in window.set_image_folder(tmp_path)
-    assert window.images is None and settings.image_folder(demo_bundle) is None
+    assert window.images is None and settings.image_folder(demo_bundle) is None  # no choice
     assert window.set_image_folder(pictures) is None
     assert window.images is not None and settings.image_folder(demo_bundle) == str(
         pictures.resolve())
@@ -431,7 +436,11 @@ def test_image_folder_is_checked_remembered_and_used_by_the_pair(qtbot, window, 
     assert again.images is not None and again.images.root == pictures.resolve()
     again.worker.stop()
     assert window.set_image_folder(None) is None
-    assert window.images is None and settings.image_folder(demo_bundle) is None
+    assert window.images is None and settings.image_folder(demo_bundle) == ""  # thumbnails
+    later = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, settings)
+    qtbot.addWidget(later)
+    assert later.images is None
+    later.worker.stop()
 
 
 def test_images_option_with_a_wrong_folder_is_one_line(demo_bundle, tmp_path, monkeypatch,

@@ -105,8 +105,8 @@ def open_window(path: Path | None, settings: AppSettings, parent_for_errors=None
     settings.add_recent(path)
     window = MainWindow(Session(bundle), path, settings)
     pictures = path.parent / "data" / "train_images"  # where `precompute demo` puts them
-    if demo and window.images is None and pictures.is_dir():
-        window.set_image_folder(pictures)
+    if demo and settings.image_folder(path) is None and pictures.is_dir():
+        window.set_image_folder(pictures)  # unless the analyst chose otherwise before
     return window
 
 

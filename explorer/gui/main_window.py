@@ -98,7 +98,7 @@ class MainWindow(QMainWindow):
             self.request(tune_on=tuning_scope(session.bundle, self.scope) if labelled else None)
         self.controls.set_state(self.config, self.scope)
         stored = settings.image_folder(self.bundle_path)
-        if stored is not None:
+        if stored:
             self.set_image_folder(Path(stored), remember=False)  # gone since: thumbnails
         geometry, layout = settings.window()
         if geometry is not None:

@@ -67,15 +67,14 @@ class AppSettings:
 
     # -- the dataset's original pictures, per bundle ---------------------------------------
     def image_folder(self, bundle: Path) -> str | None:
+        """The folder chosen for the bundle; "" when the analyst chose thumbnails only,
+        None when nothing was ever chosen."""
         value = self.store.value("images/" + _key(bundle).split("/", 1)[1])
-        return value if isinstance(value, str) and value else None
+        return value if isinstance(value, str) else None
 
     def save_image_folder(self, bundle: Path, folder: Path | None) -> None:
         key = "images/" + _key(bundle).split("/", 1)[1]
-        if folder is None:
-            self.store.remove(key)
-        else:
-            self.store.setValue(key, str(Path(folder).resolve()))
+        self.store.setValue(key, "" if folder is None else str(Path(folder).resolve()))
 
     # -- window -------------------------------------------------------------------------
     def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
