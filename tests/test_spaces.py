@@ -125,3 +125,24 @@ def test_a_failing_block_fails_the_search(monkeypatch):
 
     with pytest.raises(MemoryError, match="block too large"):
         spaces.blocked_topk(64, 5, scores)
+
+
+def test_select_topk_in_place_gives_the_copying_result():
+    from explorer.core.spaces import select_topk
+
+    rng = np.random.default_rng(7)
+    block = rng.integers(0, 5, (40, 90)).astype(np.float32) / 4  # many ties
+    q = np.arange(40) * 2
+    expect = select_topk(block, q, 9, np.ones(40, np.float32))
+    got = select_topk(block.copy(), q, 9, np.ones(40, np.float32), overwrite=True)
+    assert all(np.array_equal(e, g) for e, g in zip(expect, got, strict=True))
+    assert expect[0][:, 0].tolist() == q.tolist()
+
+
+def test_hash_topk_similarities_are_exact():
+    words = np.random.default_rng(8).integers(0, 2**63, 50, dtype=np.int64).astype(np.uint64)
+    bits = words.astype(">u8").view(np.uint8).reshape(-1, 8)
+    idx, sim = BitSpace(bits).topk(7)
+    ham = np.array([[bin(int(words[i]) ^ int(words[j])).count("1") for j in r] for i, r in
+                    enumerate(idx)])
+    assert np.array_equal(sim[:, 1:], (1 - ham / 64).astype(np.float32)[:, 1:])

@@ -53,22 +53,27 @@ def _pairwise(queries: np.ndarray, cols: np.ndarray, fn) -> np.ndarray:
     return out
 
 
-def select_topk(scores: np.ndarray, queries: np.ndarray, k: int,
-                self_sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def select_topk(scores: np.ndarray, queries: np.ndarray, k: int, self_sims: np.ndarray,
+                *, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Top-k columns of a (b, n) score block, query first, ties broken by lower index.
 
     `queries` are the local rows the block belongs to; their own column is forced to the
     front with `self_sims` (1: a posting is always its own first, perfect match, even when
-    exact duplicates tie with it or its title is empty)."""
+    exact duplicates tie with it or its title is empty). With `overwrite` a float32 block
+    is used as the work array (no copy of a block nobody reads again)."""
     b, n = scores.shape
     k = min(k, n)
-    work = scores.astype(np.float32, copy=True)
+    if overwrite and scores.dtype == np.float32:
+        work = scores
+    else:
+        work = scores.astype(np.float32, copy=True)
     work[np.arange(b), queries] = np.inf
+    np.negative(work, out=work)  # the k largest are the k smallest of the negation
     if k < n:
-        part = np.argpartition(-work, k - 1, axis=1)[:, :k]
+        part = np.argpartition(work, k - 1, axis=1)[:, :k]
     else:
         part = np.broadcast_to(np.arange(n), (b, n)).copy()
-    vals = np.take_along_axis(work, part, axis=1)
+    vals = -np.take_along_axis(work, part, axis=1)
     order = np.lexsort((part, -vals), axis=1)
     idx = np.take_along_axis(part, order, axis=1)
     sim = np.take_along_axis(vals, order, axis=1)
@@ -100,7 +105,8 @@ def blocked_topk(n: int, k: int, scores: Callable[[np.ndarray], np.ndarray]
 
     def run(start: int) -> None:
         q = np.arange(start, min(start + rows, n))
-        idx[q], sim[q] = select_topk(scores(q), q, k, np.ones(len(q), np.float32))
+        idx[q], sim[q] = select_topk(scores(q), q, k, np.ones(len(q), np.float32),
+                                     overwrite=True)
 
     workers = min(search_threads(), len(starts))
     if workers > 1:
@@ -224,8 +230,13 @@ class BitSpace:
 
     def topk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         w = self.words
-        return blocked_topk(self.n, k, lambda q: 1.0 - np.bitwise_count(
-            w[q, None] ^ w[None, :]).astype(np.float32) / 64)
+        def block(q: np.ndarray) -> np.ndarray:
+            sim = np.bitwise_count(w[q, None] ^ w[None, :]).astype(np.float32)
+            sim *= np.float32(-1 / 64)  # exact: 1 - h/64 for h = 0..64, in place
+            sim += np.float32(1)
+            return sim
+
+        return blocked_topk(self.n, k, block)
 
     def as_dense(self) -> DenseSpace:
         """+-1/8 vectors: unit length, and (1 + dot) / 2 reproduces 1 - hamming / 64."""
