@@ -481,3 +481,28 @@ def test_showing_the_cases_never_cancels_a_pending_view(qtbot, window: MainWindo
         window.cases.setCurrentIndex(2)
     assert window.view.snapshot.config == slow
     qtbot.waitUntil(lambda: window.cases.missed.rowCount() > 0, timeout=TIMEOUT)
+
+
+def test_best_button_applies_the_searched_configuration(qtbot, tiny_bundle, settings):
+    from PySide6.QtCore import Qt
+
+    session = Session(Bundle.open(tiny_bundle))
+    w = MainWindow(session, tiny_bundle, settings)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
+        w.show()
+    want = Session(session.bundle).best("fold1")
+    assert w.controls.tune_scope.currentText() == "fold1"
+    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
+        qtbot.mouseClick(w.controls.best_button, Qt.MouseButton.LeftButton)
+    assert w.config == want and w.view.snapshot.config == want
+    assert w.controls.config() == want
+    assert w.view.snapshot.scope == "fold0"  # searched on fold1, shown on the current scope
+    # a change while the search runs cancels it: the newer settings win
+    plain = MatchConfig("single", ("tfidf",), (0.5,))
+    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
+        w.controls.bestRequested.emit("fold1")
+        w.set_config(plain)
+    qtbot.wait(200)
+    assert w.view.snapshot.config == plain and w.config == plain
+    w.worker.stop()

@@ -264,6 +264,10 @@ def test_tune_and_reset_buttons(qtbot, panel: ControlsPanel) -> None:
     with qtbot.waitSignal(panel.tuneRequested, timeout=1000) as blocker:
         qtbot.mouseClick(panel.tune_button, Qt.MouseButton.LeftButton)
     assert blocker.args == ["fold4"]
+    with qtbot.waitSignal(panel.bestRequested, timeout=1000) as blocker, \
+            qtbot.assertNotEmitted(panel.tuneRequested):
+        qtbot.mouseClick(panel.best_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == ["fold4"]
     with qtbot.waitSignal(panel.resetRequested, timeout=1000):
         qtbot.mouseClick(panel.reset_button, Qt.MouseButton.LeftButton)
 

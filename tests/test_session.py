@@ -62,6 +62,21 @@ def test_progress_and_cancel(session: Session) -> None:
         Session(session.bundle).compute("fold1", INB, cancelled=lambda: next(calls))
 
 
+def test_best_is_what_evaluate_best_picks_and_yields_to_newer_work(session, tiny_bundle):
+    from explorer.core.evaluate import run
+
+    seen: list[tuple[int, int]] = []
+    cfg = Session(session.bundle).best("fold1", progress=lambda d, t: seen.append((d, t)))
+    report = run(Bundle.open(tiny_bundle), scope="fold0", cfg=None, tune_on="fold1",
+                 search_best=True, timing=False)
+    assert cfg == report.config
+    total = seen[0][1]
+    assert seen == [(d, total) for d in range(total)] and total > 20
+    calls = iter([False, False, True])
+    with pytest.raises(Cancelled):
+        Session(session.bundle).best("fold1", cancelled=lambda: next(calls))
+
+
 def test_tune_improves_on_the_tuning_scope(session: Session) -> None:
     tuned = session.tune(TFIDF, "fold1")
     engine = session.engine("fold1")

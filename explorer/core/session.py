@@ -17,7 +17,7 @@ from explorer.core.bundle import Bundle
 from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.metrics import Metrics
-from explorer.core.tune import tune
+from explorer.core.tune import best, candidate_modes, tune
 
 
 class Cancelled(Exception):
@@ -121,3 +121,25 @@ class Session:
         if not engine.has_labels:
             raise ConfigError("tuning needs labels: this bundle has no label_group")
         return tune(engine, cfg)
+
+    def best(self, on: str, *, progress: Callable[[int, int], None] | None = None,
+             cancelled: Callable[[], bool] | None = None) -> MatchConfig:
+        """The configuration `explorer evaluate --best` picks on scope `on` (mode, weights,
+        Min2, INB depth, unit filter, every threshold) over all the bundle's modalities.
+        `progress(done, total)` counts the modes tried; `cancelled()` is checked before
+        each (raising Cancelled): a search of minutes must yield to a newer request."""
+        engine = self.engine(on)
+        if not engine.has_labels:
+            raise ConfigError("the best search needs labels: this bundle has no label_group")
+        mods = [name for name, _ in self.modalities]
+        total, done = len(candidate_modes(mods)) * 4, 0  # x (units, Min2) on / off
+
+        def step(_label: str) -> None:
+            nonlocal done
+            if cancelled is not None and cancelled():
+                raise Cancelled
+            if progress is not None:
+                progress(done, total)
+            done += 1
+
+        return best(engine, mods, progress=step)[0].config

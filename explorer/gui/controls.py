@@ -80,6 +80,7 @@ class ControlsPanel(QWidget):
     configChanged = Signal(object)
     scopeChanged = Signal(str)
     tuneRequested = Signal(str)
+    bestRequested = Signal(str)     # search the whole configuration on this scope
     resetRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -153,11 +154,17 @@ class ControlsPanel(QWidget):
         self.tune_button = QPushButton("Tune on…", objectName="tuneButton")
         self.tune_button.setAccessibleName("Tune")
         self.tune_button.setToolTip("Search the thresholds of this mode on the chosen scope")
+        self.best_button = QPushButton("Best", objectName="bestButton")
+        self.best_button.setAccessibleName("Search the best configuration")
+        self.best_button.setToolTip(
+            "Search mode, fusion weights, Min2, INB depth, the unit filter and every "
+            "threshold on the chosen scope (explorer evaluate --best); any change cancels")
         self.reset_button = QPushButton("Reset", objectName="resetButton")
         self.reset_button.setAccessibleName("Reset")
         tune_row = QHBoxLayout()
         tune_row.addWidget(self.tune_button)
         tune_row.addWidget(self.tune_scope, 1)
+        tune_row.addWidget(self.best_button)
         tune_row.addWidget(self.reset_button)
 
         self.status = QLabel(objectName="controlsStatus", wordWrap=True)
@@ -198,6 +205,9 @@ class ControlsPanel(QWidget):
         self.inb_exact.toggled.connect(self._on_inb_exact)
         self.units_check.toggled.connect(self._on_units)
         self.tune_button.clicked.connect(self._on_tune)
+        self.best_button.clicked.connect(
+            lambda: self.tune_scope.currentText() and self.bestRequested.emit(
+                self.tune_scope.currentText()))
         self.reset_button.clicked.connect(self.resetRequested)
 
     def sizeHint(self) -> QSize:

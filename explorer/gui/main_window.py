@@ -177,6 +177,7 @@ class MainWindow(QMainWindow):
         self.controls.configChanged.connect(self._on_config)
         self.controls.scopeChanged.connect(self._on_scope)
         self.controls.tuneRequested.connect(lambda on: self.request(tune_on=on))
+        self.controls.bestRequested.connect(lambda on: self.request(best_on=on))
         self.controls.resetRequested.connect(self._on_reset)
         self.threshold_plot.thresholdDragged.connect(self._on_dragged)
         self.list.selectionModel().currentRowChanged.connect(self._on_current)
@@ -197,20 +198,31 @@ class MainWindow(QMainWindow):
         menus.install(self)
 
     # -- requests -------------------------------------------------------------------------
-    def request(self, tune_on: str | None = None) -> int:
-        """Post the current settings (optionally tuned on a scope first) to the worker."""
+    def request(self, tune_on: str | None = None, best_on: str | None = None) -> int:
+        """Post the current settings to the worker: as they are, with every threshold tuned
+        on scope `tune_on`, or replaced by the best configuration searched on `best_on`."""
         session, scope, cfg, pinned = self.session, self.scope, self.config, self.pinned
         previous = self.view
+
         def job(progress, cancelled) -> ScopeView:
-            c = session.tune(cfg, tune_on) if tune_on else cfg
+            if best_on:
+                c = session.best(best_on, progress=progress, cancelled=cancelled)
+            else:
+                c = session.tune(cfg, tune_on) if tune_on else cfg
             snap = session.compute(scope, c, pinned, progress=progress, cancelled=cancelled)
             # the error-case list on screen follows in its own job (_show_cases), so the
             # metrics repaint without waiting for it
             return scope_view(snap, previous, with_cases=False)
 
-        label = f"tune on {tune_on}" if tune_on else cfg.label
-        if tune_on:
+        if best_on:
+            label = f"best on {best_on}"
+            self.statusBar().showMessage(f"tuning: searching the best configuration on "
+                                         f"{best_on}… (any change cancels)")
+        elif tune_on:
+            label = f"tune on {tune_on}"
             self.statusBar().showMessage(f"tuning every threshold on {tune_on}…")
+        else:
+            label = cfg.label
         return self.worker.submit(job, label)
 
     def set_config(self, cfg: MatchConfig) -> None:
