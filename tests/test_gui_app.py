@@ -414,6 +414,10 @@ def test_a_bundle_without_labels(qtbot, unlabelled_bundle, settings):
     with qtbot.waitSignal(w.worker.failed, timeout=TIMEOUT):
         w.controls.tuneRequested.emit("all")
     qtbot.waitUntil(lambda: "needs labels" in w.statusBar().currentMessage(), timeout=5000)
+    with qtbot.waitSignal(w.worker.failed, timeout=TIMEOUT):
+        w.controls.bestRequested.emit("all")
+    qtbot.waitUntil(lambda: "best search needs labels" in w.statusBar().currentMessage(),
+                    timeout=5000)
     for index in range(4):  # every error-case list is empty, none fails
         show_case(qtbot, w, index)
         assert list(w.cases.models.values())[index].rowCount() == 0
