@@ -179,6 +179,8 @@ def test_exports_round_trip(qtbot, window: MainWindow, demo_bundle, tmp_path, ca
                                                         - mets["true_positives"]).sum()
     assert (errors["kind"] == "missed").sum() == (mets["group_size"]
                                                 - mets["true_positives"]).sum()
+    confused = pd.read_csv(menus.export(window, "confused", tmp_path / "c.csv"))
+    assert confused["fp_pairs"].sum() == (errors["kind"] == "false positive").sum()
     js = menus.export(window, "settings", tmp_path / "s.json")
     data = json.loads(js.read_text())
     assert MatchConfig.from_dict(data["config"]) == window.config

@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from explorer.core.config import ConfigError, MatchConfig
+from explorer.core.confusion import confused_groups
 from explorer.core.error_pairs import error_pairs
 from explorer.core.export import metrics_frame, predictions_frame, write_csv
 
@@ -50,6 +51,7 @@ def install(w: MainWindow) -> None:
     _act(w, file, "Export &predictions (CSV)…", lambda: export_dialog(w, "predictions"))
     _act(w, file, "Export per-query &metrics (CSV)…", lambda: export_dialog(w, "metrics"))
     _act(w, file, "Export &error pairs (CSV)…", lambda: export_dialog(w, "errors"))
+    _act(w, file, "Export &confused groups (CSV)…", lambda: export_dialog(w, "confused"))
     file.addSeparator()
     _act(w, file, "&Quit", w.close, "Ctrl+Q")
 
@@ -122,7 +124,8 @@ def export(w: MainWindow, kind: str, path: Path) -> Path:
         raise ValueError("nothing computed yet")
     snap = w.view.snapshot
     make = {"predictions": predictions_frame, "metrics": metrics_frame,
-            "errors": error_pairs}[kind]
+            "errors": error_pairs,
+            "confused": lambda engine, ev: confused_groups(engine, ev, n=None)}[kind]
     frame = make(snap.engine, snap.evaluation)
     return write_csv(frame, path)
 
