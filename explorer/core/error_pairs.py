@@ -15,32 +15,11 @@ import numpy as np
 import pandas as pd
 
 from explorer.core.engine import Engine, Evaluation
+from explorer.core.explain import OUTSIDE, miss_reasons
 
 __all__ = ["error_pairs"]
 
 FP, MISSED = "false positive", "missed"
-UNIT, BELOW, OUTSIDE = "removed by the unit filter", "below threshold", "outside top-K"
-
-
-def _miss_reasons(ev: Evaluation, q: np.ndarray, c: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(reason, gap below the threshold) of missed candidate pairs (q, column c); the
-    vectorised form of explain's per-query reasons."""
-    cfg, st = ev.config, ev.stage
-    if st.masked is not None:  # union: the side that came closest among its own top-K
-        gaps = np.stack([np.where(np.isfinite(s[q, c]), np.float32(t) - s[q, c], np.inf)
-                         for s, t in zip(st.masked, cfg.thresholds, strict=True)])
-        gap = gaps.min(axis=0)
-    else:
-        t = cfg.inb[-1].threshold if cfg.inb else cfg.thresholds[0]
-        score = st.score[q, c]
-        gap = np.where(np.isfinite(score), np.float32(t) - score, np.inf)
-    reason = np.where(np.isfinite(gap), BELOW, OUTSIDE).astype(object)
-    if st.conflict is not None:
-        unit = st.conflict[q, c]
-        reason[unit] = UNIT
-        gap = np.where(unit, np.inf, gap)
-    return reason, np.where(np.isfinite(gap), gap, np.nan)
 
 
 def _outside_candidates(engine: Engine, ev: Evaluation) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +56,7 @@ def error_pairs(engine: Engine, ev: Evaluation) -> pd.DataFrame:
     fq, fc = np.nonzero(ev.pred & ~st.true)
     mq, mc = np.nonzero(~ev.pred & st.true & (st.cand >= 0))
     oq, orow = _outside_candidates(engine, ev)
-    reason, gap = _miss_reasons(ev, mq, mc)
+    reason, gap = miss_reasons(ev, mq, mc)
     q = np.concatenate([fq, mq, oq])
     other = np.concatenate([st.cand[fq, fc], st.cand[mq, mc], orow])
     inside = np.r_[np.ones(len(fq) + len(mq), bool), np.zeros(len(oq), bool)]

@@ -35,18 +35,29 @@ def _admitted_by(ev: Evaluation, q: int, cols: np.ndarray) -> list[str]:
     return out
 
 
-def _miss_reason(ev: Evaluation, q: int, c: int) -> tuple[str, float]:
+UNIT, BELOW, OUTSIDE = "removed by the unit filter", "below threshold", "outside top-K"
+
+
+def miss_reasons(ev: Evaluation, q: np.ndarray, c: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Why the candidate pairs (query q, column c) are not predicted, and how far below
+    the threshold they scored (NaN when not measurable): removed by the unit filter, below
+    threshold, or outside top-K (a single modality's pair found only by another one). A
+    union reports the side that came closest among its own top-K."""
     cfg, st = ev.config, ev.stage
-    if st.conflict is not None and st.conflict[q, c]:
-        return "removed by the unit filter", np.nan
-    if st.masked is not None:  # union: the side that came closest (among its top-K)
-        gaps = [float(t - s[q, c]) for s, t in zip(st.masked, cfg.thresholds, strict=True)
-                if np.isfinite(s[q, c])]
-        return ("below threshold", min(gaps)) if gaps else ("outside top-K", np.nan)
-    t = cfg.inb[-1].threshold if cfg.inb else cfg.thresholds[0]
-    if not np.isfinite(st.score[q, c]):
-        return "outside top-K", np.nan
-    return "below threshold", float(t - st.score[q, c])
+    if st.masked is not None:
+        gap = np.stack([np.where(np.isfinite(s[q, c]), np.float32(t) - s[q, c], np.inf)
+                        for s, t in zip(st.masked, cfg.thresholds, strict=True)]).min(axis=0)
+    else:
+        t = cfg.inb[-1].threshold if cfg.inb else cfg.thresholds[0]
+        score = st.score[q, c]
+        gap = np.where(np.isfinite(score), np.float32(t) - score, np.inf)
+    reason = np.where(np.isfinite(gap), BELOW, OUTSIDE).astype(object)
+    if st.conflict is not None:
+        unit = st.conflict[q, c]
+        reason[unit] = UNIT
+        gap = np.where(unit, np.inf, gap)
+    return reason, np.where(np.isfinite(gap), gap, np.nan)
 
 
 def explain_query(engine: Engine, ev: Evaluation, q: int, near_misses: int = 0
@@ -74,11 +85,10 @@ def explain_query(engine: Engine, ev: Evaluation, q: int, near_misses: int = 0
                            for c in pcols[1:]]
               + ["missed"] * len(mcols) + ["near miss"] * len(ncols))
     admitted = _admitted_by(ev, q, np.array(pcols)) + [""] * (len(mcols) + len(ncols))
-    reasons, gaps = [""] * len(pcols), [np.nan] * len(pcols)
-    for c in mcols + ncols:
-        r, g = _miss_reason(ev, q, c)
-        reasons.append(r)
-        gaps.append(g)
+    unpicked = np.array(mcols + ncols, np.int64)
+    why, gap = miss_reasons(ev, np.full(len(unpicked), q), unpicked)
+    reasons = [""] * len(pcols) + why.tolist()
+    gaps = [np.nan] * len(pcols) + gap.tolist()
     scores = [float(st.score[q, c]) for c in pcols + mcols + ncols]
 
     # true matches that never became candidates: outside every top-K list
@@ -87,7 +97,7 @@ def explain_query(engine: Engine, ev: Evaluation, q: int, near_misses: int = 0
     rows += outside.tolist()
     status += ["missed"] * len(outside)
     admitted += [""] * len(outside)
-    reasons += ["outside top-K"] * len(outside)
+    reasons += [OUTSIDE] * len(outside)
     gaps += [np.nan] * len(outside)
     scores += [np.nan] * len(outside)
 
