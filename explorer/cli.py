@@ -98,6 +98,11 @@ def _config(args: argparse.Namespace, bundle: Bundle) -> tuple[MatchConfig | Non
     return cfg, fixed
 
 
+# export kind (explorer.core.export.FRAMES) -> its option's attribute
+EXPORT_FLAGS = {"predictions": "export_csv", "metrics": "export_metrics",
+                "errors": "export_errors", "confused": "export_confused"}
+
+
 def evaluate(argv: list[str]) -> int:
     args = _evaluate_parser().parse_args(argv)
     from explorer.core import export
@@ -111,35 +116,20 @@ def evaluate(argv: list[str]) -> int:
     cfg, fixed = _config(args, bundle)
     if (args.best or args.tune_on) and not bundle.manifest.has_labels:
         raise ConfigError("tuning needs labels, and this bundle has no label_group")
-    for flag in ("export_errors", "export_confused"):
-        if getattr(args, flag) and not bundle.manifest.has_labels:
-            raise ConfigError(f"--{flag.replace('_', '-')} needs labels, and this bundle has "
-                              "no label_group")
-    for flag in ("export_csv", "export_metrics", "export_errors",
-                 "export_confused"):  # fail before the work
-        path = getattr(args, flag)
-        if path is not None and not path.resolve().parent.is_dir():
-            raise ConfigError(f"--{flag.replace('_', '-')} {path}: folder "
-                              f"{path.resolve().parent} does not exist")
+    exports = {kind: path for kind, flag in EXPORT_FLAGS.items()
+               if (path := getattr(args, flag)) is not None}
+    for kind, path in exports.items():  # fail before the work
+        flag = "--" + EXPORT_FLAGS[kind].replace("_", "-")
+        if kind in export.NEED_LABELS and not bundle.manifest.has_labels:
+            raise ConfigError(f"{flag} needs labels, and this bundle has no label_group")
+        if not path.resolve().parent.is_dir():
+            raise ConfigError(f"{flag} {path}: folder {path.resolve().parent} does not exist")
     progress = None if args.json else (lambda msg: print(f"  tuning {msg}", file=sys.stderr))
     report = run(bundle, scope=scope, cfg=cfg, tune_on=args.tune_on, fixed=fixed,
                  search_best=args.best, modalities=cfg.modalities if cfg and args.best else None,
                  timing=not args.no_timing, progress=progress)
-    if args.export_csv:
-        export.write_csv(export.predictions_frame(report.engine, report.evaluation),
-                         args.export_csv)
-    if args.export_metrics:
-        export.write_csv(export.metrics_frame(report.engine, report.evaluation),
-                         args.export_metrics)
-    if args.export_errors:
-        from explorer.core.error_pairs import error_pairs
-
-        export.write_csv(error_pairs(report.engine, report.evaluation), args.export_errors)
-    if args.export_confused:
-        from explorer.core.confusion import confused_groups
-
-        export.write_csv(confused_groups(report.engine, report.evaluation, n=None),
-                         args.export_confused)
+    for kind, path in exports.items():
+        export.write_csv(export.FRAMES[kind](report.engine, report.evaluation), path)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:

@@ -1,4 +1,6 @@
-"""Exports: predictions in the competition's format and per-query metrics as CSV."""
+"""Exports: predictions in the competition's format, per-query metrics, every error pair
+and every confused group as CSV; `FRAMES` is what the app's File menu and `explorer
+evaluate --export-*` both write."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from explorer.core.confusion import confused_groups
 from explorer.core.engine import Engine, Evaluation
+from explorer.core.error_pairs import error_pairs
 
 
 def ordered_matches(ev: Evaluation) -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +46,16 @@ def metrics_frame(engine: Engine, ev: Evaluation) -> pd.DataFrame:
     if ev.has_labels:
         out["precision"], out["recall"], out["f1"] = ev.precision, ev.recall, ev.f1
     return out
+
+
+def _all_confused(engine: Engine, ev: Evaluation) -> pd.DataFrame:
+    return confused_groups(engine, ev, n=None)
+
+
+#: export kind -> frame of a scope's evaluation; the last two need labels
+FRAMES = {"predictions": predictions_frame, "metrics": metrics_frame, "errors": error_pairs,
+          "confused": _all_confused}
+NEED_LABELS = ("errors", "confused")
 
 
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

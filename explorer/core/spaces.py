@@ -230,6 +230,7 @@ class BitSpace:
 
     def topk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         w = self.words
+
         def block(q: np.ndarray) -> np.ndarray:
             sim = np.bitwise_count(w[q, None] ^ w[None, :]).astype(np.float32)
             sim *= np.float32(-1 / 64)  # exact: 1 - h/64 for h = 0..64, in place

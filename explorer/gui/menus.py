@@ -13,9 +13,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from explorer.core.config import ConfigError, MatchConfig
-from explorer.core.confusion import confused_groups
-from explorer.core.error_pairs import error_pairs
-from explorer.core.export import metrics_frame, predictions_frame, write_csv
+from explorer.core.export import FRAMES, write_csv
 
 if TYPE_CHECKING:
     from explorer.gui.main_window import MainWindow
@@ -123,11 +121,7 @@ def export(w: MainWindow, kind: str, path: Path) -> Path:
     if w.view is None:
         raise ValueError("nothing computed yet")
     snap = w.view.snapshot
-    make = {"predictions": predictions_frame, "metrics": metrics_frame,
-            "errors": error_pairs,
-            "confused": lambda engine, ev: confused_groups(engine, ev, n=None)}[kind]
-    frame = make(snap.engine, snap.evaluation)
-    return write_csv(frame, path)
+    return write_csv(FRAMES[kind](snap.engine, snap.evaluation), path)
 
 
 def export_dialog(w: MainWindow, kind: str) -> None:
