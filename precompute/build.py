@@ -15,6 +15,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from explorer.core import bundle as B
+from explorer.core import bundle_writer as W
 from explorer.core.faiss_search import gpu_count
 from explorer.core.graph import build_graph, to_global
 from precompute.dataset import Dataset, read_dataset
@@ -146,7 +147,7 @@ def build(opts: BuildOptions) -> Path:
     paths = ([opts.images / name for name in ds.table["image"]] if opts.images else None)
     log = tqdm.write if opts.progress else (lambda _msg: None)
     extra: dict = {}
-    with B.BundleWriter(opts.out, overwrite=opts.force) as w:
+    with W.BundleWriter(opts.out, overwrite=opts.force) as w:
         ctx = Context(csv=ds.csv, titles=ds.table["title"].tolist(), image_paths=paths,
                       hexes=hexes, writer=w, device=opts.device, batch_size=opts.batch_size,
                       workers=opts.workers, image_size=opts.image_size,
@@ -187,14 +188,14 @@ def _search_scopes(ctx: Context, builders: list[Builder], folds: np.ndarray,
             steps.set_postfix_str(f"{scope} {b.name} top-{k}")
             idx, sim = spaces[b.name].topk(k)
             knn[b.name] = idx
-            paths = B.knn_paths(scope, b.name)
+            paths = W.knn_paths(scope, b.name)
             w.save_array(paths["idx"], to_global(idx, rows))
             w.save_array(paths["sim"], sim)
             b.files["knn"][scope] = paths
             steps.update()
         steps.set_postfix_str(f"{scope} candidate graph")
         graph = build_graph(scope, rows, spaces, knn)
-        paths = B.graph_paths(scope, names)
+        paths = W.graph_paths(scope, names)
         w.save_array(paths["cand"], to_global(graph.cand, rows))
         w.save_array(paths["topk"], graph.topk)
         for name in names:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from explorer.core import bundle as B
+from explorer.core import bundle_writer as W
 from explorer.core.spaces import BitSpace, DenseSpace, Space, SparseSpace
 from precompute import tfidf
 from precompute.errors import InputError
@@ -25,7 +26,7 @@ class Context:
     titles: list[str]
     image_paths: list[Path | None] | None
     hexes: Any  # pandas Series of phash hex strings (may be "" before images are hashed)
-    writer: B.BundleWriter
+    writer: W.BundleWriter
     device: str | None = None
     batch_size: int | None = None
     workers: int | None = None

@@ -23,9 +23,9 @@ from explorer.core.bundle import (
     SCHEMA_VERSION,
     Bundle,
     BundleError,
-    BundleWriter,
     Manifest,
 )
+from explorer.core.bundle_writer import BundleWriter
 from precompute.build import BuildOptions, build
 from precompute.errors import InputError
 
