@@ -10,8 +10,6 @@ same one for every empty title."""
 
 from __future__ import annotations
 
-import codecs
-import html
 import importlib.metadata
 import json
 import logging
@@ -30,6 +28,7 @@ from torch import nn
 from tqdm import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from explorer.core.titles import normalise_title
 from precompute.checkpoints import read_checkpoint
 from precompute.errors import InputError, one_line
 
@@ -39,53 +38,6 @@ MAX_LENGTH = 128  # the study's max_length for every text model
 PACKAGED_NAMES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
 STUDY_HEADS = ("classifier.", "bn.", "final.")  # trained with ArcFace, unused for embedding
 TEXT_FORMAT = "shopee-explorer-text/1"  # written by `precompute train text`
-
-# ---- titles --------------------------------------------------------------------------
-
-# A scraped title is sometimes the repr of a bytes object: b"..." around escaped UTF-8.
-_BYTES_REPR = re.compile(r"""^b(['"])(.*)\1$""", re.DOTALL)
-_ESCAPE = re.compile(r"""\\\\|\\[ntr'"]|(?:\\x[0-9A-Fa-f]{2})+""")
-# Only terminated entities: html.unescape alone would turn "&regular" into "®ular".
-_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_SPACE = re.compile(r"\s+")
-
-
-def _latin1_bytes(exc: UnicodeError) -> tuple[str, int]:
-    assert isinstance(exc, UnicodeDecodeError)
-    return exc.object[exc.start:exc.end].decode("latin-1"), exc.end
-
-
-codecs.register_error("shopee-latin1", _latin1_bytes)
-
-
-def _unescape(match: re.Match[str]) -> str:
-    text = match.group(0)
-    if not text.startswith("\\x"):
-        return {"\\\\": "\\", "\\'": "'", '\\"': '"'}.get(text, " ")  # \n \t \r: a space
-    raw = bytes(int(text[i + 2:i + 4], 16) for i in range(0, len(text), 4))
-    # valid UTF-8 sequences decode as such, each stray byte as its latin-1 character
-    return raw.decode("utf-8", errors="shopee-latin1")
-
-
-def normalise_title(title: Any) -> str:
-    """The study's title cleaning: bytes-repr wrapper and escaped bytes decoded, HTML
-    entities decoded (twice-escaped ones too), control characters and runs of whitespace
-    made one space, stripped. Anything that is not a string (NaN, None) gives ""."""
-    if not isinstance(title, str):
-        return ""
-    text = title.strip()
-    wrapped = _BYTES_REPR.match(text)
-    if wrapped:
-        text = wrapped.group(2)
-    text = _ESCAPE.sub(_unescape, text)
-    for _ in range(3):  # "&amp;quot;" is in the real table
-        decoded = _ENTITY.sub(lambda m: html.unescape(m.group(0)), text)
-        if decoded == text:
-            break
-        text = decoded
-    return _SPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
-
 
 # ---- specs and devices ---------------------------------------------------------------
 

@@ -1,0 +1,112 @@
+"""Titles as a person reads them.
+
+The Shopee table stores some titles as scraped: UTF-8 bytes written as literal backslash-x
+escapes (``\\xe2\\x9c\\xa8``), the repr of a bytes object (``b"..."``) and HTML entities
+(``&amp;``, sometimes escaped twice). :func:`normalise_title` decodes them; the text
+encoders embed its output (``precompute.text_encoders`` imports it from here, so what the
+model reads and what the analyst reads are one decoding), and the app shows it.
+
+:func:`decoded_titles` decodes a bundle's titles once, cached on the bundle: the lists and
+tiles index an array instead of decoding on every paint. The raw title stays available
+(:func:`raw_titles`) for tooltips and exports.
+"""
+
+from __future__ import annotations
+
+import codecs
+import html
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["decoded_titles", "normalise_title", "normalise_titles", "raw_titles"]
+
+# A scraped title is sometimes the repr of a bytes object: b"..." around escaped UTF-8.
+_BYTES_REPR = re.compile(r"""^b(['"])(.*)\1$""", re.DOTALL)
+_ESCAPE = re.compile(r"""\\\\|\\[ntr'"]|(?:\\x[0-9A-Fa-f]{2})+""")
+# Only terminated entities: html.unescape alone would turn "&regular" into "®ular".
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SPACE = re.compile(r"\s+")
+# Every title normalise_title could change holds one of these characters (an escape or an
+# entity needs "\" or "&"; control characters and whitespace other than " " become spaces:
+# Python's \s is " " and exactly the whitespace listed), two spaces in a row, leading or
+# trailing whitespace, or starts with b' or b" (a bytes repr). Any other title is its own
+# normalised form, which lets normalise_titles skip most of the table; each test is one
+# vectorised pass (one regex with all the alternatives costs 20x more).
+_MAY_CHANGE_CHAR = r"[\\&\x00-\x1f\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
+def _latin1_bytes(exc: UnicodeError) -> tuple[str, int]:
+    assert isinstance(exc, UnicodeDecodeError)
+    return exc.object[exc.start:exc.end].decode("latin-1"), exc.end
+
+
+codecs.register_error("shopee-latin1", _latin1_bytes)
+
+
+def _unescape(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if not text.startswith("\\x"):
+        return {"\\\\": "\\", "\\'": "'", '\\"': '"'}.get(text, " ")  # \n \t \r: a space
+    raw = bytes(int(text[i + 2:i + 4], 16) for i in range(0, len(text), 4))
+    # valid UTF-8 sequences decode as such, each stray byte as its latin-1 character
+    return raw.decode("utf-8", errors="shopee-latin1")
+
+
+def normalise_title(title: Any) -> str:
+    """The study's title cleaning: bytes-repr wrapper and escaped bytes decoded, HTML
+    entities decoded (twice-escaped ones too), control characters and runs of whitespace
+    made one space, stripped. Anything that is not a string (NaN, None) gives ""."""
+    if not isinstance(title, str):
+        return ""
+    text = title.strip()
+    wrapped = _BYTES_REPR.match(text)
+    if wrapped:
+        text = wrapped.group(2)
+    text = _ESCAPE.sub(_unescape, text)
+    for _ in range(3):  # "&amp;quot;" is in the real table
+        decoded = _ENTITY.sub(lambda m: html.unescape(m.group(0)), text)
+        if decoded == text:
+            break
+        text = decoded
+    return _SPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
+
+
+def normalise_titles(titles: Any) -> np.ndarray:
+    """:func:`normalise_title` of each title (any sequence; NaN and None give ""), as an
+    object array. Only the titles that could change are decoded, each distinct one once
+    (on the real table about 1 in 5)."""
+    text = pd.Series(titles, dtype=object).map(lambda t: t if isinstance(t, str) else "")
+    out = text.to_numpy(dtype=object, copy=True)
+    may = (text.str.contains(_MAY_CHANGE_CHAR, regex=True)
+           | text.str.contains("  ", regex=False) | (text.str.strip() != text)
+           | text.str.startswith(("b'", 'b"'))).to_numpy(bool)
+    if may.any():
+        todo = text[may]
+        unique = pd.unique(todo.to_numpy(dtype=object))
+        decoded = dict(zip(unique, map(normalise_title, unique), strict=True))
+        out[may] = todo.map(decoded).to_numpy(dtype=object)
+    return out
+
+
+def raw_titles(bundle: Any) -> np.ndarray:
+    """The bundle's titles as stored (NaN as ""), one per bundle row, as an object array;
+    computed once per bundle."""
+    cache = bundle.derived
+    if "titles_raw" not in cache:
+        cache["titles_raw"] = (bundle.items["title"].astype(object)
+                               .where(bundle.items["title"].notna(), "").astype(str)
+                               .to_numpy(dtype=object))
+    return cache["titles_raw"]
+
+
+def decoded_titles(bundle: Any) -> np.ndarray:
+    """The bundle's titles decoded by :func:`normalise_title`, one per bundle row, as an
+    object array; decoded once per bundle and cached in ``bundle.derived``."""
+    cache = bundle.derived
+    if "titles" not in cache:
+        cache["titles"] = normalise_titles(raw_titles(bundle))
+    return cache["titles"]
