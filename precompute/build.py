@@ -20,6 +20,7 @@ from explorer.core.faiss_search import gpu_count
 from explorer.core.graph import build_graph, to_global
 from precompute.dataset import Dataset, read_dataset
 from precompute.errors import InputError
+from precompute.images import image_paths
 from precompute.modalities import (
     Builder,
     Context,
@@ -111,8 +112,6 @@ def _check_options(opts: BuildOptions) -> None:
         raise InputError(f"--k {opts.k}: need at least 2 (the query and one neighbour)")
     if opts.images is not None and not opts.images.is_dir():
         raise InputError(f"--images {opts.images}: not a folder")
-    if opts.out.exists() and not opts.force:
-        raise InputError(f"{opts.out}: already exists (pass --force to replace it)")
 
 
 def _items(ds: Dataset, folds: np.ndarray, hexes: pd.Series) -> pd.DataFrame:
@@ -128,34 +127,45 @@ def _items(ds: Dataset, folds: np.ndarray, hexes: pd.Series) -> pd.DataFrame:
 def _thumbnails(ctx: Context) -> dict[str, str]:
     from precompute.thumbnails import make_thumbnails
 
-    blob, offsets = make_thumbnails(ctx.image_paths, size=THUMBNAIL_SIZE, progress=ctx.progress)
+    blob, offsets = make_thumbnails(ctx.images.paths, size=THUMBNAIL_SIZE,
+                                    progress=ctx.progress)
     ctx.writer.save_bytes(B.THUMBNAILS["data"], blob)
     ctx.writer.save_array(B.THUMBNAILS["offsets"], offsets.astype(np.int64))
     return {**B.THUMBNAILS, "size": THUMBNAIL_SIZE, "format": "jpeg"}
 
 
 def build(opts: BuildOptions) -> Path:
+    """Build the bundle at opts.out. The target is locked and checked first (only a bundle
+    that holds neither the CSV nor the image folder is replaced, and only with `force`),
+    so a refused build does no work."""
     _check_options(opts)
     builders = _builders(opts)
-    ds = read_dataset(opts.csv)
-    folds = (assign_folds(ds.table["label_group"], source=str(ds.csv)) if ds.has_labels
-             else np.full(len(ds), -1, np.int8))
-    scopes = B.scope_names(N_SPLITS) if ds.has_labels else ("all",)
-    hexes = ds.table["image_phash"]
-    if any(isinstance(b, PhashBuilder) for b in builders):
-        _, hexes = phash_column(ds.table, opts.images, ds.csv, progress=opts.progress)
-    paths = ([opts.images / name for name in ds.table["image"]] if opts.images else None)
     log = tqdm.write if opts.progress else (lambda _msg: None)
     extra: dict = {}
-    with W.BundleWriter(opts.out, overwrite=opts.force) as w:
-        ctx = Context(csv=ds.csv, titles=ds.table["title"].tolist(), image_paths=paths,
-                      hexes=hexes, writer=w, device=opts.device, batch_size=opts.batch_size,
+    protect = (opts.csv, *((opts.images,) if opts.images else ()))
+    try:
+        writer = W.BundleWriter(opts.out, overwrite=opts.force, protect=protect)
+    except B.BundleError as exc:  # --out is not a place we may write: a bad option
+        raise InputError(str(exc)) from None
+    with writer as w:
+        ds = read_dataset(opts.csv)
+        folds = (assign_folds(ds.table["label_group"], source=str(ds.csv)) if ds.has_labels
+                 else np.full(len(ds), -1, np.int8))
+        scopes = B.scope_names(N_SPLITS) if ds.has_labels else ("all",)
+        images = image_paths(opts.images, ds.table["image"]) if opts.images else None
+        phash = None
+        if any(isinstance(b, PhashBuilder) for b in builders):
+            phash = phash_column(ds.table, images, ds.csv, progress=opts.progress)
+        ctx = Context(csv=ds.csv, titles=ds.table["title"].tolist(), images=images,
+                      phash=phash, writer=w, device=opts.device, batch_size=opts.batch_size,
                       workers=opts.workers, image_size=opts.image_size,
                       progress=opts.progress, use_gpu=gpu_count() > 0, log=log)
-        w.save_items(_items(ds, folds, hexes))
+        # the CSV's hashes, with those computed from images ("" where there is none)
+        w.save_items(_items(ds, folds, ds.table["image_phash"] if phash is None
+                            else phash.hexes))
         for b in builders:
             b.prepare(ctx)
-        if paths is not None and opts.thumbnails:
+        if images is not None and opts.thumbnails:
             extra["thumbnails"] = _thumbnails(ctx)
         graphs = _search_scopes(ctx, builders, folds, scopes, opts.k)
         manifest = B.Manifest(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -101,10 +102,40 @@ def _quiet_libraries() -> None:
         sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every cleanup (the writer's temporary folder,
+    the target lock) runs the same way."""
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+def _os_error(exc: OSError) -> str:
+    """`path: reason` of a failed file operation, as one line."""
+    where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    reason = exc.strerror or one_line(exc)
+    return f"{where}: {reason}" if where else reason
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.quiet:
         _quiet_libraries()
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         from precompute.build import BuildOptions, build
 
@@ -138,9 +169,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"precompute: error: out of memory ({one_line(exc)}); try a smaller {flag}",
               file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("precompute: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    except OSError as exc:  # a file we could not read or write: by class, at the boundary
+        print(f"precompute: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        left = ("any epochs finished are kept in --out (--resume continues)"
+                if args.command == "train" else "nothing was written")
+        print(f"precompute: {what}; {left}", file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130
     return 0
 
 

@@ -1,16 +1,20 @@
-"""Robust image decoding for the embedding and thumbnail passes (PIL only, no torch).
+"""Image files of a dataset: where they are and how they are decoded (PIL only, no torch).
 
-`load_rgb` turns any file a scraped catalogue may hold into an RGB image or a one-line
-reason; one bad file never raises. PIL's two process-wide knobs (truncated loading and the
+`image_paths` is the one place a row's `image` name becomes a file, and never one outside
+the image folder. `load_rgb` (embeddings, thumbnails) and `load_stored` (perceptual hash)
+turn any file a scraped catalogue may hold into an image or a one-line reason; one bad
+file never raises. PIL's two process-wide knobs (truncated loading and the
 decompression-bomb warning) are only touched for the duration of a call and restored."""
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,9 @@ from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 _JPEG_FORMATS = ("JPEG", "MPO")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _WHITE = (255, 255, 255)
+_WARN_ROWS = 10  # rejected names warned about one by one; then a count
+
+log = logging.getLogger(__name__)
 
 # catch_warnings() swaps a process-wide filter list: serialise our (cheap, header-only)
 # Image.open calls so concurrent threads cannot restore each other's filters wrongly.
@@ -116,10 +123,8 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def load_rgb(path: Path | None, *, max_pixels: int = 100_000_000,
-             reduce_to: int | None = None) -> tuple[Image.Image | None, str | None]:
-    """(RGB image, None) or (None, reason). `reduce_to` lets JPEGs decode at a reduced scale
-    as long as the long side stays >= reduce_to px (for thumbnails)."""
+def _decode(path: Path | None, max_pixels: int, reduce_to: int | None,
+            finish: Callable[[Image.Image], Image.Image]) -> tuple[Image.Image | None, str | None]:
     if path is None:
         return None, "no image"
     path = Path(path)
@@ -130,11 +135,74 @@ def load_rgb(path: Path | None, *, max_pixels: int = 100_000_000,
         with im:
             _reduce(im, max_pixels, reduce_to)
             _load(im)
-            with suppress(Exception):  # malformed EXIF: keep the stored orientation
-                im = ImageOps.exif_transpose(im) or im
-            return _to_rgb(im), None
+            return finish(im), None
     except _Skip as exc:
         return None, str(exc)
     except Exception as exc:  # every decoder failure, MemoryError included, is a skip
         msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
         return None, f"truncated: {msg}" if "truncated" in msg.lower() else f"corrupt: {msg}"
+
+
+def _upright_rgb(im: Image.Image) -> Image.Image:
+    with suppress(Exception):  # malformed EXIF: keep the stored orientation
+        im = ImageOps.exif_transpose(im) or im
+    return _to_rgb(im)
+
+
+def load_rgb(path: Path | None, *, max_pixels: int = 100_000_000,
+             reduce_to: int | None = None) -> tuple[Image.Image | None, str | None]:
+    """(RGB image, None) or (None, reason). `reduce_to` lets JPEGs decode at a reduced scale
+    as long as the long side stays >= reduce_to px (for thumbnails)."""
+    return _decode(path, max_pixels, reduce_to, _upright_rgb)
+
+
+def load_stored(path: Path | None, *, max_pixels: int = 100_000_000
+                ) -> tuple[Image.Image | None, str | None]:
+    """(image, None) or (None, reason): the pixels as stored, in the file's own mode and
+    orientation (what imagehash hashed for the Shopee table's image_phash), with the same
+    protection against huge, truncated and corrupt files as `load_rgb`."""
+    return _decode(path, max_pixels, None, lambda im: im.copy())
+
+
+@dataclass
+class ImagePaths:
+    """The image file of every row, or None (with the reason in `rejected`) when its name
+    is empty or leads outside the image folder."""
+
+    paths: list[Path | None]
+    rejected: dict[int, str] = field(default_factory=dict)
+
+
+def image_paths(folder: Path, names: Iterable[object]) -> ImagePaths:
+    """Join each row's `image` name under `folder`: the one place image paths are made.
+
+    A name that resolves outside the folder (absolute, `..`, a symbolic link pointing out)
+    is rejected with a warning, so a dataset can never make us read other files; symbolic
+    links that stay inside are followed. Returned paths are resolved."""
+    root = Path(folder).resolve()
+    paths: list[Path | None] = []
+    rejected: dict[int, str] = {}
+    for row, name in enumerate(names):
+        path, why = _inside(root, name)
+        paths.append(path)
+        if why is not None:
+            rejected[row] = why
+            if len(rejected) <= _WARN_ROWS:
+                log.warning("image row %d skipped: %s", row, why)
+    if len(rejected) > _WARN_ROWS:
+        log.warning("%d image names skipped in all (%s)", len(rejected), root)
+    return ImagePaths(paths, rejected)
+
+
+def _inside(root: Path, name: object) -> tuple[Path | None, str | None]:
+    if not isinstance(name, str) or not name.strip():
+        return None, "no image name"
+    if "\x00" in name:
+        return None, f"image name {name!r} holds a NUL byte"
+    try:
+        path = (root / name).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a name the OS refuses
+        return None, f"image name {name!r} cannot be resolved ({type(exc).__name__})"
+    if root not in path.parents:
+        return None, f"image name {name!r} leads outside the image folder {root}"
+    return path, None

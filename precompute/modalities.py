@@ -16,6 +16,8 @@ from explorer.core import bundle_writer as W
 from explorer.core.spaces import BitSpace, DenseSpace, Space, SparseSpace
 from precompute import tfidf
 from precompute.errors import InputError
+from precompute.images import ImagePaths
+from precompute.phash import PhashColumn
 
 
 @dataclass
@@ -24,8 +26,8 @@ class Context:
 
     csv: Path
     titles: list[str]
-    image_paths: list[Path | None] | None
-    hexes: Any  # pandas Series of phash hex strings (may be "" before images are hashed)
+    images: ImagePaths | None  # every row's image file (None without --images)
+    phash: PhashColumn | None  # the hashes (None when no phash modality is built)
     writer: W.BundleWriter
     device: str | None = None
     batch_size: int | None = None
@@ -84,18 +86,30 @@ class PhashBuilder:
     bits: np.ndarray | None = None
     files: dict[str, Any] = field(default_factory=lambda: {"knn": {}})
 
-    def prepare(self, ctx: Context) -> None:
-        from precompute.dataset import phash_bits
+    present: np.ndarray | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
-        self.bits = phash_bits(ctx.hexes)
+    def prepare(self, ctx: Context) -> None:
+        col = ctx.phash
+        self.bits = col.bits
         self.files["embeddings"] = ctx.writer.save_array("modalities/phash/bits.npy", self.bits)
+        # as for dense modalities: rows whose image could not be hashed have no hash
+        self.present = None if col.present.all() else col.present
+        if self.present is not None:
+            self.files["present"] = ctx.writer.save_array("modalities/phash/present.npy",
+                                                          self.present)
+        self.params = {"skipped": [{"row": int(r), "reason": str(why)}
+                                   for r, why in col.skipped]}
+        if col.skipped:
+            ctx.log(f"{self.name}: {len(col.skipped)} images could not be hashed, skipped")
 
     def space(self, ctx: Context, scope: str, rows: np.ndarray) -> Space:
-        return BitSpace(self.bits[rows])
+        present = None if self.present is None else self.present[rows]
+        return BitSpace(self.bits[rows], present=present)
 
     def modality(self) -> B.Modality:
         return B.Modality(self.name, "image", "phash", "image_phash (64-bit DCT hash)", 64,
-                          "bits", self.files)
+                          "bits", self.files, self.params)
 
 
 @dataclass
@@ -135,14 +149,16 @@ class ImageBuilder(DenseBuilder):
     def prepare(self, ctx: Context) -> None:
         from precompute.image_encoders import encode_images, load_image_encoder
 
-        if ctx.image_paths is None:
+        if ctx.images is None:
             raise InputError(f"--image {self.spec}: needs --images DIR")
         enc = load_image_encoder(self.spec, device=ctx.device, image_size=ctx.image_size)
-        out = encode_images(enc, ctx.image_paths, batch_size=ctx.batch_size or 64,
+        out = encode_images(enc, ctx.images.paths, batch_size=ctx.batch_size or 64,
                             workers=ctx.workers, device=ctx.device, progress=ctx.progress)
+        why = ctx.images.rejected  # a rejected name's own reason, not just "no image"
         self.params = {**enc.info, **out.info,
-                       "skipped": [{"row": int(r), "reason": str(why)} for r, why in out.skipped]}
-        ctx.log(f"{self.name}: {len(ctx.image_paths)} images, "
+                       "skipped": [{"row": int(r), "reason": str(why.get(r, reason))}
+                                   for r, reason in out.skipped]}
+        ctx.log(f"{self.name}: {len(ctx.images.paths)} images, "
                 f"{out.info.get('images_per_s', 0):.1f} images/s, {len(out.skipped)} skipped")
         self.store(ctx, out.emb, out.present)
 

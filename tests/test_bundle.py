@@ -417,6 +417,7 @@ def test_writer_overwrite_replaces(tmp_path):
     out = tmp_path / "b.bundle"
     out.mkdir()
     (out / "keep.txt").write_text("old", encoding="utf-8")
+    (out / MANIFEST).write_text(json.dumps(_tiny_manifest().to_json()), encoding="utf-8")
     with BundleWriter(out, overwrite=True) as w:
         w.save_array("x.npy", np.arange(4))
         assert (out / "keep.txt").exists()  # the old bundle stays until the commit

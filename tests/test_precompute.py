@@ -270,20 +270,54 @@ def test_empty_phash_cells_are_computed_from_images(tmp_path, out_dir):
             assert got[i] == df["image_phash"].iloc[i]
 
 
-def test_unreadable_image_is_an_input_error(tmp_path, out_dir):
-    df = synthetic_table(n_groups=5).drop(columns="image_phash")
+def test_unreadable_images_are_skipped_and_recorded(tmp_path, out_dir):
+    """A missing or broken picture does not stop the build: its row gets no phash (empty
+    image_phash, absent in `present`), is recorded as skipped, and is nobody's neighbour."""
+    df = synthetic_table(n_groups=8).drop(columns="image_phash")
     images = tmp_path / "images"
     images.mkdir()
     for i, name in enumerate(df["image"]):
-        _picture(i, 32).save(images / name, format="PNG")
-    (images / df["image"].iloc[2]).write_bytes(b"not a picture")
+        _picture(i % 3, 32).save(images / name, format="PNG")  # many equal hashes
+    broken, missing = 2, 5
+    (images / df["image"].iloc[broken]).write_bytes(b"not a picture")
+    (images / df["image"].iloc[missing]).unlink()
     csv = tmp_path / "noph.csv"
     df.to_csv(csv, index=False)
-    with pytest.raises(InputError) as info:
-        build_into(csv, out_dir, images=images)
-    assert df["image"].iloc[2] in str(info.value)
-    assert "\n" not in str(info.value)
-    assert_empty_folder(out_dir)
+    b = Bundle.open(build_into(csv, out_dir, images=images, thumbnails=False))
+    bad = {broken, missing}
+    expected = []
+    for i, name in enumerate(df["image"]):
+        if i in bad:
+            expected.append("")
+        else:
+            with Image.open(images / name) as img:
+                expected.append(str(imagehash.phash(img)))
+    assert b.items["image_phash"].tolist() == expected
+    mod = b.manifest.modality("phash")
+    assert [d["row"] for d in mod.params["skipped"]] == sorted(bad)
+    assert "corrupt" in mod.params["skipped"][0]["reason"]
+    assert mod.params["skipped"][1]["reason"] == "missing"
+    assert np.flatnonzero(~b.present("phash")).tolist() == sorted(bad)
+    for scope in b.manifest.scopes:
+        rows = b.scope_rows(scope)
+        idx = np.asarray(b.knn(scope, "phash")[0])
+        for q, row in enumerate(rows):
+            listed = idx[q][idx[q] >= 0]
+            if row in bad:  # only itself
+                assert listed.tolist() == [row]
+            else:
+                assert not bad & set(listed.tolist()), (scope, row, listed)
+                # every other present row of the scope is listed (k covers the scope)
+                assert len(listed) == min(8, sum(r not in bad for r in rows))
+        g = b.graph_files(scope)
+        # global rows, -1 padding
+        cand, sims = np.asarray(b.array(g["cand"])), np.asarray(b.array(g["sims"]["phash"]))
+        with_bad = (np.isin(cand, list(bad)) | np.isin(rows, list(bad))[:, None])
+        pair = with_bad & (cand >= 0) & (cand != rows[:, None])
+        if scope == "all":  # TF-IDF's lists still pair the bad rows with others
+            assert pair.any()
+        assert np.isneginf(sims[pair]).all()
+        assert np.isfinite(sims[(cand >= 0) & ~with_bad]).all()
 
 
 # --------------------------------------------------------------------------- command line

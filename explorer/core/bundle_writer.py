@@ -6,37 +6,61 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from explorer.core.bundle import ITEM_COLUMNS, ITEMS, MANIFEST, BundleError, Manifest
+from explorer.core import build_target as T
+from explorer.core.bundle import ITEM_COLUMNS, ITEMS, MANIFEST, Manifest
 
 
 class BundleWriter:
     """Writes a bundle into a temporary sibling folder; `commit` renames it into place.
 
     Used as a context manager: an exception (or Ctrl-C) removes the temporary folder, so
-    a failed build never leaves a half-written bundle behind."""
+    a failed build never leaves a half-written bundle behind. From construction to exit
+    the target is locked (`.NAME.lock`), so a second build of it is refused. Only a bundle
+    is ever replaced (with `overwrite`), never one that holds a `protect`ed input, and
+    that is checked again at the commit, for whatever appeared there during the build.
+    Temporary folders of builds of the same target that were killed are removed first
+    (see explorer.core.build_target)."""
 
-    def __init__(self, out: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    def __init__(self, out: str | os.PathLike[str], *, overwrite: bool = False,
+                 protect: Sequence[str | os.PathLike[str]] = ()) -> None:
         self.out = Path(out)
-        if self.out.exists() and not overwrite:
-            raise BundleError(f"{self.out}: already exists (pass --force to replace it)")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
         self.overwrite = overwrite
+        self.protect = tuple(Path(p) for p in protect)
         self._committed = False
+        T.check_target(self.out, overwrite=overwrite, protect=self.protect)
+        self._made = _make_parents(self.out.parent)
+        self._lock = T.TargetLock(self.out)
+        try:
+            self._lock.acquire()
+            # checked again under the lock: another build may have committed meanwhile
+            T.check_target(self.out, overwrite=overwrite, protect=self.protect)
+            T.remove_stale_temporaries(self.out)
+            self.tmp = T.make_temporary(self.out)
+        except BaseException:
+            self._lock.release()
+            _remove_empty(self._made)
+            raise
 
     def __enter__(self) -> BundleWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the temporary folder unless committed, and release the target."""
         if not self._committed:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        self._lock.release()
+        if not self._committed:
+            _remove_empty(self._made)
 
     def save_array(self, rel: str, arr: np.ndarray) -> str:
         path = self.tmp / rel
@@ -59,16 +83,49 @@ class BundleWriter:
     def commit(self, manifest: Manifest) -> Path:
         text = json.dumps(manifest.to_json(), indent=2, sort_keys=False, allow_nan=False)
         (self.tmp / MANIFEST).write_text(text + "\n", encoding="utf-8")
-        old = None
+        # whatever is at the target now (it may have appeared during the build) must be
+        # a bundle we may replace
+        T.check_target(self.out, overwrite=self.overwrite, protect=self.protect)
+        trash = None
         if self.out.exists():
-            old = self.out.with_name(f".{self.out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(self.out, old)
-        os.replace(self.tmp, self.out)
+            trash = T.make_temporary(self.out)  # marked: removed later if we die here
+            try:
+                os.replace(self.out, trash / "replaced")
+            except OSError:
+                shutil.rmtree(trash, ignore_errors=True)
+                raise
+        (self.tmp / T.MARKER).unlink()
+        try:
+            os.replace(self.tmp, self.out)
+        except OSError:
+            if trash is not None:  # put the old bundle back
+                os.replace(trash / "replaced", self.out)
+                shutil.rmtree(trash, ignore_errors=True)
+            raise
         self._committed = True
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
         return self.out
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """mkdir -p, returning the folders it created (deepest last)."""
+    missing = []
+    for p in (folder, *folder.parents):
+        if p.exists() or p.is_symlink():
+            break
+        missing.append(p)
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing[::-1]
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Undo _make_parents after a failed build: only folders that are still empty."""
+    for p in reversed(folders):
+        try:
+            p.rmdir()
+        except OSError:
+            return
 
 
 def knn_paths(scope: str, modality: str) -> dict[str, str]:

@@ -216,33 +216,56 @@ class SparseSpace:
 
 
 class BitSpace:
-    """64-bit perceptual hashes; similarity = 1 - hamming / 64."""
+    """64-bit perceptual hashes; similarity = 1 - hamming / 64.
 
-    def __init__(self, bits: np.ndarray) -> None:
+    `present` marks rows that have a hash (an image that could not be hashed has none):
+    as in DenseSpace, the others are never anyone's neighbour and have similarity -inf to
+    everything but themselves."""
+
+    def __init__(self, bits: np.ndarray, *, present: np.ndarray | None = None) -> None:
         packed = np.ascontiguousarray(bits, dtype=np.uint8).reshape(-1, 8)
         self.words = packed.view(">u8").ravel().astype(np.uint64)
         self.n = len(self.words)
+        self.present = None if present is None or np.all(present) else np.asarray(present,
+                                                                                   bool)
 
     def sims(self, queries: np.ndarray, cols: np.ndarray) -> np.ndarray:
         w = self.words
-        return _pairwise(queries, cols,
-                         lambda r, c: 1.0 - np.bitwise_count(w[r] ^ w[c]) / np.float32(64))
+        out = _pairwise(queries, cols,
+                        lambda r, c: 1.0 - np.bitwise_count(w[r] ^ w[c]) / np.float32(64))
+        if self.present is not None:
+            queries, cols = np.asarray(queries), np.asarray(cols)
+            absent = ~self.present[np.maximum(cols, 0)] | ~self.present[queries][:, None]
+            out[absent & (cols >= 0) & (cols != queries[:, None])] = -np.inf
+        return out
 
     def topk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         w = self.words
+        present = self.present
 
         def block(q: np.ndarray) -> np.ndarray:
             sim = np.bitwise_count(w[q, None] ^ w[None, :]).astype(np.float32)
             sim *= np.float32(-1 / 64)  # exact: 1 - h/64 for h = 0..64, in place
             sim += np.float32(1)
+            if present is not None:
+                sim[:, ~present] = -np.inf
+                sim[~present[q]] = -np.inf  # select_topk still puts the query itself first
             return sim
 
-        return blocked_topk(self.n, k, block)
+        idx, sim = blocked_topk(self.n, k, block)
+        if present is not None:  # no neighbour at all: padding, as DenseSpace pads
+            none = np.isneginf(sim)
+            idx[none] = -1
+        return idx, sim
 
     def as_dense(self) -> DenseSpace:
-        """+-1/8 vectors: unit length, and (1 + dot) / 2 reproduces 1 - hamming / 64."""
+        """+-1/8 vectors: unit length, and (1 + dot) / 2 reproduces 1 - hamming / 64;
+        absent rows are zero rows."""
         unpacked = np.unpackbits(self.words.astype(">u8").view(np.uint8).reshape(-1, 8), axis=1)
-        return DenseSpace((unpacked.astype(np.float32) * 2 - 1) / 8, affine=True)
+        emb = (unpacked.astype(np.float32) * 2 - 1) / 8
+        if self.present is not None:
+            emb[~self.present] = 0
+        return DenseSpace(emb, affine=True, present=self.present)
 
     def blend(self, weights: sparse.csr_matrix) -> DenseSpace:
         return self.as_dense().blend(weights)

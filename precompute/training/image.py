@@ -37,6 +37,7 @@ from precompute.image_encoders import (
     save_image_checkpoint,
     usable_cpus,
 )
+from precompute.images import image_paths
 from precompute.training.data import TrainSplit
 from precompute.training.heads import margin_layer
 from precompute.training.selection import Selection, tuned_f1
@@ -104,7 +105,7 @@ class ImageTask:
     split: TrainSplit
     arch: str
     model: ImageNet
-    paths: list[Path]
+    paths: list[Path | None]  # None: no usable image name (skipped like a bad file)
     size: int
     transform: Any
     preprocessing: dict[str, Any]
@@ -213,7 +214,7 @@ def image_task(split: TrainSplit, images: Path, model_name: str, *,
     size = size or int(timm.data.resolve_data_config({}, model=backbone)["input_size"][-1])
     transform, cfg = eval_transform(backbone, size, SQUASH)
     net = ImageNet(head, margin_layer(loss, fc_dim, split.n_classes, scale, margin))
-    paths = [images / str(n) for n in split.data.table["image"]]
+    paths = image_paths(images, split.data.table["image"]).paths  # None: outside the folder
     return ImageTask(split, name, net, paths, size, transform,
                      {k: cfg.get(k) for k in ("mean", "std", "crop_pct", "crop_mode",
                                               "interpolation")},
