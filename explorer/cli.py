@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from explorer.core.bundle import Bundle, BundleError
-from explorer.core.config import ConfigError, InbStage, MatchConfig, parse_mode
+from explorer.core.config import MAX_INB, ConfigError, InbStage, MatchConfig, parse_mode
+from explorer.core.state import SettingsDoc, read_settings
 
 
 def _evaluate_parser() -> argparse.ArgumentParser:
@@ -51,17 +52,13 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(args: argparse.Namespace, bundle: Bundle) -> tuple[MatchConfig | None, set[str]]:
+def _config(args: argparse.Namespace, bundle: Bundle,
+            doc: SettingsDoc | None) -> tuple[MatchConfig | None, set[str]]:
     """The configuration the flags describe and the names of the parameters they fix."""
-    if args.settings:
-        try:
-            data = json.loads(args.settings.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{args.settings}: unreadable settings ({exc})") from None
-        cfg = MatchConfig.from_dict(data.get("config", data))
-        fixed = {"threshold", "min2", *(f"inb{k}.{p}" for k in range(1, 6)
+    if doc is not None:
+        fixed = {"threshold", "min2", *(f"inb{k}.{p}" for k in range(1, MAX_INB + 1)
                                          for p in ("threshold", "min2"))}
-        return cfg, (set() if args.tune_on else fixed)
+        return doc.config, (set() if args.tune_on else fixed)
     if args.mode is None:
         if args.best:
             return None, set()
@@ -80,6 +77,8 @@ def _config(args: argparse.Namespace, bundle: Bundle) -> tuple[MatchConfig | Non
         if args.min2:
             min2, fixed = tuple(args.min2), fixed | {"min2"}
     depth = args.inb or 0
+    if not 0 <= depth <= MAX_INB:
+        raise ConfigError(f"--inb {depth}: INB iterations must be 0..{MAX_INB}")
     inb_t = list(args.inb_threshold or [])
     if len(inb_t) > depth:
         raise ConfigError(f"--inb-threshold: {len(inb_t)} values for {depth} INB iterations")
@@ -108,12 +107,17 @@ def evaluate(argv: list[str]) -> int:
     from explorer.core import export
     from explorer.core.evaluate import run
 
+    doc = read_settings(args.settings) if args.settings else None  # before the bundle: fast
     bundle = Bundle.open(args.bundle)
-    scope = args.scope or ("fold0" if "fold0" in bundle.manifest.scopes else "all")
+    if doc is not None:
+        doc.check(bundle.manifest.scopes, [m.name for m in bundle.manifest.modalities],
+                  str(args.settings))
+    scope = args.scope or (doc.scope if doc is not None and doc.scope else None) or (
+        "fold0" if "fold0" in bundle.manifest.scopes else "all")
     for s in (scope, args.tune_on):
         if s is not None:
             bundle.scope_rows(s)
-    cfg, fixed = _config(args, bundle)
+    cfg, fixed = _config(args, bundle, doc)
     if (args.best or args.tune_on) and not bundle.manifest.has_labels:
         raise ConfigError("tuning needs labels, and this bundle has no label_group")
     exports = {kind: path for kind, flag in EXPORT_FLAGS.items()
@@ -122,8 +126,15 @@ def evaluate(argv: list[str]) -> int:
         flag = "--" + EXPORT_FLAGS[kind].replace("_", "-")
         if kind in export.NEED_LABELS and not bundle.manifest.has_labels:
             raise ConfigError(f"{flag} needs labels, and this bundle has no label_group")
-        if not path.resolve().parent.is_dir():
-            raise ConfigError(f"{flag} {path}: folder {path.resolve().parent} does not exist")
+        try:
+            export.check_target(path)
+        except export.ExportError as exc:
+            raise ConfigError(f"{flag} {exc}") from None
+    if len(set(exports.values())) < len(exports):
+        raise ConfigError("two --export-* options name the same file")
+    warnings = _tuning_warnings(args, scope, bundle.manifest.has_labels)
+    for line in warnings:
+        print(f"explorer: warning: {line}", file=sys.stderr)
     progress = None if args.json else (lambda msg: print(f"  tuning {msg}", file=sys.stderr))
     report = run(bundle, scope=scope, cfg=cfg, tune_on=args.tune_on, fixed=fixed,
                  search_best=args.best, modalities=cfg.modalities if cfg and args.best else None,
@@ -131,10 +142,26 @@ def evaluate(argv: list[str]) -> int:
     for kind, path in exports.items():
         export.write_csv(export.FRAMES[kind](report.engine, report.evaluation), path)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+        out = report.to_json()
+        if warnings:
+            out["warnings"] = warnings
+        print(json.dumps(out, indent=2, allow_nan=False))
     else:
         _print_report(report)
     return 0
+
+
+def _tuning_warnings(args: argparse.Namespace, scope: str, labelled: bool) -> list[str]:
+    """Say so when the figure is tuned on the very data it reports (allowed: an analyst
+    may want the ceiling, but it must not pass for a held-out number)."""
+    if not labelled:
+        return []
+    if args.tune_on == scope or (args.best and args.tune_on is None):
+        what = "the best configuration was searched" if args.best else "thresholds were tuned"
+        other = " (e.g. --tune-on fold1)" if scope == "fold0" else ""
+        return [f"{what} on {scope}, the scope it reports: the figure is optimistic; tune "
+                f"on another scope{other} for a held-out number"]
+    return []
 
 
 def _print_report(report) -> None:
@@ -164,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"explorer: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # an export that cannot be written (permissions, disk full)
-        print(f"explorer: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"explorer: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("explorer: error: out of memory", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

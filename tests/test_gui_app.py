@@ -20,7 +20,7 @@ from explorer.core.engine import Engine
 from explorer.core.explain import explain_query
 from explorer.core.session import Session
 from explorer.gui import menus
-from explorer.gui.app import open_window, run_app
+from explorer.gui.app import app_context, open_window, run_app
 from explorer.gui.main_window import MainWindow
 from explorer.gui.query_model import ROW_ROLE
 from explorer.gui.settings import AppSettings
@@ -37,17 +37,24 @@ def settings(tmp_path: Path) -> AppSettings:
 
 @pytest.fixture
 def window(qtbot, demo_bundle: Path, settings: AppSettings) -> MainWindow:
-    w = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, settings)
+    w = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, app_context(settings))
     qtbot.addWidget(w)
     with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
         w.show()
+    settle(qtbot, w)
     yield w
     w.worker.stop()
+
+
+def settle(qtbot, w: MainWindow) -> None:
+    """Wait until the current query's grid (computed by the worker) is on screen."""
+    qtbot.waitUntil(lambda: not w.query_pending(), timeout=TIMEOUT)
 
 
 def apply(qtbot, w: MainWindow, cfg: MatchConfig) -> None:
     with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
         w.set_config(cfg)
+    settle(qtbot, w)
 
 
 def shown_f1(w: MainWindow) -> float:
@@ -72,8 +79,7 @@ def test_threshold_change_updates_the_dataset_f1(qtbot, window: MainWindow, demo
     for t in (0.3, 0.6):
         cfg = window.config.replace(thresholds=(t,))
         with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
-            window.controls.set_state(cfg, window.scope)
-            window.controls.configChanged.emit(cfg)
+            window.set_config(cfg)
         want = core(demo_bundle, "fold0", cfg).metrics
         assert shown_f1(window) == pytest.approx(want.f1, abs=5e-5)
         assert f"{want.n_queries:,} queries" in window.metrics.main.text()
@@ -95,6 +101,7 @@ def test_grid_tiles_and_badges_match_the_core(qtbot, window: MainWindow, demo_bu
     ev = engine.evaluate(window.config)
     q = int(np.argmin(ev.f1))  # an error case: some FP or missed tiles
     window.select_query(q)
+    settle(qtbot, window)
     want = explain_query(engine, ev, q, near_misses=8)
     model = window.grid.model()
     assert model.rowCount() == len(want)
@@ -199,14 +206,14 @@ def test_exports_round_trip(qtbot, window: MainWindow, demo_bundle, tmp_path, ca
 
 
 def test_settings_persist_per_bundle(qtbot, demo_bundle, settings):
-    w = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, settings)
+    w = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, app_context(settings))
     qtbot.addWidget(w)
     with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
         w.show()
     apply(qtbot, w, SUM)
     w.close()
     assert settings.recent() == [] or isinstance(settings.recent(), list)
-    again = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, settings)
+    again = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, app_context(settings))
     qtbot.addWidget(again)
     assert again.config == SUM and again.scope == "fold0"
     with qtbot.waitSignal(again.viewApplied, timeout=TIMEOUT):
@@ -242,7 +249,7 @@ def test_corrupt_bundle_shows_a_dialog(qapp, tmp_path, settings, monkeypatch):
     seen = []
     monkeypatch.setattr(QMessageBox, "critical",
                         lambda parent, title, text, *a, **k: seen.append((title, text)))
-    assert open_window(bad, settings) is None
+    assert open_window(bad, app_context(settings)) is None
     assert len(seen) == 1 and "manifest.json" in seen[0][1]
     assert settings.recent() == []
 
@@ -261,7 +268,8 @@ def test_screenshot_option_writes_a_picture(demo_bundle, tmp_path, monkeypatch):
 
 def test_error_cases_jump_to_the_query_and_open_the_pair(qtbot, window: MainWindow):
     with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
-        window.controls.scopeChanged.emit("all")  # fold0 of the small demo is nearly one group
+        # fold0 of the small demo is nearly one group
+        window.controls.scope_combo.setCurrentText("all")
     apply(qtbot, window, MatchConfig("single", ("tfidf",), (0.2,)))  # many false positives
     show_case(qtbot, window, 0)
     assert window.cases.false_pos.rowCount() == 0  # not computed while its tab is hidden
@@ -270,6 +278,7 @@ def test_error_cases_jump_to_the_query_and_open_the_pair(qtbot, window: MainWind
     assert len(fp) > 0 and (fp["kind"] == "false positive").all()
     first = fp.iloc[0]
     window.cases._activated(window.cases.false_pos, window.cases.false_pos.index(0, 0))
+    settle(qtbot, window)
     assert window.query == int(first["row"])
     dialog = window.pair_dialog
     assert dialog is not None and dialog.isVisible()
@@ -287,6 +296,7 @@ def test_error_cases_jump_to_the_query_and_open_the_pair(qtbot, window: MainWind
     assert confused.index(0, 0).data() == f"{top['coverage']:.3f}"
     assert confused.index(0, 2).data() == f"{top['group_size']} + {top['neighbour_group_size']}"
     window.cases._activated(confused, confused.index(0, 0))
+    settle(qtbot, window)
     assert window.query == int(top["row"])
     text = dialog.view.right.posting_id.text() + dialog.view.left.posting_id.text()
     assert top["posting_id"] in text and top["neighbour_id"] in text
@@ -300,6 +310,7 @@ def test_tile_click_opens_the_pair_and_double_click_makes_it_the_query(qtbot, wi
     assert window.pair_dialog is not None and window.pair_dialog.isVisible()
     window.grid.tileActivated.emit(other)
     assert window.query == other
+    settle(qtbot, window)
     assert model.index(0).data(TileRole.Status) == "query"
     assert model.index(0).data(TileRole.ScopeRow) == other
 
@@ -331,14 +342,14 @@ def test_demo_is_reused_from_the_cache(qtbot, demo_bundle, settings, monkeypatch
 
     monkeypatch.setenv("EXPLORER_DEMO_DIR", str(demo_bundle.parent))
     assert app.demo_dir() == demo_bundle.parent
-    assert app.build_demo() == demo_bundle  # nothing rebuilt, no child process
-    window = open_window(None, settings)  # the demo, with its original pictures
+    assert app.build_demo(app_context(settings)) == demo_bundle  # nothing rebuilt, no child process
+    window = open_window(None, app_context(settings))  # the demo, with its original pictures
     qtbot.addWidget(window)
     assert window.images is not None
     assert window.images.root == (demo_bundle.parent / "data" / "train_images").resolve()
     window.set_image_folder(None)  # the analyst prefers thumbnails: remembered for the demo
     window.worker.stop()
-    again = open_window(None, settings)
+    again = open_window(None, app_context(settings))
     qtbot.addWidget(again)
     assert again.images is None
     again.worker.stop()
@@ -355,7 +366,8 @@ def test_demo_build_failure_is_a_dialog(qapp, tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(QMessageBox, "critical",
                         lambda parent, title, text, *a, **k: seen.append(text))
-    assert app.build_demo() is None
+    assert app.build_demo(app_context(AppSettings(QSettings(str(tmp_path / "s.ini"),
+                                                            QSettings.Format.IniFormat)))) is None
     assert len(seen) == 1 and "precompute: error: " in seen[0], seen
     assert "train_images" in seen[0]  # the child's own one-line reason
     assert not (out / "demo.bundle").exists()
@@ -375,13 +387,15 @@ def test_near_misses_toggle_and_list_position(qtbot, window: MainWindow):
     model = window.grid.model()
     with_near = [model.index(i).data(TileRole.Status) for i in range(model.rowCount())]
     window.set_near_misses(False)
+    settle(qtbot, window)
     without = [model.index(i).data(TileRole.Status) for i in range(model.rowCount())]
     assert "near miss" not in without
     assert without == [s for s in with_near if s != "near miss"]
     window.set_near_misses(True)
+    settle(qtbot, window)
     # a slider move keeps the list where it was, not recentred on the query
     with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
-        window.controls.scopeChanged.emit("all")
+        window.controls.scope_combo.setCurrentText("all")
     window.list.scrollToBottom()
     top = window._top_row()
     with qtbot.waitSignal(window.viewApplied, timeout=TIMEOUT):
@@ -402,10 +416,12 @@ def unlabelled_bundle(tmp_path_factory) -> Path:
 
 
 def test_a_bundle_without_labels(qtbot, unlabelled_bundle, settings):
-    w = MainWindow(Session(Bundle.open(unlabelled_bundle)), unlabelled_bundle, settings)
+    w = MainWindow(Session(Bundle.open(unlabelled_bundle)), unlabelled_bundle,
+                   app_context(settings))
     qtbot.addWidget(w)
     with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
         w.show()
+    settle(qtbot, w)
     assert w.scope == "all" and w.config.thresholds == (0.5,)  # nothing tuned
     assert "no labels" in w.metrics.main.text()
     f1_col = w.model.columns.index("f1")
@@ -437,13 +453,13 @@ def test_image_folder_is_checked_remembered_and_used_by_the_pair(qtbot, window, 
         pictures.resolve())
     window.grid.tileClicked.emit(window.grid.model().index(1).data(TileRole.ScopeRow))
     assert str(pictures.resolve()) in window.pair_dialog.view.right.image.toolTip()
-    again = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, settings)
+    again = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, app_context(settings))
     qtbot.addWidget(again)
     assert again.images is not None and again.images.root == pictures.resolve()
     again.worker.stop()
     assert window.set_image_folder(None) is None
     assert window.images is None and settings.image_folder(demo_bundle) == ""  # thumbnails
-    later = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, settings)
+    later = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, app_context(settings))
     qtbot.addWidget(later)
     assert later.images is None
     later.worker.stop()
@@ -493,7 +509,7 @@ def test_best_button_applies_the_searched_configuration(qtbot, tiny_bundle, sett
     from PySide6.QtCore import Qt
 
     session = Session(Bundle.open(tiny_bundle))
-    w = MainWindow(session, tiny_bundle, settings)
+    w = MainWindow(session, tiny_bundle, app_context(settings))
     qtbot.addWidget(w)
     with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
         w.show()

@@ -3,7 +3,9 @@ PNG]`: the app.
 
 Without BUNDLE the built-in demo opens; it is built on first use by `precompute demo` in
 a child process (the app never imports the precompute stack) with a progress dialog, and
-cached afterwards. A folder that is not a valid bundle gets a dialog, not a traceback.
+cached afterwards. A folder that is not a valid bundle gets a dialog, not a traceback;
+with --screenshot nothing ever opens a dialog: every error is one line on stderr and the
+exit status is 2.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QProcess, QStandardPaths, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog, QWidget
+from PySide6.QtWidgets import QApplication, QProgressDialog, QWidget
 
 from explorer.core.bundle import Bundle, BundleError
+from explorer.core.config import ConfigError
 from explorer.core.session import Session
+from explorer.core.state import read_settings
+from explorer.gui.context import AppContext
+from explorer.gui.main_window import MainWindow
 from explorer.gui.settings import APPLICATION, ORGANISATION, AppSettings
 
 SCREENSHOT_SIZE = (1600, 1000)
@@ -36,9 +42,9 @@ def demo_dir() -> Path:
     return Path(base or Path.home() / ".cache" / APPLICATION) / "demo"
 
 
-def build_demo(parent: QWidget | None = None) -> Path | None:
+def build_demo(context: AppContext, parent: QWidget | None = None) -> Path | None:
     """Build the demo bundle in a child process, showing its progress; None if it failed
-    or was cancelled (the reason is shown)."""
+    or was cancelled (the reason is reported through the context)."""
     out = demo_dir()
     bundle = out / "demo.bundle"
     if (bundle / "manifest.json").exists():
@@ -46,7 +52,7 @@ def build_demo(parent: QWidget | None = None) -> Path | None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        QMessageBox.critical(parent, "Demo", f"{out}: cannot create the demo folder ({exc})")
+        context.error(parent, "Demo", f"{out}: cannot create the demo folder ({exc})")
         return None
     dialog = QProgressDialog("Building the built-in demo (about 2 minutes, once)…", "Cancel",
                              0, 100, parent)
@@ -73,7 +79,7 @@ def build_demo(parent: QWidget | None = None) -> Path | None:
     dialog.canceled.connect(proc.kill)
     proc.start(sys.executable, ["-m", "precompute", "demo", "--out", str(out)])
     if not proc.waitForStarted(10_000):
-        QMessageBox.critical(parent, "Demo", f"could not start {sys.executable}")
+        context.error(parent, "Demo", f"could not start {sys.executable}")
         return None
     loop.exec()
     read()
@@ -83,56 +89,77 @@ def build_demo(parent: QWidget | None = None) -> Path | None:
     if proc.exitStatus() != QProcess.ExitStatus.NormalExit or proc.exitCode() != 0:
         if not cancelled:
             last = next((t for t in reversed(tail) if "error" in t.lower()), tail[-1:] or [""])
-            QMessageBox.critical(parent, "Demo", f"building the demo failed: {''.join(last)}")
+            context.error(parent, "Demo", f"building the demo failed: {''.join(last)}")
         return None
     return bundle
 
 
-def open_window(path: Path | None, settings: AppSettings, parent_for_errors=None):
-    """A MainWindow over the bundle at path (None: the demo), or None after a dialog."""
-    from explorer.gui.main_window import MainWindow
-
+def open_window(path: Path | None, context: AppContext,
+                parent_for_errors: QWidget | None = None) -> MainWindow | None:
+    """A MainWindow over the bundle at path (None: the demo), or None after the error was
+    reported through the context (a dialog, or stderr when nobody watches)."""
     demo = path is None
     if demo:
-        path = build_demo(parent_for_errors)
+        path = build_demo(context, parent_for_errors)
         if path is None:
             return None
     try:
         bundle = Bundle.open(path)
     except BundleError as exc:
-        QMessageBox.critical(parent_for_errors, "Cannot open bundle", str(exc))
+        context.error(parent_for_errors, "Cannot open bundle", str(exc))
         return None
-    settings.add_recent(path)
-    window = MainWindow(Session(bundle), path, settings)
+    context.settings.add_recent(path)
+    window = MainWindow(Session(bundle), path, context)
     pictures = path.parent / "data" / "train_images"  # where `precompute demo` puts them
-    if demo and settings.image_folder(path) is None and pictures.is_dir():
+    if demo and context.settings.image_folder(path) is None and pictures.is_dir():
         window.set_image_folder(pictures)  # unless the analyst chose otherwise before
     return window
 
 
-def wait_for_view(window, timeout_s: float = VIEW_TIMEOUT_S) -> bool:
-    """Process events until the window shows a computed view and its thumbnails."""
+def app_context(settings: AppSettings, interactive: bool = True) -> AppContext:
+    """The context windows get: these settings, and opening another bundle."""
+    context = AppContext(settings, interactive)
+    context.open_window = lambda path, parent: open_window(path, context, parent)
+    return context
+
+
+def wait_for_view(window: MainWindow, timeout_s: float = VIEW_TIMEOUT_S) -> str | None:
+    """Process events until the window shows a computed view and its thumbnails; an
+    error message when the computation failed or timed out, else None."""
+    failures: list[str] = []
+    window.viewFailed.connect(failures.append)
     end = time.monotonic() + timeout_s
-    while window.view is None and time.monotonic() < end:
-        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-        time.sleep(0.01)
-    settle = time.monotonic() + 3
-    while window.cache.pending() and time.monotonic() < settle:
-        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-        time.sleep(0.01)
-    QCoreApplication.processEvents()
-    return window.view is not None
+    try:
+        while window.view is None and not failures and time.monotonic() < end:
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            time.sleep(0.01)
+        settle = time.monotonic() + 3
+        while window.cache.pending() and time.monotonic() < settle:
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            time.sleep(0.01)
+        while window.query_pending() and time.monotonic() < settle:
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            time.sleep(0.01)
+        QCoreApplication.processEvents()
+    finally:
+        window.viewFailed.disconnect(failures.append)
+    if failures:
+        return failures[0]
+    return None if window.view is not None else "timed out waiting for the first view"
 
 
-def screenshot(window, png: Path, query: str | None) -> str | None:
+def screenshot(window: MainWindow, png: Path, query: str | None) -> str | None:
     """Render the window at 1600x1000 with `query` selected; an error message or None."""
     window.resize(*SCREENSHOT_SIZE)
     window.show()
-    if not wait_for_view(window):
-        return "timed out waiting for the first view"
+    error = wait_for_view(window)
+    if error:
+        return error
     if query is not None and not window.select_posting(query):
         return f"--query {query}: no such posting in scope {window.scope}"
-    wait_for_view(window)
+    error = wait_for_view(window)
+    if error:
+        return error
     if not window.grab().save(str(png)):
         return f"{png}: could not write the image"
     return None
@@ -165,34 +192,32 @@ def run_app(argv: list[str]) -> int:
         print("explorer: error: no display (DISPLAY is not set); use --screenshot PNG, or "
               "`explorer evaluate` for the numbers", file=sys.stderr)
         return 2
+    doc = read_settings(args.settings) if args.settings else None  # before any window
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
-    settings = AppSettings()
-    window = open_window(args.bundle, settings)
+    context = app_context(AppSettings(), interactive=args.screenshot is None)
+    window = open_window(args.bundle, context)
     if window is None:
         return 2
-    if args.images:
-        error = window.set_image_folder(args.images)
-        if error:
-            window.close()
-            print(f"explorer: error: --images {error}", file=sys.stderr)
-            return 2
-    if args.settings:
-        from explorer.gui.menus import load_settings
-
-        try:
-            load_settings(window, args.settings)
-        except ValueError as exc:
-            window.close()
-            print(f"explorer: error: {exc}", file=sys.stderr)
-            return 2
-    if args.screenshot:
-        error = screenshot(window, args.screenshot, args.query)
+    error = None
+    try:
+        if args.images:
+            problem = window.set_image_folder(args.images)
+            if problem:
+                raise ConfigError(f"--images {problem}")
+        if doc is not None:
+            window.apply_settings(doc, str(args.settings))
+        if args.screenshot:
+            error = screenshot(window, args.screenshot, args.query)
+    except ConfigError as exc:
+        error = str(exc)
+    if error or args.screenshot:
         window.close()
-        if error:
-            print(f"explorer: error: {error}", file=sys.stderr)
-            return 2
+    if error:
+        print(f"explorer: error: {error}", file=sys.stderr)
+        return 2
+    if args.screenshot:
         print(f"wrote {args.screenshot}")
         return 0
     window.show()

@@ -1,11 +1,14 @@
 """The analyst's knobs: scope, mode, thresholds, Min2, INB, the unit filter and tuning.
 
-`ControlsPanel` holds the last valid `MatchConfig` and changes it one field at a time as a
-widget moves, so values the analyst did not touch keep their exact stored value (sliders
-show 3 decimals). Structural changes (mode, fusion members, INB depth, Min2 on/off) rebuild
-the affected rows. A change that would make an invalid configuration is refused: the
-widgets go back to the last valid state and the status line says why. So the widgets
-always show `config()`, and `configChanged` only ever carries a valid configuration.
+`ControlsPanel` is a view of the viewer state (explorer.core.state.ViewerState, once
+`bind` is called): it shows the state's scope and configuration whenever they change, from
+anywhere, and writes the analyst's changes back to it. It changes the configuration one
+field at a time as a widget moves, so values the analyst did not touch keep their exact
+stored value (sliders show 3 decimals). Structural changes (mode, fusion members, INB
+depth, Min2 on/off) rebuild the affected rows. A change that would make an invalid
+configuration is refused: the widgets go back to the last valid state and the status line
+says why. So the widgets always show `config()`, and `configChanged` only ever carries a
+valid configuration.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.config import MAX_INB, ConfigError, InbStage, MatchConfig
+from explorer.core.state import ViewerState
 from explorer.gui.value_rows import (
     DECIMALS,
     InbRows,
@@ -89,6 +93,7 @@ class ControlsPanel(QWidget):
         self.setMinimumWidth(280)
         self._cfg: MatchConfig | None = None
         self._scope = ""
+        self._state: ViewerState | None = None
         self._scopes: list[str] = []
         self._modalities: list[tuple[str, str]] = []
         self._modes: list[tuple[str, str | None]] = []  # mode combo rows: (mode, modality)
@@ -272,6 +277,19 @@ class ControlsPanel(QWidget):
         self.status.clear()
         self._show(cfg)
 
+    def bind(self, state: ViewerState) -> None:
+        """Make the panel a view of `state` (call after `set_choices`): analyst changes
+        update it, and every change of its scope or configuration repaints the panel."""
+        self._state = state
+        state.subscribe(self._on_state)
+        self.set_state(state.config, state.scope)
+
+    def _on_state(self, changed: frozenset[str]) -> None:
+        state = self._state
+        if changed & {"config", "scope"} and (state.config, state.scope) != (self._cfg,
+                                                                            self._scope):
+            self.set_state(state.config, state.scope)
+
     def config(self) -> MatchConfig:
         if self._cfg is None:
             raise RuntimeError("ControlsPanel has no configuration yet: call set_choices")
@@ -313,6 +331,8 @@ class ControlsPanel(QWidget):
         if cfg != self._cfg:
             self._set_cfg(cfg)
             self.configChanged.emit(cfg)
+            if self._state is not None:
+                self._state.update(config=cfg)
 
     def _restructured(self, cfg: MatchConfig, mode: str,
                       modalities: tuple[str, ...]) -> MatchConfig:
@@ -384,6 +404,8 @@ class ControlsPanel(QWidget):
             return
         self._scope = self.scope_combo.itemText(index)
         self.scopeChanged.emit(self._scope)
+        if self._state is not None:
+            self._state.update(scope=self._scope)
 
     def _on_mode(self, index: int) -> None:
         if index < 0:

@@ -1,10 +1,13 @@
 """The main window: wires the controls, the query list, the query panel, the neighbour
 grid, the plots, the error cases and the metrics bar to one Session through the Worker.
 
-Flow: a control changes -> `request()` posts a job (compute the snapshot, then the
-ScopeView) to the worker -> `_on_view` applies the newest result (older ones are
-dropped) -> the list, the metrics, the plots, the cases and the current query's grid
-repaint from it. Nothing here computes a metric."""
+What the analyst looks at is one `ViewerState` (scope, configuration, pinned baseline,
+query, pictures folder); the controls are a view of it. Flow: the state changes ->
+`request()` posts a job (compute the snapshot, then the ScopeView) to the worker's view
+lane -> `_on_view` applies the newest result (older ones are dropped) -> the list, the
+metrics, the plots and the cases repaint from it, and the current query's explanation is
+computed in the worker's query lane. Nothing here computes a metric or touches the
+engine: everything that does runs on the worker thread."""
 
 from __future__ import annotations
 
@@ -30,14 +33,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.core.config import MatchConfig
+from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.explain import explain_query
 from explorer.core.image_folder import ImageFolder
 from explorer.core.queries import FILTERS
 from explorer.core.session import Session, default_scope, tuning_scope
+from explorer.core.state import SettingsDoc, ViewerState
 from explorer.core.sweep import with_param
 from explorer.core.views import ScopeView, scope_view
+from explorer.gui import menus
 from explorer.gui.cases_panel import CasesPanel
+from explorer.gui.context import AppContext
 from explorer.gui.controls import ControlsPanel
 from explorer.gui.metrics_bar import MetricsBar
 from explorer.gui.neighbours import NeighbourGrid
@@ -45,7 +51,6 @@ from explorer.gui.pair_view import PairDialog
 from explorer.gui.plots import GroupSizePlot, HistogramPlot, ThresholdPlot
 from explorer.gui.query_model import ROW_ROLE, QueryModel
 from explorer.gui.query_panel import QueryPanel
-from explorer.gui.settings import AppSettings
 from explorer.gui.thumbnails import ThumbnailCache
 from explorer.gui.worker import Worker
 
@@ -62,45 +67,59 @@ class _Case:
     frame: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class _Explained:
+    """A worker result: one query's explanation (the neighbour grid) in one view."""
+
+    view: ScopeView
+    query: int
+    frame: pd.DataFrame
+
+
 class MainWindow(QMainWindow):
     viewApplied = Signal()      # a new ScopeView is on screen (tests and the screenshot wait)
+    viewFailed = Signal(str)    # the newest view could not be computed (one line)
     caseShown = Signal(str)     # an error-case list (its kind) is on screen
+    queryShown = Signal(int)    # the current query's neighbour grid is on screen
 
-    def __init__(self, session: Session, bundle_path: Path, settings: AppSettings,
+    def __init__(self, session: Session, bundle_path: Path, context: AppContext,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.session, self.bundle_path, self.settings = session, Path(bundle_path), settings
+        self.session, self.bundle_path, self.context = session, Path(bundle_path), context
+        self.settings = context.settings
         self.setWindowTitle(f"Shopee match explorer — {self.bundle_path.name}")
         self.view: ScopeView | None = None
-        self.query: int | None = None           # scope-local row of the current query
-        self.pinned: MatchConfig | None = None
         self._previous = None                   # metrics before the last adjustment
         self._pending_query: str | None = None  # posting id to select once a view arrives
+        self._requested: tuple | None = None    # (scope, config, pinned) last posted
+        self._explained: tuple | None = None    # (view, query) whose grid is on screen
+        self._pending_pair: tuple[int, int] | None = None  # (query, neighbour) to show
         self.pair_dialog: PairDialog | None = None
-        self.images: ImageFolder | None = None  # the original pictures, when set
         self.show_near_misses = True
         self.worker = Worker(self)
-        self.worker.finished.connect(self._on_view)
+        self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self.worker.progress.connect(self._on_progress)
         self.cache = ThumbnailCache(session.bundle, parent=self)
+        names = {n for n, _ in session.modalities}
+        doc = self.settings.load_state(self.bundle_path, session.scopes, names)
+        tune_on = None
+        if doc is None:
+            scope = default_scope(session.bundle)
+            doc = SettingsDoc(session.default_config(), scope)
+            if session.bundle.manifest.has_labels:  # nothing to tune on without labels
+                tune_on = tuning_scope(session.bundle, scope)
+        self.state = ViewerState(session.scopes, names, doc.scope, doc.config, doc.pinned)
         self._build()
-        self._actions()
-        state = settings.load_state(self.bundle_path, session.scopes,
-                                    {n for n, _ in session.modalities})
+        menus.install(self)
         self.controls.set_choices(list(session.scopes), session.modalities)
-        if state is not None:
-            self.scope, self.config, self.pinned = state
-            self.request()
-        else:
-            self.scope, self.config = default_scope(session.bundle), session.default_config()
-            labelled = session.bundle.manifest.has_labels  # nothing to tune on without labels
-            self.request(tune_on=tuning_scope(session.bundle, self.scope) if labelled else None)
-        self.controls.set_state(self.config, self.scope)
-        stored = settings.image_folder(self.bundle_path)
+        self.controls.bind(self.state)
+        self.state.subscribe(self._on_state)
+        self.request(tune_on=tune_on)
+        stored = self.settings.image_folder(self.bundle_path)
         if stored:
             self.set_image_folder(Path(stored), remember=False)  # gone since: thumbnails
-        geometry, layout = settings.window()
+        geometry, layout = self.settings.window()
         if geometry is not None:
             self.restoreGeometry(geometry)
         if layout is not None:
@@ -174,8 +193,6 @@ class MainWindow(QMainWindow):
         lay.addWidget(main, 1)
         self.setCentralWidget(central)
 
-        self.controls.configChanged.connect(self._on_config)
-        self.controls.scopeChanged.connect(self._on_scope)
         self.controls.tuneRequested.connect(lambda on: self.request(tune_on=on))
         self.controls.bestRequested.connect(lambda on: self.request(best_on=on))
         self.controls.resetRequested.connect(self._on_reset)
@@ -192,10 +209,47 @@ class MainWindow(QMainWindow):
         self.cases.currentChanged.connect(lambda _: self._show_cases())
         self.cases.pairRequested.connect(self._show_case_pair)
 
-    def _actions(self) -> None:
-        from explorer.gui import menus  # the menu bar and its file dialogs
+    # -- the state ----------------------------------------------------------------------
+    @property
+    def scope(self) -> str:
+        return self.state.scope
 
-        menus.install(self)
+    @property
+    def config(self) -> MatchConfig:
+        return self.state.config
+
+    @property
+    def pinned(self) -> MatchConfig | None:
+        return self.state.pinned
+
+    @property
+    def query(self) -> int | None:
+        """Scope-local row of the current query."""
+        return self.state.query
+
+    @property
+    def images(self) -> ImageFolder | None:
+        """The original pictures, when a folder is set."""
+        return self.state.images
+
+    def _on_state(self, changed: frozenset[str]) -> None:
+        if changed & {"scope", "config", "pinned"} and self._requested != self._key():
+            self.request()
+        if "query" in changed and self.state.query is not None:
+            self._restore_selection()
+            self.show_query()
+
+    def _key(self) -> tuple:
+        return self.state.scope, self.state.config, self.state.pinned
+
+    def apply_settings(self, doc: SettingsDoc, where: str) -> None:
+        """Take a settings document (File > Load settings, `explorer --settings`);
+        ConfigError naming `where` when this bundle cannot show it."""
+        self.state.apply(doc, where)
+
+    def document(self) -> SettingsDoc:
+        """The settings document of what is on screen (File > Export settings)."""
+        return self.state.document(str(self.bundle_path))
 
     # -- requests -------------------------------------------------------------------------
     def request(self, tune_on: str | None = None, best_on: str | None = None) -> int:
@@ -203,6 +257,7 @@ class MainWindow(QMainWindow):
         on scope `tune_on`, or replaced by the best configuration searched on `best_on`."""
         session, scope, cfg, pinned = self.session, self.scope, self.config, self.pinned
         previous = self.view
+        self._requested = (scope, cfg, pinned)
 
         def job(progress, cancelled) -> ScopeView:
             if best_on:
@@ -223,64 +278,63 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"tuning every threshold on {tune_on}…")
         else:
             label = cfg.label
-        return self.worker.submit(job, label)
+        return self.worker.submit(job, label, lane="view")
 
     def set_config(self, cfg: MatchConfig) -> None:
-        self.config = cfg
-        self.controls.set_state(cfg, self.scope)
-        self.request()
+        self.state.update(config=cfg)
+
+    def set_scope(self, scope: str) -> None:
+        self.state.update(scope=scope)
 
     def pin(self) -> None:
-        self.pinned = self.config
+        self.state.update(pinned=self.config)
         self.statusBar().showMessage(f"pinned: {self.config.label}", 4000)
-        self.request()
 
     def unpin(self) -> None:
-        self.pinned = None
-        self.request()
-
-    def _on_config(self, cfg: MatchConfig) -> None:
-        self.config = cfg
-        self.request()
-
-    def _on_scope(self, scope: str) -> None:
-        self.scope = scope
-        self.query = None
-        self.request()
+        self.state.update(pinned=None)
 
     def _on_reset(self) -> None:
-        self.config = self.session.default_config()
-        self.controls.set_state(self.config, self.scope)
         labelled = self.session.bundle.manifest.has_labels
-        self.request(tune_on=tuning_scope(self.session.bundle, self.scope) if labelled else None)
+        tune_on = tuning_scope(self.session.bundle, self.scope) if labelled else None
+        self.state.update(config=self.session.default_config())
+        self.request(tune_on=tune_on)
 
     def _on_dragged(self, value: float) -> None:
         if self.view is None or self.view.curve is None:
             return
-        self.config = with_param(self.config, self.view.curve.param, value)
-        self.controls.set_state(self.config, self.scope)
-        self.request()
+        try:
+            self.set_config(with_param(self.config, self.view.curve.param, value))
+        except ConfigError as exc:  # dragged outside the range a threshold may take
+            self.statusBar().showMessage(str(exc), 6000)
 
     # -- results --------------------------------------------------------------------------
-    def _on_view(self, generation: int) -> None:
-        view = self.worker.take(generation)
-        if view is None or generation != self.worker.generation:
+    def _on_finished(self, lane: str, generation: int) -> None:
+        result = self.worker.take(lane, generation)
+        if result is None or generation != self.worker.generation(lane):
             return  # superseded while it was computed
-        if isinstance(view, _Case):
-            if view.view is self.view:
-                self.cases.set_case(view.kind, view.frame)
-                self.caseShown.emit(view.kind)
-            if self.cases.current_kind != view.kind:
-                self._show_cases()  # the analyst switched lists meanwhile
-            return
+        if lane == "view":
+            self._on_view(result)
+        elif lane == "query":
+            self._on_explained(result)
+        else:
+            self._on_case(result)
+
+    def _on_case(self, case: _Case) -> None:
+        if case.view is self.view:
+            self.cases.set_case(case.kind, case.frame)
+            self.caseShown.emit(case.kind)
+        if self.cases.current_kind != case.kind:
+            self._show_cases()  # the analyst switched lists meanwhile
+
+    def _on_view(self, view: ScopeView) -> None:
         snap = view.snapshot
         old = self.view
         same_scope = old is not None and old.snapshot.scope == snap.scope
         self._previous = old.snapshot.metrics if same_scope else None
         self.view = view
         if snap.config != self.config:  # tuned: show the tuned thresholds
-            self.config = snap.config
-            self.controls.set_state(self.config, self.scope)
+            self._requested = (snap.scope, snap.config, self.pinned)  # computed already
+            self.state.update(config=snap.config)
             self.statusBar().showMessage(f"tuned: {snap.config.label}", 5000)
         elif self.statusBar().currentMessage().startswith("tuning"):
             self.statusBar().clearMessage()  # that tuning was superseded
@@ -304,7 +358,7 @@ class MainWindow(QMainWindow):
         if self._pending_query is not None:
             self.select_posting(self._pending_query)
             self._pending_query = None
-        elif self.query is None and self.model.rowCount():
+        elif (self.query is None or self.query >= snap.n) and self.model.rowCount():
             self.select_query(self.model.scope_row(0))
         else:
             self._restore_selection(scroll=False)
@@ -315,36 +369,37 @@ class MainWindow(QMainWindow):
         # alongside, it would slow the repaint (the GIL) for a list that can wait
         QTimer.singleShot(0, self._show_cases)
 
-    def _on_failed(self, generation: int, message: str) -> None:
-        if generation == self.worker.generation:
+    def _on_failed(self, lane: str, generation: int, message: str) -> None:
+        if generation != self.worker.generation(lane):
+            return
+        self.statusBar().showMessage(message, 8000)
+        if lane == "view":
             self.metrics.set_progress(0, 0)
-            self.statusBar().showMessage(message, 8000)
+            self.viewFailed.emit(message)
 
     def _on_progress(self, generation: int, done: int, total: int) -> None:
-        if generation == self.worker.generation:
+        if generation == self.worker.generation("view"):
             self.metrics.set_progress(done, total)
 
     def _show_cases(self) -> None:
         """Fill the error-case list on screen: at once when this view has it, else from a
-        worker job (50-130 ms at 34k) that the next slider move supersedes. While the
-        worker is busy nothing is posted (it would cancel that work, a view for newer
-        settings); the view or list it delivers calls this again."""
+        job in the worker's case lane (50-130 ms at 34k), superseded by the next one."""
         if self.view is None or self.tabs.currentWidget() is not self.cases:
             return
         view, kind = self.view, self.cases.current_kind
         if view.has_case(kind):
             self.cases.set_case(kind, view.case(kind))
             self.caseShown.emit(kind)
-        elif self.worker.idle:
+        else:  # its own lane: it never cancels a view, nor waits behind one
             self.worker.submit(lambda _p, _c: _Case(view, kind, view.case(kind)),
-                               f"error cases: {kind}")
+                               f"error cases: {kind}", lane="cases")
 
     # -- the current query --------------------------------------------------------------
     def select_query(self, scope_row: int) -> None:
         """Make a posting of the scope the query (shown in the list when it is filtered in)."""
-        self.query = int(scope_row)
-        self._restore_selection()
-        self.show_query()
+        if not self.state.update(query=int(scope_row)):
+            self._restore_selection()  # the same query: selected again in the list
+            self.show_query()
 
     def select_posting(self, posting_id: str) -> bool:
         if self.view is None:
@@ -392,23 +447,43 @@ class MainWindow(QMainWindow):
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid():
-            self.query = int(self.model.data(current, ROW_ROLE))
-            self.show_query()
+            self.state.update(query=int(self.model.data(current, ROW_ROLE)))
 
     def show_query(self) -> None:
+        """The query panel at once (from the view's table); the neighbour grid when the
+        worker's query lane has explained the query (the engine is the worker's alone)."""
         if self.view is None or self.query is None:
             return
-        snap, q, t = self.view.snapshot, self.query, self.view.table
-        frame = explain_query(snap.engine, snap.evaluation, q,
-                              near_misses=NEAR_MISSES if self.show_near_misses else 0)
-        self.grid.model().set_tiles(frame, snap.engine.rows)
-        self.grid.set_modalities(snap.config.modalities)
+        view, q, t = self.view, self.query, self.view.table
+        snap = view.snapshot
+        near = NEAR_MISSES if self.show_near_misses else 0
+        self._explained = None
+        self.worker.submit(
+            lambda _p, _c: _Explained(view, q, explain_query(snap.engine, snap.evaluation, q,
+                                                             near_misses=near)),
+            f"query {t.posting_id[q]}", lane="query")
         labelled = snap.evaluation.has_labels
         self.query_panel.set_query(
             int(snap.engine.rows[q]), str(t.posting_id[q]), str(t.title[q]), str(t.label[q]),
             int(t.group_size[q]),
             (float(t.f1[q]), float(t.precision[q]), float(t.recall[q])) if labelled else None,
             int(t.n_pred[q]))
+
+    def _on_explained(self, done: _Explained) -> None:
+        if done.view is not self.view or done.query != self.query:
+            return  # another query or view since
+        self.grid.model().set_tiles(done.frame, done.view.snapshot.engine.rows)
+        self.grid.set_modalities(done.view.snapshot.config.modalities)
+        self._explained = (done.view, done.query)
+        pair, self._pending_pair = self._pending_pair, None
+        if pair is not None and pair[0] == done.query:
+            self._show_pair(pair[1])
+        self.queryShown.emit(done.query)
+
+    def query_pending(self) -> bool:
+        """True while the current query's grid is still being computed."""
+        return self.view is not None and self.query is not None and \
+            self._explained != (self.view, self.query)
 
     def set_near_misses(self, on: bool) -> None:
         self.show_near_misses = bool(on)
@@ -432,7 +507,7 @@ class MainWindow(QMainWindow):
         only); an error message, and nothing changed, when the folder holds none of the
         bundle's pictures."""
         if folder is None:
-            self.images = None
+            self.state.update(images=None)
         else:
             try:
                 images = ImageFolder(folder, self.session.bundle)
@@ -442,7 +517,7 @@ class MainWindow(QMainWindow):
             if not found:
                 return (f"{folder}: none of the bundle's pictures is there ({looked} image "
                         "names looked up)")
-            self.images = images
+            self.state.update(images=images)
             self.statusBar().showMessage(
                 f"original pictures from {images.root} ({found} of {looked} looked up found)",
                 6000)
@@ -451,8 +526,13 @@ class MainWindow(QMainWindow):
         return None
 
     def _show_case_pair(self, query: int, neighbour: int) -> None:
+        """Make `query` the query and show its pair with `neighbour` once its grid (which
+        the pair view reads) is explained."""
         self.select_query(query)
-        self._show_pair(neighbour)
+        if self.query_pending():
+            self._pending_pair = (query, neighbour)
+        else:
+            self._show_pair(neighbour)
 
     # -- list view ------------------------------------------------------------------------
     def _size_columns(self) -> None:
@@ -475,6 +555,6 @@ class MainWindow(QMainWindow):
     # -- shutdown -------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.save_window(self.saveGeometry(), self.saveState())
-        self.settings.save_state(self.bundle_path, self.scope, self.config, self.pinned)
+        self.settings.save_state(self.bundle_path, self.document())
         self.worker.stop()
         super().closeEvent(event)

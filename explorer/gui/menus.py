@@ -1,10 +1,10 @@
 """The main window's menus, keyboard shortcuts and file dialogs (open, exports, settings).
-Exports are written by explorer.core.export; settings JSON is what `explorer evaluate
---settings` reads."""
+Exports are written by explorer.core.export; the settings document is read and written
+by explorer.core.state (what `explorer evaluate --settings` reads). Other bundles open
+through the window's application context, so this module never imports the app."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,8 +12,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from explorer.core.config import ConfigError, MatchConfig
-from explorer.core.export import FRAMES, write_csv
+from explorer.core.config import ConfigError
+from explorer.core.export import FRAMES, write_csv, write_text
+from explorer.core.state import read_settings
 
 if TYPE_CHECKING:
     from explorer.gui.main_window import MainWindow
@@ -95,29 +96,21 @@ def image_folder_dialog(w: MainWindow) -> None:
     if folder:
         error = w.set_image_folder(Path(folder))
         if error:
-            QMessageBox.warning(w, "Original pictures", error)
+            w.context.warning(w, "Original pictures", error)
 
 
 def open_bundle(w: MainWindow, path: Path | None) -> None:
     """Replace the window by one over another bundle (None: the built-in demo)."""
-    from explorer.gui.app import open_window
-
-    new = open_window(path, w.settings, parent_for_errors=w)
+    new = w.context.open_window(path, w)
     if new is not None:
         new.show()
         w.close()
 
 
-def settings_json(w: MainWindow) -> dict:
-    return {"bundle": str(w.bundle_path), "scope": w.scope, "config": w.config.to_dict(),
-            "pinned": w.pinned.to_dict() if w.pinned else None}
-
-
 def export(w: MainWindow, kind: str, path: Path) -> Path:
     """Write the current settings / predictions / per-query metrics (kind) to path."""
     if kind == "settings":
-        path.write_text(json.dumps(settings_json(w), indent=2) + "\n", encoding="utf-8")
-        return path
+        return write_text(w.document().to_json(), path)
     if w.view is None:
         raise ValueError("nothing computed yet")
     snap = w.view.snapshot
@@ -139,29 +132,15 @@ def export_dialog(w: MainWindow, kind: str) -> None:
     finally:
         QApplication.restoreOverrideCursor()
     if out is None:
-        QMessageBox.critical(w, "Export failed", error)
+        w.context.error(w, "Export failed", error)
         return
     w.statusBar().showMessage(f"wrote {out}", 6000)
 
 
 def load_settings(w: MainWindow, path: Path) -> None:
-    """Apply a settings JSON (ours, or `explorer evaluate --json` output)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        cfg = MatchConfig.from_dict(data.get("config", data))
-        pinned = MatchConfig.from_dict(data["pinned"]) if data.get("pinned") else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, ConfigError) as exc:
-        raise ValueError(f"{path}: not a settings file ({exc})") from None
-    mods = {n for n, _ in w.session.modalities}
-    for c in (cfg, pinned):
-        if c is not None and not set(c.modalities) <= mods:
-            raise ValueError(f"{path}: uses modalities this bundle lacks "
-                             f"({', '.join(sorted(set(c.modalities) - mods))})")
-    scope = data.get("scope")
-    if scope in w.session.scopes:
-        w.scope = scope
-    w.pinned = pinned
-    w.set_config(cfg)
+    """Apply a settings document (ours, or `explorer evaluate --json` output);
+    ConfigError naming the file when it cannot be read or does not fit the bundle."""
+    w.apply_settings(read_settings(path), str(path))
 
 
 def load_settings_dialog(w: MainWindow) -> None:
@@ -170,5 +149,5 @@ def load_settings_dialog(w: MainWindow) -> None:
     if name:
         try:
             load_settings(w, Path(name))
-        except ValueError as exc:
-            QMessageBox.critical(w, "Cannot load settings", str(exc))
+        except ConfigError as exc:
+            w.context.error(w, "Cannot load settings", str(exc))

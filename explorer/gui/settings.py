@@ -7,11 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from explorer.core.config import ConfigError, MatchConfig
+from explorer.core.config import ConfigError
+from explorer.core.state import SettingsDoc, parse_settings
 
 MAX_RECENT = 8
 ORGANISATION, APPLICATION = "shopee-explorer", "explorer"
@@ -42,28 +42,21 @@ class AppSettings:
         self.store.setValue("recent", items)
 
     # -- per-bundle state -----------------------------------------------------------------
-    def save_state(self, bundle: Path, scope: str, config: MatchConfig,
-                   pinned: MatchConfig | None) -> None:
-        data: dict[str, Any] = {"scope": scope, "config": config.to_dict(),
-                                "pinned": pinned.to_dict() if pinned else None}
-        self.store.setValue(_key(bundle), json.dumps(data))
+    def save_state(self, bundle: Path, doc: SettingsDoc) -> None:
+        self.store.setValue(_key(bundle), doc.to_json())
 
     def load_state(self, bundle: Path, scopes: tuple[str, ...], modalities: set[str]
-                   ) -> tuple[str, MatchConfig, MatchConfig | None] | None:
+                   ) -> SettingsDoc | None:
+        """The settings last used on this bundle, when they still fit it (else None)."""
         raw = self.store.value(_key(bundle))
         if not isinstance(raw, str):
             return None
         try:
-            data = json.loads(raw)
-            cfg = MatchConfig.from_dict(data["config"])
-            pinned = MatchConfig.from_dict(data["pinned"]) if data.get("pinned") else None
-            scope = str(data["scope"])
-        except (ValueError, KeyError, TypeError, ConfigError):
+            doc = parse_settings(json.loads(raw, parse_constant=float), "stored settings")
+            doc.check(scopes, modalities, "stored settings")
+        except (ValueError, ConfigError):  # stale or hand-edited: ignored, never trusted
             return None
-        used = set(cfg.modalities) | (set(pinned.modalities) if pinned else set())
-        if scope not in scopes or not used <= modalities:
-            return None
-        return scope, cfg, pinned
+        return doc if doc.scope is not None else None
 
     # -- the dataset's original pictures, per bundle ---------------------------------------
     def image_folder(self, bundle: Path) -> str | None:
