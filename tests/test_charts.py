@@ -11,6 +11,7 @@ from explorer.core.charts import (
     default_grid,
     f1_by_group_size,
     f1_histogram,
+    param_label,
     param_value,
     threshold_curve,
 )
@@ -142,3 +143,35 @@ def test_histogram_values_on_edges_go_up():
     assert counts.tolist() == [0, 1, 1, 1, 0]
     _, counts = f1_histogram(np.array([0.3, 0.7, 2 / 3]), bins=10)
     assert counts[3] == 1 and counts[7] == 1 and counts[6] == 1
+
+
+# -- parameter names in words ---------------------------------------------------------------
+SINGLE = MatchConfig("single", ("tfidf",), (0.5,), min2=(0.4,))
+SUM = MatchConfig("sum", ("tfidf", "phash"), (0.6,), inb=(InbStage(0.6), InbStage(0.7, 0.5)))
+PROB = MatchConfig("prob", ("tfidf", "phash"), (0.6,))
+UNION = MatchConfig("union", ("tfidf", "phash"), (0.5, 0.9), min2=(0.4, 0.8))
+
+
+@pytest.mark.parametrize(("param", "cfg", "words"), [
+    ("threshold", SINGLE, "tfidf threshold"),
+    ("min2", SINGLE, "tfidf Min2 threshold"),
+    ("threshold", SUM, "sum fusion threshold"),
+    ("threshold", PROB, "prob fusion threshold"),
+    ("inb2.threshold", SUM, "INB iteration 2 threshold"),
+    ("inb2.min2", SUM, "INB iteration 2 Min2 threshold"),
+    ("threshold:phash", UNION, "phash threshold"),
+    ("min2:tfidf", UNION, "tfidf Min2 threshold"),
+    ("min2", None, "Min2 threshold"),
+    ("threshold", None, "threshold"),
+    ("inb3.threshold", None, "INB iteration 3 threshold"),
+    ("weights", None, "weights"),  # not a parameter it knows: as it is
+    ("inbx.threshold", None, "inbx.threshold"),
+])
+def test_param_label_in_words(param, cfg, words):
+    assert param_label(param, cfg) == words
+
+
+def test_curve_carries_its_parameter_in_words(engine):
+    cfg = MatchConfig("single", ("tfidf",), (0.5,), inb=(InbStage(0.6), InbStage(0.7)))
+    assert threshold_curve(engine, cfg).label == "INB iteration 2 threshold"
+    assert threshold_curve(engine, UNION, "threshold:phash").label == "phash threshold"

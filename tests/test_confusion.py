@@ -54,5 +54,5 @@ def test_pack_sizes_name_their_amounts(engine):
 
 
 def test_nothing_to_confuse(engine):
-    ev = engine.evaluate(MatchConfig("single", ("tfidf",), (1.01,)))  # only the query itself
+    ev = engine.evaluate(MatchConfig("single", ("tfidf",), (1.0,)))  # only the query itself
     assert confused_groups(engine, ev).empty

@@ -14,6 +14,7 @@ import pandas as pd
 
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.highlight import describe_conflicts
+from explorer.core.titles import decoded_titles, raw_titles
 
 __all__ = ["confused_groups"]
 
@@ -25,12 +26,14 @@ def confused_groups(engine: Engine, ev: Evaluation, n: int | None = 100) -> pd.D
     neighbour_group_size, fp_pairs (predicted (query, posting) pairs across the two groups,
     both directions), coverage (fp_pairs / (2 x size x size): 1.0 when every posting of
     each group predicts every posting of the other), mean_score, score (the strongest),
-    posting_id, title, neighbour_id, neighbour_title of that strongest pair, and amounts
-    (the quantities its titles disagree on, "" when none: then a labelling error is the
-    likelier story)."""
+    posting_id, title, neighbour_id, neighbour_title of that strongest pair (titles
+    decoded: explorer.core.titles), amounts (the quantities its titles disagree on, ""
+    when none: then a labelling error is the likelier story), and title_raw and
+    neighbour_title_raw (the titles as stored)."""
     columns = ["row", "neighbour", "label_group", "neighbour_label_group", "group_size",
                "neighbour_group_size", "fp_pairs", "coverage", "mean_score", "score",
-               "posting_id", "title", "neighbour_id", "neighbour_title", "amounts"]
+               "posting_id", "title", "neighbour_id", "neighbour_title", "amounts",
+               "title_raw", "neighbour_title_raw"]
     if not ev.has_labels:
         return pd.DataFrame(columns=columns)
     st = ev.stage
@@ -56,8 +59,10 @@ def confused_groups(engine: Engine, ev: Evaluation, n: int | None = 100) -> pd.D
     top = np.lexsort((-counts, -coverage))[:n]  # most complete, then most pairs
     qs, ns = q[strongest][top], nb[strongest][top]
     items = engine.bundle.items
-    a, b = items.iloc[engine.rows[qs]], items.iloc[engine.rows[ns]]
-    titles_a, titles_b = a["title"].to_numpy(), b["title"].to_numpy()
+    ga, gb = engine.rows[qs], engine.rows[ns]
+    a, b = items.iloc[ga], items.iloc[gb]
+    shown, raw = decoded_titles(engine.bundle), raw_titles(engine.bundle)
+    titles_a, titles_b = shown[ga], shown[gb]
     return pd.DataFrame({
         "row": qs, "neighbour": ns,
         "label_group": a["label_group"].to_numpy(),
@@ -69,4 +74,5 @@ def confused_groups(engine: Engine, ev: Evaluation, n: int | None = 100) -> pd.D
         "neighbour_id": b["posting_id"].to_numpy(), "neighbour_title": titles_b,
         "amounts": ["; ".join(describe_conflicts(str(x), str(y)))
                     for x, y in zip(titles_a, titles_b, strict=True)],
+        "title_raw": raw[ga], "neighbour_title_raw": raw[gb],
     }, columns=columns)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.explain import OUTSIDE, miss_reasons
+from explorer.core.titles import decoded_titles, raw_titles
 
 __all__ = ["error_pairs"]
 
@@ -47,8 +48,9 @@ def _outside_candidates(engine: Engine, ev: Evaluation) -> tuple[np.ndarray, np.
 def error_pairs(engine: Engine, ev: Evaluation) -> pd.DataFrame:
     """Columns: kind (false positive / missed), posting_id, neighbour_id, label_group,
     neighbour_label_group, score (NaN outside the candidates), reason and gap (misses),
-    sim_<modality> for each modality of the graph (NaN outside the candidates), title,
-    neighbour_title, query_f1. False positives first, strongest first; then misses,
+    sim_<modality> for each modality of the graph (NaN outside the candidates), title and
+    neighbour_title (decoded: explorer.core.titles), query_f1, title_raw and
+    neighbour_title_raw (as stored). False positives first, strongest first; then misses,
     closest first. Raises ValueError for a bundle without labels (no errors to list)."""
     if not ev.has_labels:
         raise ValueError("error pairs need labels, and this bundle has no label_group")
@@ -68,7 +70,8 @@ def error_pairs(engine: Engine, ev: Evaluation) -> pd.DataFrame:
         return np.where(np.isfinite(out), out, np.nan)  # -inf (filtered, unsearched): none
 
     items = engine.bundle.items
-    a, b = items.iloc[engine.rows[q]], items.iloc[engine.rows[other]]
+    ga, gb = engine.rows[q], engine.rows[other]
+    a, b = items.iloc[ga], items.iloc[gb]
     out = pd.DataFrame({
         "kind": np.r_[np.full(len(fq), FP, object), np.full(len(mq) + len(oq), MISSED,
                                                              object)],
@@ -82,8 +85,10 @@ def error_pairs(engine: Engine, ev: Evaluation) -> pd.DataFrame:
     })
     for m, sims in st.sims.items():
         out[f"sim_{m}"] = in_candidates(sims)
-    out["title"], out["neighbour_title"] = a["title"].to_numpy(), b["title"].to_numpy()
+    shown, raw = decoded_titles(engine.bundle), raw_titles(engine.bundle)
+    out["title"], out["neighbour_title"] = shown[ga], shown[gb]
     out["query_f1"] = ev.f1[q]
+    out["title_raw"], out["neighbour_title_raw"] = raw[ga], raw[gb]
     fp = out["kind"] == FP
     key = np.where(fp, -out["score"].fillna(-np.inf), out["gap"].fillna(np.inf))
     order = np.lexsort((key, ~fp.to_numpy()))

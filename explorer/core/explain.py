@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.core.engine import Engine, Evaluation
+from explorer.core.titles import decoded_titles, raw_titles
 
 
 def _admitted_by(ev: Evaluation, q: int, cols: np.ndarray) -> list[str]:
@@ -64,10 +65,10 @@ def explain_query(engine: Engine, ev: Evaluation, q: int, near_misses: int = 0
                   ) -> pd.DataFrame:
     """One row per predicted neighbour (score order), then per missed true match, then up
     to `near_misses` highest-scoring wrong candidates below the threshold. Columns: row
-    (scope-local), posting_id, title, status (query / TP / FP / missed / near miss; a
-    bundle without labels says "match" for every prediction and "near miss" below),
-    score, sim_<modality> for each modality of the bundle, admitted_by, reason, gap (how
-    far below the threshold)."""
+    (scope-local), posting_id, title (decoded: explorer.core.titles), title_raw (as
+    stored), status (query / TP / FP / missed / near miss; a bundle without labels says
+    "match" for every prediction and "near miss" below), score, sim_<modality> for each
+    modality of the bundle, admitted_by, reason, gap (how far below the threshold)."""
     st = ev.stage
     cand = st.cand[q]
     valid = cand >= 0
@@ -101,10 +102,12 @@ def explain_query(engine: Engine, ev: Evaluation, q: int, near_misses: int = 0
     gaps += [np.nan] * len(outside)
     scores += [np.nan] * len(outside)
 
-    items = engine.bundle.items.iloc[engine.rows[rows]]
+    glob = engine.rows[rows]
+    items = engine.bundle.items.iloc[glob]
     out = pd.DataFrame({
         "row": rows, "posting_id": items["posting_id"].to_numpy(),
-        "title": items["title"].to_numpy(), "status": status, "score": scores,
+        "title": decoded_titles(engine.bundle)[glob],
+        "title_raw": raw_titles(engine.bundle)[glob], "status": status, "score": scores,
         "admitted_by": admitted, "reason": reasons, "gap": gaps,
     })
     arr = np.array(rows, np.int64)

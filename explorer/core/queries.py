@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.core.session import Snapshot
+from explorer.core.titles import decoded_titles, raw_titles
 
 # quick filters; the last three need a pinned baseline
 FILTERS = ("all", "errors", "false positives", "misses", "perfect", "changed", "improved",
@@ -35,6 +36,10 @@ class QueryTable:
     delta_f1: np.ndarray | None
     ranks: dict[str, np.ndarray] = field(default_factory=dict)  # text column -> sort rank
     has_labels: bool = True  # False: group size and P / R / F1 mean nothing
+    # the titles as stored (`title` is decoded, explorer.core.titles); None: as `title`
+    title_raw: np.ndarray | None = None
+    # rows whose stored title differs from the decoded one (searched in both forms)
+    raw_differs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __len__(self) -> int:
         return len(self.f1)
@@ -46,14 +51,18 @@ class QueryTable:
 
 
 def _text_columns(engine) -> dict[str, np.ndarray]:
-    """posting_id / title / label of the scope as object arrays, and each one's sort rank;
-    computed once per scope (they never change with the settings)."""
+    """posting_id / title (decoded) / title_raw / label of the scope as object arrays, the
+    rows whose raw title differs, and each sort rank; computed once per scope (they never
+    change with the settings)."""
     key = ("query-columns", engine.scope)
     cache = engine.bundle.derived
     if key not in cache:
         items = engine.bundle.items.iloc[engine.rows]
+        title = decoded_titles(engine.bundle)[engine.rows]
+        raw = raw_titles(engine.bundle)[engine.rows]
         cols = {"posting_id": items["posting_id"].astype(str).to_numpy(dtype=object),
-                "title": items["title"].fillna("").astype(str).to_numpy(dtype=object),
+                "title": title, "title_raw": raw,
+                "raw_differs": np.flatnonzero(title != raw),
                 "label": items["label_group"].astype("string").fillna("")
                 .to_numpy(dtype=object)}
         for name in ("posting_id", "title"):
@@ -70,6 +79,7 @@ def query_table(snap: Snapshot) -> QueryTable:
     cols = _text_columns(snap.engine)
     return QueryTable(
         posting_id=cols["posting_id"], title=cols["title"], label=cols["label"],
+        title_raw=cols["title_raw"], raw_differs=cols["raw_differs"],
         group_size=ev.group_size, n_pred=ev.n_pred, tp=ev.tp, precision=ev.precision,
         recall=ev.recall, f1=ev.f1, delta_f1=snap.delta_f1,
         ranks={k[5:]: v for k, v in cols.items() if k.startswith("rank_")},
@@ -97,15 +107,24 @@ def filter_mask(table: QueryTable, kind: str) -> np.ndarray:
 
 
 def search_mask(table: QueryTable, text: str) -> np.ndarray:
-    """Case-insensitive substring match on title, posting id or label group."""
+    """Case-insensitive substring match on the title (as shown, or as stored), posting id
+    or label group."""
     text = text.strip()
     if not text:
         return np.ones(len(table), bool)
     mask = np.zeros(len(table), bool)
     for col in (table.title, table.posting_id, table.label):
-        mask |= pd.Series(col, dtype="string").str.contains(
-            text, case=False, regex=False, na=False).to_numpy(bool)
+        mask |= _contains(col, text)
+    if table.title_raw is not None and len(table.raw_differs):
+        # only the titles that decoding changed: the others were searched above
+        rows = table.raw_differs
+        mask[rows] |= _contains(table.title_raw[rows], text)
     return mask
+
+
+def _contains(col: np.ndarray, text: str) -> np.ndarray:
+    return pd.Series(col, dtype="string").str.contains(
+        text, case=False, regex=False, na=False).to_numpy(bool)
 
 
 def sort_order(table: QueryTable, rows: np.ndarray, column: str, descending: bool = False
