@@ -31,6 +31,7 @@ from PySide6.QtWidgets import QApplication
 from explorer.core.bundle import Bundle
 from explorer.core.config import InbStage, MatchConfig
 from explorer.core.session import Session
+from explorer.gui.app import app_context
 from explorer.gui.main_window import MainWindow
 from explorer.gui.settings import AppSettings
 
@@ -43,17 +44,17 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 from explorer.core.bundle import Bundle
 from explorer.core.session import Session
-from explorer.gui.app import wait_for_view
+from explorer.gui.app import app_context, wait_for_view
 from explorer.gui.main_window import MainWindow
 from explorer.gui.settings import AppSettings
 t1 = time.perf_counter()
 app = QApplication([])
 ini = os.path.join(tempfile.mkdtemp(), "s.ini")
 w = MainWindow(Session(Bundle.open(sys.argv[1])), sys.argv[1],
-               AppSettings(QSettings(ini, QSettings.Format.IniFormat)))
+               app_context(AppSettings(QSettings(ini, QSettings.Format.IniFormat))))
 w.resize(1600, 1000)
 w.show()
-ok = wait_for_view(w)
+ok = wait_for_view(w) is None
 w.repaint()
 t2 = time.perf_counter()
 print(f"{t1 - t0:.3f} {t2 - t0:.3f} {int(ok)}")
@@ -108,11 +109,10 @@ def drag_with_cases(window: MainWindow, value: float) -> tuple[float, float]:
 
 
 def move(window: MainWindow, cfg: MatchConfig) -> float:
-    """A programmatic change (mode, INB depth...): the panel shows cfg and emits; ms to
-    repainted metrics."""
+    """A programmatic change (mode, INB depth...) of the viewer state, which the panel
+    shows; ms to repainted metrics."""
     start = time.perf_counter()
-    window.controls.set_state(cfg, window.scope)
-    window.controls.configChanged.emit(cfg)
+    window.set_config(cfg)
     return _repainted(window, start)
 
 
@@ -167,7 +167,7 @@ def run(bundle_path: Path, repeat: int, label: str, scope: str) -> None:
     tmp = tempfile.mkdtemp()
     settings = AppSettings(QSettings(f"{tmp}/s.ini", QSettings.Format.IniFormat))
     start = time.perf_counter()
-    window = MainWindow(Session(Bundle.open(bundle_path)), bundle_path, settings)
+    window = MainWindow(Session(Bundle.open(bundle_path)), bundle_path, app_context(settings))
     window.resize(1600, 1000)
     window.show()
     wait(window)
@@ -178,7 +178,7 @@ def run(bundle_path: Path, repeat: int, label: str, scope: str) -> None:
           f"tuned on fold1) {first - start:.2f} s; RSS {rss_mb():.0f} MB")
     if window.scope != scope:
         s0 = time.perf_counter()
-        window.controls.scopeChanged.emit(scope)
+        window.set_scope(scope)
         wait(window)
         say(f"[{label}] switch to scope {scope}: {time.perf_counter() - s0:.2f} s")
     say(f"[{label}] measuring on {window.view.snapshot.n:,} postings (scope {window.scope})")
@@ -216,6 +216,8 @@ def run(bundle_path: Path, repeat: int, label: str, scope: str) -> None:
     say(f"[{label}] query list scroll, per page: {fmt(scroll_ms(window.list, 60))}")
     big = int(np.argmax(window.view.table.group_size))
     window.select_query(big)
+    if window.query_pending():
+        wait(window, signal=window.queryShown)
     app.processEvents()
     tiles = window.grid.model().rowCount()
     say(f"[{label}] neighbour grid ({tiles} tiles) scroll, per page: "
@@ -223,7 +225,9 @@ def run(bundle_path: Path, repeat: int, label: str, scope: str) -> None:
     steps = []
     for _ in range(30):
         s = time.perf_counter()
-        window.step_query(1)
+        window.step_query(1)  # the panel at once, the grid from the worker's query lane
+        if window.query_pending():
+            wait(window, signal=window.queryShown)
         window.grid.viewport().repaint()
         window.query_panel.repaint()
         steps.append((time.perf_counter() - s) * 1e3)
