@@ -14,11 +14,28 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 MODES = ("single", "union", "sum", "prob")
 MAX_INB = 5
+# Every score the engine thresholds lies in [-1, 1]: a modality's similarity is a cosine
+# (dense, TF-IDF, a --fuse modality; also after INB blending, whose rows are re-normalised)
+# or 1 - hamming / 64 for a hash, in [0, 1] (its blended form (1 + dot) / 2 too); sum is a
+# weighted mean of those (a missing embedding counts 0); prob clips each similarity to
+# [0, 1] before 1 - prod(1 - s), so it is in [0, 1]. Below a score's least value a
+# threshold admits every candidate and above 1 none: both ends are reachable, so every
+# threshold and Min2 threshold of every mode may be anything in [-1, 1] (a hash or prob
+# threshold in [-1, 0) admits every candidate, as 0 does; refusing it would take the
+# bundle's storage kinds, and it does no harm).
+THRESHOLD_RANGE = (-1.0, 1.0)
+# Sum weights are normalised, so only their ratios matter; the cap keeps float32 sums finite
+# and catches a value typed in the wrong unit.
+WEIGHT_RANGE = (0.0, 1000.0)
 
 
 class ConfigError(ValueError):
@@ -43,6 +60,7 @@ class MatchConfig:
     units: bool = False
 
     def __post_init__(self) -> None:
+        self._check_values()
         if self.mode not in MODES:
             raise ConfigError(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
         n = len(self.modalities)
@@ -69,6 +87,50 @@ class MatchConfig:
                               "prob fusion, not a union")
         if len(self.inb) > MAX_INB:
             raise ConfigError(f"INB: at most {MAX_INB} iterations")
+
+    def _check_values(self) -> None:
+        """Refuse NaN, infinities, out-of-range numbers and non-numbers (a bool is an int
+        in Python, a string is not a number); store every number as a Python float."""
+        if not isinstance(self.mode, str):
+            raise ConfigError(f"mode: {self.mode!r} is not a name")
+        mods = _sequence(self.modalities, "modalities")
+        if not all(isinstance(m, str) and m for m in mods):
+            raise ConfigError(f"modalities: {mods!r} are not all names")
+        union = self.mode == "union" and len(mods) > 1
+
+        def names(kind: str, values: tuple) -> list[str]:
+            if union and len(values) == len(mods):
+                return [f"{kind} of {m}" for m in mods]
+            return [kind if len(values) == 1 else f"{kind} {k + 1}" for k in range(len(values))]
+
+        lo, hi = THRESHOLD_RANGE
+        fix = {"modalities": tuple(mods)}
+        thresholds = _sequence(self.thresholds, "thresholds")
+        fix["thresholds"] = tuple(_number(v, what, lo, hi) for v, what in zip(
+            thresholds, names("threshold", thresholds), strict=True))
+        if self.min2 is not None:
+            min2 = _sequence(self.min2, "Min2 thresholds")
+            fix["min2"] = tuple(_number(v, what, lo, hi) for v, what in zip(
+                min2, names("Min2 threshold", min2), strict=True))
+        if self.weights is not None:
+            weights = _sequence(self.weights, "weights")
+            what = ([f"weight of {m}" for m in mods] if len(weights) == len(mods)
+                    else [f"weight {k + 1}" for k in range(len(weights))])
+            fix["weights"] = tuple(_number(v, w, *WEIGHT_RANGE) for v, w in zip(
+                weights, what, strict=True))
+        stages = []
+        for k, st in enumerate(_sequence(self.inb, "INB")):
+            if not isinstance(st, InbStage):
+                raise ConfigError(f"INB iteration {k + 1}: {st!r} is not an INB stage")
+            t = _number(st.threshold, f"INB iteration {k + 1} threshold", lo, hi)
+            m2 = None if st.min2 is None else _number(
+                st.min2, f"INB iteration {k + 1} Min2 threshold", lo, hi)
+            stages.append(InbStage(t, m2))
+        fix["inb"] = tuple(stages)
+        fix["inb_exact"] = _flag(self.inb_exact, "inb_exact")
+        fix["units"] = _flag(self.units, "units")
+        for name, value in fix.items():
+            object.__setattr__(self, name, value)
 
     # -- naming -------------------------------------------------------------------------
     @property
@@ -102,25 +164,61 @@ class MatchConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MatchConfig:
+        """A configuration from JSON (`to_dict`'s shape). Types are checked, not coerced:
+        "0.5", true, "false" or NaN where a number or a boolean belongs are refused."""
         try:
-            mode, mods, weights = parse_mode(str(data["mode"]))
+            if not isinstance(data, dict):
+                raise ConfigError(f"{data!r} is not an object")
+            if not isinstance(data.get("mode"), str):
+                raise ConfigError(f"mode: {data.get('mode')!r} is not a mode name")
+            mode, mods, weights = parse_mode(data["mode"])
+            if "thresholds" not in data:
+                raise ConfigError("thresholds: missing")
             min2 = data.get("min2")
+            inb = _sequence(data.get("inb", []), "inb")
+            stages = []
+            for k, st in enumerate(inb):
+                if not isinstance(st, dict) or "threshold" not in st:
+                    raise ConfigError(f"INB iteration {k + 1}: {st!r} has no threshold")
+                t = st["threshold"]
+                m2 = st.get("min2")
+                # InbStage holds what it is given; MatchConfig checks the numbers
+                stages.append(InbStage(t, m2))
             return cls(
                 mode=mode, modalities=mods, weights=weights,
-                thresholds=tuple(float(t) for t in data["thresholds"]),
-                min2=None if min2 is None else tuple(float(t) for t in min2),
-                inb=tuple(InbStage(float(s["threshold"]),
-                                   None if s.get("min2") is None else float(s["min2"]))
-                          for s in data.get("inb", [])),
-                inb_exact=bool(data.get("inb_exact", False)), units=bool(data.get("units", False)),
+                thresholds=_sequence(data["thresholds"], "thresholds"),
+                min2=None if min2 is None else _sequence(min2, "min2"),
+                inb=tuple(stages), inb_exact=data.get("inb_exact", False),
+                units=data.get("units", False),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(f"settings: missing or malformed field ({exc})") from None
+        except ConfigError as exc:
+            raise ConfigError(f"settings: {exc}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+
+def _sequence(values: Any, what: str) -> tuple:
+    if isinstance(values, (str, bytes)) or not isinstance(values, (tuple, list)):
+        raise ConfigError(f"{what}: {values!r} is not a list")
+    return tuple(values)
+
+
+def _number(value: Any, what: str, lo: float, hi: float) -> float:
+    """`value` as a float in [lo, hi], else a ConfigError naming `what`."""
+    span = f"a number in [{lo:g}, {hi:g}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{what}: {value!r} is not {span}")
+    x = float(value)
+    if math.isnan(x) or not lo <= x <= hi:  # NaN compares false: the test spells it out
+        raise ConfigError(f"{what}: {x:g} is not {span}")
+    return x
+
+
+def _flag(value: Any, what: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{what}: {value!r} is not true or false")
+    return bool(value)
 
 
 def parse_mode(text: str) -> tuple[str, tuple[str, ...], tuple[float, ...] | None]:

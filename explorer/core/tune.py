@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.core.config import InbStage, MatchConfig
+from explorer.core.config import THRESHOLD_RANGE, InbStage, MatchConfig
 from explorer.core.engine import Engine, Stage
 from explorer.core.sweep import min2_gain, stage_events, sweep, sweep_events, with_param
 
@@ -31,7 +31,16 @@ class Tuned:
 
 
 def _refine(best: float, step: float = 0.01) -> np.ndarray:
-    return np.round(np.arange(best - step, best + step + 1e-9, step / 10), 4)
+    """The fine grid around `best`, inside the thresholds' range (a best of 1.0 must not
+    propose 1.001, which MatchConfig refuses)."""
+    values = np.round(np.arange(best - step, best + step + 1e-9, step / 10), 4)
+    lo, hi = THRESHOLD_RANGE
+    return values[(values >= lo) & (values <= hi)]
+
+
+def _looser(t: float) -> float:
+    """Min2's starting threshold: 0.1 looser than the threshold, inside the range."""
+    return max(t - 0.1, THRESHOLD_RANGE[0])
 
 
 def _best_of(values: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
@@ -65,8 +74,9 @@ def _sweep_best(engine: Engine, cfg: MatchConfig, param: str, values: np.ndarray
                 limit: float | None = None) -> MatchConfig:
     """Coarse-to-fine search of one parameter; `limit` caps the values (Min2 <= main)."""
     for _ in range(2):
-        if limit is not None:
+        if limit is not None:  # a main threshold below the grid leaves Min2 only itself
             values = values[values <= limit + 1e-9]
+            values = values if len(values) else np.array([limit])
         value, _ = _best_of(values, sweep(engine, cfg, param, values).f1)
         cfg = with_param(cfg, param, value)
         values = _refine(value)
@@ -120,7 +130,7 @@ def tune_stage0(engine: Engine, cfg: MatchConfig, fixed: frozenset = frozenset()
     base = cfg.replace(inb=())
     if cfg.mode == "union":
         if cfg.min2 is not None and "min2" not in fixed:
-            base = base.replace(min2=tuple(t - 0.1 for t in base.thresholds))
+            base = base.replace(min2=tuple(_looser(t) for t in base.thresholds))
         return _tune_union(engine, base, fixed)
     return _tune_last_single(engine, base, fixed)
 
@@ -187,7 +197,7 @@ def best(engine: Engine, modalities: Iterable[str], *, max_inb: int = 3,
         best_sum: dict[tuple[str, ...], Tuned] = {}
         for cfg in candidate_modes(modalities):
             cfg = cfg.replace(units=u, inb_exact=exact,
-                              min2=(tuple(t - 0.1 for t in cfg.thresholds) if m2 else None))
+                              min2=(tuple(_looser(t) for t in cfg.thresholds) if m2 else None))
             if progress:
                 progress(f"{cfg.label} units={u} min2={m2}")
             if cfg.mode == "sum":
