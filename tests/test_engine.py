@@ -26,16 +26,30 @@ def test_set_metrics_by_hand():
 # ---------------------------------------------------------------- brute-force reference
 
 
+def raw_similarities(bundle: Bundle, scope: str, modality: str) -> np.ndarray:
+    """Full (n, n) similarity matrix of a scope from the bundle's raw embeddings, by
+    numpy alone: cosines of the TF-IDF rows, 1 - hamming / 64 of the hash bits."""
+    mod = bundle.manifest.modality(modality)
+    if mod.storage == "sparse":
+        x = bundle.sparse(modality, scope).toarray().astype(np.float64)
+        return x @ x.T
+    rows = bundle.scope_rows(scope)
+    if mod.storage == "bits":
+        bits = np.unpackbits(np.asarray(bundle.array(mod.files["embeddings"]))[rows], axis=1)
+        ham = (bits[:, None, :] != bits[None, :, :]).sum(axis=2)
+        return 1 - ham / 64
+    x = np.asarray(bundle.array(mod.files["embeddings"]))[rows].astype(np.float64)
+    return x @ x.T
+
+
 class Reference:
     """The method note, written out query by query with full similarity matrices."""
 
     def __init__(self, engine: Engine):
         self.e = engine
         n = engine.n
-        self.full = {}
-        for m in engine.modalities:
-            sp = engine.space(m)
-            self.full[m] = sp.sims(np.arange(n), np.tile(np.arange(n), (n, 1)))
+        self.full = {m: raw_similarities(engine.bundle, engine.scope, m)
+                     for m in engine.modalities}
         self.topk = {}
         for m in engine.modalities:
             idx, _ = engine.bundle.knn(engine.scope, m)
@@ -126,16 +140,25 @@ def test_engine_matches_reference(fold_engine, reference, cfg):
         assert got == reference.predicted(cfg, i), f"query {i}"
 
 
-def test_min2_adds_nearest_only_to_lonely_queries(fold_engine):
+def test_min2_adds_nearest_only_to_lonely_queries(fold_engine, reference):
+    """A query with no match above the threshold gets its most similar candidate (by the
+    raw similarities), any other keeps its set."""
     strict = MatchConfig("single", ("tfidf",), (0.99,))
     base = fold_engine.evaluate(strict)
     ev = fold_engine.evaluate(strict.replace(min2=(0.0,)))
-    lonely = base.n_pred == 1
-    assert lonely.any()
-    assert np.all(ev.n_pred[lonely] == 2)
-    assert np.array_equal(ev.n_pred[~lonely], base.n_pred[~lonely])
-    col, _ = ev.stage.best_other()
-    assert np.array_equal(ev.min2_col[lonely], col[lonely])
+    full = reference.full["tfidf"]
+    lonely = 0
+    for i in range(fold_engine.n):
+        before = set(base.stage.cand[i][base.pred[i]].tolist())
+        after = set(ev.stage.cand[i][ev.pred[i]].tolist())
+        others = reference.candidates(strict, i) - {i}
+        if before != {i} or not others:
+            assert after == before, f"query {i}"
+            continue
+        lonely += 1
+        (added,) = after - {i}
+        assert full[i, added] == pytest.approx(max(full[i, j] for j in others), abs=1e-6)
+    assert lonely > 0
     assert ev.metrics.recall > base.metrics.recall
 
 
@@ -192,11 +215,221 @@ def test_inb_rescoring_matches_reference(fold_engine, reference):
         assert set(ev.stage.cand[i][ev.pred[i]].tolist()) == expect, f"query {i}"
 
 
-def test_inb_exact_research_runs_and_differs_only_in_candidates(fold_engine):
-    cfg = MatchConfig("sum", ("tfidf", "phash"), (0.7,), inb=(InbStage(0.8),))
-    approx = fold_engine.evaluate(cfg).metrics.f1
-    exact = fold_engine.evaluate(cfg.replace(inb_exact=True)).metrics.f1
-    assert abs(approx - exact) < 0.05
+# ------------------------------------------------- INB against a brute-force reference
+#
+# A bundle of two dense modalities written from known embeddings, with a small K, so that
+# after blending postings outside a query's original top-K become its neighbours: exact
+# re-search and re-scoring of the original candidates then predict different sets, and the
+# reference below (full similarity matrices in float64, the method note step by step)
+# tells which is which.
+
+INB_K = 4
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+
+
+def _inb_data(seed: int = 8, n_groups: int = 12, d: int = 6):
+    """Groups of 2..5 postings scattered around a centre per modality (seed 8: no
+    near-ties at any top-K boundary or threshold below, checked by the tests)."""
+    rng = np.random.default_rng(seed)
+    labels, img, txt = [], [], []
+    for g in range(n_groups):
+        size = int(rng.choice([2, 3, 4, 5]))
+        ci, ct = rng.normal(size=d), rng.normal(size=d)
+        for _ in range(size):
+            labels.append(g)
+            img.append(ci + rng.normal(scale=0.9, size=d))
+            txt.append(ct + rng.normal(scale=0.9, size=d))
+    return (np.array(labels), _unit(np.array(img)).astype(np.float32),
+            _unit(np.array(txt)).astype(np.float32))
+
+
+def brute_topk(sims: np.ndarray, k: int) -> list[list[int]]:
+    """Each row's k most similar rows by a full sort, the row itself first."""
+    n = len(sims)
+    return [[i, *sorted((j for j in range(n) if j != i), key=lambda j: (-sims[i, j], j))[:k - 1]]
+            for i in range(n)]
+
+
+def topk_gap(sims: np.ndarray, k: int) -> float:
+    """Smallest gap between a row's (k-1)-th and k-th other posting: a top-K list is
+    unambiguous (float32 or float64 alike) when this is well above rounding."""
+    others = np.sort(np.where(np.eye(len(sims), dtype=bool), -np.inf, sims), axis=1)[:, ::-1]
+    return float((others[:, k - 2] - others[:, k - 1]).min())
+
+
+def brute_inb(embs: dict[str, np.ndarray], cfg: MatchConfig, k: int
+              ) -> tuple[list[list[set[int]]], float]:
+    """Predicted sets of every stage of a non-union `cfg`, from the raw embeddings:
+    score every pair from full similarity matrices, threshold the candidates (+ Min2),
+    blend new_i = sum_j score(i, j) e_j over i's predicted set (itself with weight 1),
+    L2-normalise, and either re-search the top-K of the blended embeddings
+    (cfg.inb_exact) or keep each posting's original candidates. Also returns the least
+    distance of a candidate's score to a threshold and of a top-K boundary gap, which
+    must be far above float32 rounding for the comparison to be exact."""
+    mods = cfg.modalities
+    E = {m: np.asarray(embs[m], np.float64) for m in embs}
+    w = np.asarray(cfg.fusion_weights, np.float64)
+    w = w / w.sum()
+
+    def score_of(S: dict[str, np.ndarray]) -> np.ndarray:
+        if cfg.mode == "single":
+            return S[mods[0]]
+        if cfg.mode == "sum":
+            return sum(wk * S[m] for wk, m in zip(w, mods, strict=True))
+        keep = np.ones_like(S[mods[0]])
+        for m in mods:
+            keep *= 1 - np.clip(S[m], 0, 1)
+        return 1 - keep
+
+    def candidates(S: dict[str, np.ndarray], which) -> list[set[int]]:
+        lists = [brute_topk(S[m], k) for m in which]
+        return [set().union(*rows) for rows in zip(*lists, strict=True)]
+
+    S = {m: e @ e.T for m, e in E.items()}
+    # stage 0: a single modality keeps its own top-K; a fusion the union of every
+    # modality of the bundle (the candidate graph)
+    cands = candidates(S, mods if cfg.mode == "single" else list(E))
+    margin = min(topk_gap(s, k) for s in S.values())
+    params = [(cfg.thresholds[0], None if cfg.min2 is None else cfg.min2[0])]
+    params += [(st.threshold, st.min2) for st in cfg.inb]
+    stages: list[list[set[int]]] = []
+    n = len(next(iter(E.values())))
+    for s, (t, m2) in enumerate(params):
+        score = score_of(S)
+        pred = []
+        for i in range(n):
+            others = sorted(cands[i] - {i})
+            p = {j for j in others if score[i, j] >= t}
+            for j in others:
+                margin = min(margin, *(abs(score[i, j] - x) for x in (t, m2) if x is not None))
+            if m2 is not None and not p and others:
+                j = max(others, key=lambda c: score[i, c])
+                if score[i, j] >= m2:
+                    p = {j}
+            pred.append(p | {i})
+        stages.append(pred)
+        if s == len(cfg.inb):
+            break
+        W = np.zeros((n, n))
+        for i in range(n):
+            for j in pred[i]:
+                W[i, j] = 1.0 if j == i else score[i, j]
+        E = {m: _unit(W @ E[m]) for m in mods}
+        S = {m: E[m] @ E[m].T for m in mods}
+        if cfg.inb_exact:
+            cands = candidates(S, mods)
+            margin = min(margin, *(topk_gap(S[m], k) for m in mods))
+    return stages, margin
+
+
+def brute_metrics(labels: np.ndarray, pred: list[set[int]]) -> np.ndarray:
+    """(n, 3) per-query precision, recall, F1 from the true and predicted sets."""
+    out = []
+    for i, y in enumerate(pred):
+        x = set(np.flatnonzero(labels == labels[i]).tolist())
+        both = len(x & y)
+        out.append((both / len(y), both / len(x), 2 * both / (len(x) + len(y))))
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def inb_bundle(tmp_path_factory):
+    """A bundle written from `_inb_data`: dense modalities img and txt, scope all, K=4.
+    Its top-K lists and candidate graph are this file's brute force, not the engine's."""
+    import pandas as pd
+
+    from explorer.core.bundle import SCHEMA_VERSION, Manifest, Modality
+    from explorer.core.bundle_writer import BundleWriter, graph_paths, knn_paths
+
+    labels, img, txt = _inb_data()
+    n = len(labels)
+    embs = {"img": img, "txt": txt}
+    out = tmp_path_factory.mktemp("inb") / "inb.bundle"
+    knn = {m: np.array(brute_topk(e.astype(np.float64) @ e.T.astype(np.float64), INB_K))
+           for m, e in embs.items()}
+    # candidate graph: every posting's union of the two lists, itself first
+    cand = np.full((n, 2 * INB_K), -1, np.int32)
+    member = np.zeros((n, 2 * INB_K), np.uint8)
+    for i in range(n):
+        cols = [i, *sorted((set(knn["img"][i]) | set(knn["txt"][i])) - {i})]
+        cand[i, :len(cols)] = cols
+        for b, m in enumerate(embs):
+            member[i, :len(cols)] = member[i, :len(cols)] | np.array(
+                [(c in knn[m][i]) << b for c in cols], np.uint8)
+    with BundleWriter(out) as w:
+        w.save_items(pd.DataFrame({
+            "posting_id": [f"p{i}" for i in range(n)], "image": [f"{i}.jpg" for i in range(n)],
+            "title": [f"item {i}" for i in range(n)], "label_group": labels + 100,
+            "image_phash": ["0" * 16] * n, "fold": np.zeros(n, np.int8)}))
+        mods = []
+        for m, e in embs.items():
+            rel = w.save_array(f"modalities/{m}/embeddings.npy", e)
+            paths = knn_paths("all", m)
+            w.save_array(paths["idx"], knn[m].astype(np.int32))
+            sims = np.take_along_axis(e @ e.T, knn[m], axis=1).astype(np.float32)
+            sims[:, 0] = 1.0
+            w.save_array(paths["sim"], sims)
+            mods.append(Modality(m, "image" if m == "img" else "text", "timm", "synthetic",
+                                 e.shape[1], "dense", {"embeddings": rel,
+                                                       "knn": {"all": paths}}))
+        gp = graph_paths("all", list(embs))
+        w.save_array(gp["cand"], cand)
+        w.save_array(gp["topk"], member)
+        for m, e in embs.items():
+            full = e @ e.T
+            sims = np.where(cand >= 0, full[np.arange(n)[:, None], np.maximum(cand, 0)],
+                            -np.inf).astype(np.float32)
+            sims[:, 0] = 1.0
+            w.save_array(gp["sims"][m], sims)
+        w.commit(Manifest(
+            schema_version=SCHEMA_VERSION, n_items=n, k=INB_K, scopes=("all",),
+            modalities=tuple(mods), dataset={"csv": "synthetic", "has_labels": True},
+            split={"protocol": "GroupKFold", "n_splits": 1, "group": "label_group"},
+            created="2024-01-01T00:00:00+00:00", libraries={},
+            graphs={"all": gp}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def inb_engine(inb_bundle):
+    return Engine(Bundle.open(inb_bundle), "all")
+
+
+INB_CONFIGS = [
+    MatchConfig("single", ("img",), (0.6,), inb=(InbStage(0.7, 0.5), InbStage(0.75))),
+    MatchConfig("sum", ("img", "txt"), (0.5,), weights=(0.6, 0.4), min2=(0.3,),
+                inb=(InbStage(0.6),)),
+    MatchConfig("prob", ("img", "txt"), (0.9,), inb=(InbStage(0.92, 0.8),)),
+]
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["rescore", "exact"])
+@pytest.mark.parametrize("cfg", INB_CONFIGS, ids=lambda c: c.label)
+def test_inb_matches_brute_force(inb_engine, cfg, exact):
+    """Every stage's predicted sets and per-query P / R / F1, re-scored and re-searched,
+    equal the brute force's; the two brute forces differ, so a run that ignored
+    inb_exact (or re-searched always) fails one of the two cases."""
+    cfg = cfg.replace(inb_exact=exact)
+    embs = {m: np.load(inb_engine.bundle.path(f"modalities/{m}/embeddings.npy"))
+            for m in ("img", "txt")}
+    labels = inb_engine.bundle.items["label_group"].to_numpy()
+    want, margin = brute_inb(embs, cfg, INB_K)
+    other, _ = brute_inb(embs, cfg.replace(inb_exact=not exact), INB_K)
+    assert margin > 1e-4  # no tie or threshold within float32 rounding of a score
+    differ = sum(a != b for a, b in zip(want[-1], other[-1], strict=True))
+    assert differ >= 5, "the fixture must tell exact re-search from re-scoring"
+    for s in range(len(cfg.inb) + 1):
+        ev = inb_engine.evaluate(cfg.replace(inb=cfg.inb[:s]))
+        got = [set(ev.stage.cand[i][ev.pred[i]].tolist()) for i in range(inb_engine.n)]
+        assert got == want[s], f"stage {s}"
+    expect = brute_metrics(labels, want[-1])
+    np.testing.assert_allclose(np.c_[ev.precision, ev.recall, ev.f1], expect, atol=1e-12)
+    m = ev.metrics
+    np.testing.assert_allclose([m.precision, m.recall, m.f1], expect.mean(axis=0), atol=1e-12)
 
 
 def test_inb_on_union_is_refused():
@@ -218,13 +451,18 @@ def test_stage_cache_reuses_scores(fold_engine):
 
 
 @pytest.mark.parametrize("units,min2", list(itertools.product([False, True], [None, (0.3,)])))
-def test_scope_metrics_average_queries(fold_engine, units, min2):
-    ev = fold_engine.evaluate(MatchConfig("single", ("tfidf",), (0.5,), min2=min2, units=units))
-    p, r, f = query_metrics(ev.tp, ev.n_pred, ev.group_size)
-    assert ev.metrics.f1 == pytest.approx(f.mean())
-    assert ev.metrics.precision == pytest.approx(p.mean())
-    assert ev.metrics.recall == pytest.approx(r.mean())
-    assert ev.metrics.n_queries == fold_engine.n
+def test_scope_metrics_average_queries(fold_engine, reference, units, min2):
+    """Per-query P / R / F1 and their means against the label sets of the bundle's
+    label_group column and the reference's predicted sets (not the engine's counts)."""
+    cfg = MatchConfig("single", ("tfidf",), (0.5,), min2=min2, units=units)
+    ev = fold_engine.evaluate(cfg)
+    labels = fold_engine.bundle.items["label_group"].to_numpy()[fold_engine.rows]
+    expect = brute_metrics(labels, [reference.predicted(cfg, i)
+                                    for i in range(fold_engine.n)])
+    np.testing.assert_allclose(np.c_[ev.precision, ev.recall, ev.f1], expect, atol=1e-12)
+    m = ev.metrics
+    np.testing.assert_allclose([m.precision, m.recall, m.f1], expect.mean(axis=0), atol=1e-12)
+    assert m.n_queries == fold_engine.n
     assert np.all(ev.pred[:, 0])
 
 
