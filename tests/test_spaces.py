@@ -146,3 +146,67 @@ def test_hash_topk_similarities_are_exact():
     ham = np.array([[bin(int(words[i]) ^ int(words[j])).count("1") for j in r] for i, r in
                     enumerate(idx)])
     assert np.array_equal(sim[:, 1:], (1 - ham / 64).astype(np.float32)[:, 1:])
+
+
+# ------------------------------------------ INB blending and the exact re-search after it
+
+
+def _blend_weights(n: int, seed: int, empty: tuple[int, ...] = ()) -> sparse.csr_matrix:
+    """INB-shaped weights: 1 on the diagonal, a few neighbours weighted in (0.3, 1); the
+    rows `empty` have no weight at all."""
+    rng = np.random.default_rng(seed)
+    w = np.eye(n)
+    for i in range(n):
+        nb = rng.choice(np.delete(np.arange(n), i), 3, replace=False)
+        w[i, nb] = rng.uniform(0.3, 1.0, 3)
+    w[list(empty)] = 0
+    return sparse.csr_matrix(w.astype(np.float32))
+
+
+def _unit64(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+
+
+def _check_topk(space, expect_sims: np.ndarray, k: int) -> None:
+    """space.topk(k) against a full sort of `expect_sims`, which has no near-tie at any
+    row's k-th place (checked: otherwise float32 rounding could pick either)."""
+    others = np.sort(np.where(np.eye(len(expect_sims), dtype=bool), -np.inf, expect_sims),
+                     axis=1)[:, ::-1]
+    assert (others[:, k - 2] - others[:, k - 1]).min() > 1e-5
+    idx, sim = space.topk(k)
+    assert [list(r) for r in idx] == brute_topk(expect_sims, k)
+    np.testing.assert_allclose(sim[:, 1:], np.take_along_axis(expect_sims, idx, 1)[:, 1:],
+                               atol=1e-5)
+
+
+def test_sparse_blend_and_its_exact_search_match_numpy():
+    """TF-IDF INB: new_i = sum_j w_ij x_j, L2-normalised (an empty row stays empty), then
+    the top-K of the blended rows, against dense numpy in float64."""
+    rng = np.random.default_rng(11)
+    mat = sparse.random(50, 30, density=0.25, random_state=12, format="csr", dtype=np.float32)
+    mat.data[:] = rng.random(mat.nnz).astype(np.float32)
+    mat = sparse.csr_matrix(_unit64(mat.toarray()).astype(np.float32))
+    w = _blend_weights(50, 13, empty=(7,))  # blended from nothing: no embedding
+    blended = SparseSpace(mat).blend(w)
+    expect = _unit64(w.toarray().astype(np.float64) @ mat.toarray().astype(np.float64))
+    np.testing.assert_allclose(blended.mat.toarray(), expect, atol=1e-6)
+    assert blended.mat[7].nnz == 0
+    keep = np.delete(np.arange(50), 7)
+    sims = expect @ expect.T
+    _check_topk(SparseSpace(blended.mat[keep]), sims[np.ix_(keep, keep)], 6)
+
+
+def test_hash_blend_is_the_signed_bit_average():
+    """A hash blends as its +-1/8 expansion: new_i = normalised sum_j w_ij v_j, and the
+    similarity stays (1 + dot) / 2, so re-searching it is exact like the others."""
+    words = np.random.default_rng(14).integers(0, 2**63, 40, dtype=np.int64).astype(np.uint64)
+    bits = words.astype(">u8").view(np.uint8).reshape(-1, 8)
+    v = (np.unpackbits(bits, axis=1).astype(np.float64) * 2 - 1) / 8
+    w = _blend_weights(40, 15)
+    b = _unit64(w.toarray().astype(np.float64) @ v)
+    expect = (1 + b @ b.T) / 2
+    blended = BitSpace(bits).blend(w)
+    cols = np.tile(np.arange(40), (40, 1))
+    np.testing.assert_allclose(blended.sims(np.arange(40), cols), expect, atol=1e-6)
+    _check_topk(blended, expect, 6)
