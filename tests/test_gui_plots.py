@@ -126,7 +126,7 @@ def test_threshold_plot_with_engine_curve(tplot, tiny_bundle):
     c = threshold_curve(engine, cfg)
     tplot.set_curve(c)
     assert tplot.line.value() == pytest.approx(0.537, abs=1e-6)
-    assert tplot.plot_item.getAxis("bottom").labelText == "threshold"
+    assert tplot.plot_item.getAxis("bottom").labelText == "tfidf threshold"
     assert len(tplot.curves["f1"].getData()[0]) == len(c.values)
 
 

@@ -13,10 +13,30 @@ from explorer.gui.frame_model import FrameModel
 WORST = {"posting id": "posting_id", "title": "title", "group": "group_size",
          "predicted": "n_pred", "F1": "f1", "P": "precision", "R": "recall"}
 PAIRS = {"score": "score", "posting id": "posting_id", "title": "title",
-         "neighbour": "neighbour_id", "neighbour title": "neighbour_title"}
+         "neighbour id": "neighbour_id", "neighbour title": "neighbour_title"}
 GROUPS = {"joined": "coverage", "FP pairs": "fp_pairs", "sizes": "sizes",
           "mean score": "mean_score", "amounts differ": "amounts", "title": "title",
           "other group's title": "neighbour_title"}
+# header text -> what the column holds (the headers are short; these say it in words)
+TIPS = {
+    "posting id": "The query posting's id.",
+    "title": "The title as read (decoded); its tooltip shows it as stored when that differs.",
+    "group": "True group size: the postings of its label group, this one included.",
+    "predicted": "How many postings it predicts, itself included.",
+    "F1": "F1 of this posting's predictions.", "P": "Precision of this posting's predictions.",
+    "R": "Recall of this posting's predictions.",
+    "score": "The pair's score under the current settings (the value the threshold cuts).",
+    "neighbour id": "The other posting of the pair.",
+    "neighbour title": "The other posting's title, as read.",
+    "joined": "The share of all cross pairs of the two groups that is predicted (1.000: "
+              "every posting of each group matches every posting of the other).",
+    "FP pairs": "Predicted (query, posting) pairs across the two groups, both directions.",
+    "sizes": "The two groups' true sizes.",
+    "mean score": "Mean score of those pairs.",
+    "amounts differ": "The amounts the strongest pair's titles disagree on (none: the two "
+                      "groups may be one product labelled twice).",
+    "other group's title": "The title of the strongest pair's posting in the other group.",
+}
 GROUPS_TIP = ("Pairs of label groups joined by false positives. 'joined' is the share of "
               "all cross pairs predicted (1.000: every posting of each group matches every "
               "posting of the other). Different amounts: a pack-size hard case; none: the "
@@ -42,10 +62,10 @@ class CasesPanel(QTabWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.worst = FrameModel(WORST, self)
-        self.false_pos = FrameModel(PAIRS, self)
-        self.missed = FrameModel(PAIRS, self)
-        self.confused = FrameModel(GROUPS, self)
+        self.worst = FrameModel(WORST, self, TIPS)
+        self.false_pos = FrameModel(PAIRS, self, TIPS)
+        self.missed = FrameModel(PAIRS, self, TIPS)
+        self.confused = FrameModel(GROUPS, self, TIPS)
         self.models = {"worst": self.worst, "false_positives": self.false_pos,
                        "missed": self.missed, "confused": self.confused}  # tab order
         for model, title in ((self.worst, "Worst queries"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -11,12 +13,26 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 Index = QModelIndex | QPersistentModelIndex
 
 
-class FrameModel(QAbstractTableModel):
-    """Shows `columns` of a frame (header text -> column name); floats with 3 decimals."""
+def text_tooltip(text: str, raw: str | None = None) -> str:
+    """A cell's tooltip: its whole text, and `raw` (the text as stored: a title before
+    decoding) when that differs; rich text, escaped, so a title holding "<b>" or "&amp;"
+    reads as it is."""
+    tip = f"<p>{html.escape(text)}</p>"
+    if raw is not None and raw != text:
+        tip += f"<p><i>stored as:</i> {html.escape(raw)}</p>"
+    return tip
 
-    def __init__(self, columns: dict[str, str], parent=None) -> None:
+
+class FrameModel(QAbstractTableModel):
+    """Shows `columns` of a frame (header text -> column name); floats with 3 decimals.
+    A text column X whose frame also holds X_raw (a title as stored) shows that in its
+    tooltip; `tips` (header text -> tooltip) explain the headers."""
+
+    def __init__(self, columns: dict[str, str], parent=None,
+                 tips: Mapping[str, str] | None = None) -> None:
         super().__init__(parent)
         self._columns = columns
+        self._tips = dict(tips or {})
         self._frame = pd.DataFrame(columns=list(columns.values()))
 
     def set_frame(self, frame: pd.DataFrame) -> None:
@@ -36,9 +52,13 @@ class FrameModel(QAbstractTableModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if (role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal
-                and 0 <= section < len(self._columns)):
-            return list(self._columns)[section]
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self._columns):
+            return None
+        header = list(self._columns)[section]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return header
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tips.get(header)
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -49,4 +69,8 @@ class FrameModel(QAbstractTableModel):
         value = self._frame[col].iat[index.row()]
         if isinstance(value, float | np.floating):
             return "–" if not np.isfinite(value) else f"{value:.3f}"
+        if role == Qt.ItemDataRole.ToolTipRole and isinstance(value, str):
+            raw = f"{col}_raw"
+            return text_tooltip(value, str(self._frame[raw].iat[index.row()])
+                                if raw in self._frame else None)
         return str(value)

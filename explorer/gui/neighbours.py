@@ -39,7 +39,8 @@ _COLUMNS = ("row", "posting_id", "title", "status", "score", "admitted_by", "rea
 
 class NeighbourModel(QAbstractListModel):
     """One item per row of an ``explain_query`` frame, in its order; data by
-    :class:`TileRole` (DisplayRole: the title, ToolTipRole: a summary)."""
+    :class:`TileRole` (DisplayRole: the title as read, ToolTipRole: a summary with the
+    title as stored when that differs)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -47,6 +48,7 @@ class NeighbourModel(QAbstractListModel):
         self._getters: dict[int, Callable[[int], Any]] = {
             TileRole.Status: lambda i: self._status[i],
             TileRole.Title: lambda i: self._title[i],
+            TileRole.TitleRaw: lambda i: self._title_raw[i],
             Qt.ItemDataRole.DisplayRole: lambda i: self._title[i],
             TileRole.PostingId: lambda i: self._posting[i],
             TileRole.Score: lambda i: float(self._score[i]),
@@ -63,6 +65,7 @@ class NeighbourModel(QAbstractListModel):
     def _set_empty(self) -> None:
         self._status: list[str] = []
         self._title: list[str] = []
+        self._title_raw: list[str] = []
         self._posting: list[str] = []
         self._admitted: list[str] = []
         self._reason: list[str] = []
@@ -87,6 +90,9 @@ class NeighbourModel(QAbstractListModel):
         self.beginResetModel()
         self._status = [str(s) for s in frame["status"]]
         self._title = [str(s) for s in frame["title"]]
+        # the stored title (a frame without title_raw: the title is as stored)
+        raw = frame["title_raw"] if "title_raw" in frame.columns else frame["title"]
+        self._title_raw = [str(s) for s in raw]
         self._posting = [str(s) for s in frame["posting_id"]]
         self._admitted = [str(s) for s in frame["admitted_by"]]
         self._reason = [str(s) for s in frame["reason"]]
@@ -145,6 +151,8 @@ class NeighbourModel(QAbstractListModel):
                              + (f": {why}" if why and why != "query" else "")),
                  f"score {format_sim(float(self._score[i]))}",
                  html.escape(sims_text(self._sims[i], short=False, sep=" · "))]
+        if self._title_raw[i] != self._title[i]:
+            lines.append(f"<i>stored as:</i> {html.escape(self._title_raw[i])}")
         return "<br>".join(line for line in lines if line)
 
 

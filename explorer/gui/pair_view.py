@@ -1,5 +1,8 @@
-"""Two postings side by side: pictures, ids, label groups, and titles with the amounts
-that tell them apart highlighted (found by :mod:`explorer.core.highlight`).
+"""Two postings side by side: pictures, ids, label groups, and the titles (decoded:
+:mod:`explorer.core.titles`) with what tells them apart highlighted: the amounts that
+differ (:mod:`explorer.core.highlight`) and the other words that differ, a flavour, colour
+or variant (:mod:`explorer.core.word_diff`). Without pictures the titles take their place,
+in a large font.
 
 The pictures are the bundle's 192 px thumbnails, or the original files when the analyst
 has set the dataset's image folder (:class:`explorer.core.image_folder.ImageFolder`):
@@ -26,23 +29,31 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.bundle import Bundle
-from explorer.core.highlight import Highlight, compare_titles, describe_conflicts, segments
+from explorer.core.highlight import describe_conflicts
 from explorer.core.image_folder import ImageFolder
+from explorer.core.titles import decoded_titles, raw_titles
+from explorer.core.word_diff import Segment, compare_words, differing_words
 from explorer.gui.neighbours import NeighbourModel
 from explorer.gui.tile_delegate import STATUS_COLOURS, TileRole, format_sim, provenance_text
 
-__all__ = ["PairDialog", "PairView", "Posting", "PostingPanel", "read_original", "title_html"]
+__all__ = ["PairDialog", "PairView", "Posting", "PostingPanel", "read_original",
+           "segments_html"]
 
 IMAGE_SIDE = 288  # thumbnails are 192 px; shown 1.5x, smoothly scaled
 FULL_SIDE = 480   # originals (often 1024 px) are decoded at most this large
-_STYLES = {"differs": "color:#c62828; font-weight:bold", "only": "font-weight:bold"}
+LARGE_TITLE = 1.6  # title font scale when there are no pictures: the titles are the pair
+_STYLES = {"differs": "color:#c62828; font-weight:bold",
+           "only": "background-color:#fff1b8; font-weight:bold"}
+TITLE_TIP = ("Red: the other title says something else here (another amount, flavour, "
+             "colour or variant). Yellow: the other title has nothing in its place.")
 
 
-def title_html(title: str, highlights: list[Highlight]) -> str:
-    """``title`` as rich text: amounts that differ from the other title in bold red, amounts
-    the other title does not name in bold, everything else as it is (escaped)."""
+def segments_html(pieces: list[Segment]) -> str:
+    """Title pieces (:func:`explorer.core.word_diff.compare_words`) as rich text: what
+    differs from the other title in bold red, what the other title lacks in bold on yellow,
+    the shared words as they are (escaped)."""
     out = []
-    for text, kind in segments(title, highlights):
+    for text, kind in pieces:
         style = _STYLES.get(kind) if kind else None
         out.append(f'<span style="{style}">{html.escape(text)}</span>' if style
                    else html.escape(text))
@@ -54,10 +65,11 @@ class Posting:
     """What the pair view shows of one posting."""
 
     posting_id: str
-    title: str
+    title: str  # as read (decoded)
     label_group: str = ""
     image: QImage | None = None
     source: str = ""  # the original file shown, "" for the thumbnail
+    title_raw: str = ""  # as stored in the table, when it differs from `title`
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, global_row: int,
@@ -73,9 +85,11 @@ class Posting:
             # two small JPEGs per pair, decoded here on demand: well under a millisecond
             data = bundle.thumbnail(global_row)
             image = QImage.fromData(data) if data else None
-        return cls(str(item["posting_id"]), str(item["title"]),
+        title, raw = decoded_titles(bundle)[global_row], raw_titles(bundle)[global_row]
+        return cls(str(item["posting_id"]), title,
                    "" if group is None or _isnan(group) else str(group),
-                   None if image is None or image.isNull() else image, source)
+                   None if image is None or image.isNull() else image, source,
+                   raw if raw != title else "")
 
 
 def read_original(path: str | Path, side: int = FULL_SIDE) -> QImage | None:
@@ -96,7 +110,8 @@ def _isnan(value: object) -> bool:
 
 
 class PostingPanel(QWidget):
-    """One side of the pair: thumbnail, posting id, label group and title."""
+    """One side of the pair: picture, posting id, label group and title. Without pictures
+    (``large``) the picture box is hidden and the title is set large."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -115,8 +130,24 @@ class PostingPanel(QWidget):
         for label in (self.posting_id, self.label_group, self.title):
             layout.addWidget(label)
         layout.addStretch(1)
+        self._title_size = max(self.title.font().pointSizeF(), 9.0)  # -1: set in pixels
 
-    def set_posting(self, posting: Posting, highlights: list[Highlight]) -> None:
+    def set_posting(self, posting: Posting, pieces: list[Segment], large: bool = False
+                    ) -> None:
+        """Show ``posting`` with its title cut into ``pieces`` (one side of
+        :func:`explorer.core.word_diff.compare_words`). ``large``: no picture box and a
+        large title (the pair has no pictures)."""
+        self.image.setVisible(not large)
+        font = self.title.font()
+        font.setPointSizeF(self._title_size * (LARGE_TITLE if large else 1.0))
+        self.title.setFont(font)
+        self.title.setMinimumWidth(IMAGE_SIDE if large else 0)  # the width a picture had
+        self.title.setText(segments_html(pieces))
+        tip = TITLE_TIP
+        if posting.title_raw:
+            tip = (f"{html.escape(TITLE_TIP)}<br><br><i>stored as:</i> "
+                   f"{html.escape(posting.title_raw)}")
+        self.title.setToolTip(tip)
         side = FULL_SIDE if posting.source else IMAGE_SIDE
         self.image.setFixedSize(side, side)
         self.image.setToolTip(posting.source or "the bundle's thumbnail")
@@ -133,7 +164,6 @@ class PostingPanel(QWidget):
             self.image.setPixmap(QPixmap.fromImage(image))
         self.posting_id.setText(posting.posting_id)
         self.label_group.setText(f"label group {posting.label_group or '–'}")
-        self.title.setText(title_html(posting.title, highlights))
 
 
 class PairView(QWidget):
@@ -152,21 +182,28 @@ class PairView(QWidget):
         self.sims = QLabel()
         self.sims.setTextFormat(Qt.TextFormat.RichText)
         self.conflicts = QLabel(wordWrap=True)
+        self.words = QLabel(wordWrap=True)  # the differing words, in one line
+        self.words.setTextFormat(Qt.TextFormat.RichText)
         sides = QHBoxLayout()
         sides.addWidget(self.left)
         sides.addWidget(self.right)
         layout = QVBoxLayout(self)
         layout.addLayout(sides)
-        for label in (self.status, self.sims, self.conflicts):
+        for label in (self.words, self.status, self.sims, self.conflicts):
             layout.addWidget(label)
 
     def set_pair(self, left: Posting, right: Posting, sims: Mapping[str, float] | None = None,
                  status: str = "", detail: str = "") -> None:
         """Show ``left`` and ``right``; ``sims`` are their similarities by modality, ``status``
         (TP / FP / missed / ...) and ``detail`` (admitted by / reason) the status line."""
-        ha, hb = compare_titles(left.title, right.title)
-        self.left.set_posting(left, ha)
-        self.right.set_posting(right, hb)
+        pa, pb = compare_words(left.title, right.title)
+        large = left.image is None and right.image is None
+        self.left.set_posting(left, pa, large)
+        self.right.set_posting(right, pb, large)
+        wa, wb = differing_words(pa), differing_words(pb)
+        self.words.setText(
+            f"<b>differs:</b> {html.escape(', '.join(wa) or '–')} &nbsp;<i>vs</i>&nbsp; "
+            f"{html.escape(', '.join(wb) or '–')}" if wa or wb else "the titles share every word")
         colour = STATUS_COLOURS.get(status)
         head = (f'<span style="color:{colour.name()}; font-weight:bold">{html.escape(status)}'
                 "</span>" if colour is not None else html.escape(status))

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
-from explorer.core.charts import Curve, SizeTable
+from explorer.core.charts import Curve, SizeTable, param_label
 
 F1_COLOUR = (31, 119, 180)
 PRECISION_COLOUR = (44, 160, 44)
@@ -119,7 +119,9 @@ class ThresholdPlot(_PlotHolder):
         for key, item in self.curves.items():
             item.setData(x, np.asarray(getattr(curve, key), np.float64))
         self.best_marker.setData([curve.best], [curve.best_f1])
-        self.plot_item.getAxis("bottom").setLabel(curve.param, **LABEL_STYLE)
+        # the parameter in words ("INB iteration 2 threshold"), not its name (inb2.threshold)
+        self.plot_item.getAxis("bottom").setLabel(curve.label or param_label(curve.param),
+                                                  **LABEL_STYLE)
         lo, hi = float(x.min()), float(x.max())
         self.line.setBounds((lo, hi))
         self.plot_item.setXRange(lo, hi, padding=0.02)

@@ -10,9 +10,20 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QBrush, QColor
 
 from explorer.core.queries import COLUMNS, QueryTable, visible_rows
+from explorer.gui.frame_model import text_tooltip
 
 HEADERS = {"posting_id": "posting id", "title": "title", "group_size": "group",
            "precision": "P", "recall": "R", "f1": "F1", "delta_f1": "ΔF1"}
+HEADER_TIPS = {
+    "posting_id": "The posting's id in the table.",
+    "title": "The title as read (decoded); its tooltip shows it as stored when that differs.",
+    "group_size": "True group size: the postings of this label group, this one included.",
+    "precision": "Precision: the share of the predicted matches (the posting itself "
+                 "included) that are true.",
+    "recall": "Recall: the share of the true group that is predicted.",
+    "f1": "F1 of this posting's predictions (the mean over postings is the score).",
+    "delta_f1": "ΔF1: the change of this posting's F1 against the pinned baseline.",
+}
 ROW_ROLE = Qt.ItemDataRole.UserRole + 1  # scope-local row of the posting
 NUMERIC = {"precision", "recall", "f1", "delta_f1"}
 GOOD, BAD = QColor(20, 130, 60), QColor(190, 40, 40)
@@ -78,9 +89,12 @@ class QueryModel(QAbstractTableModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if (orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole
-                and 0 <= section < len(self._columns)):
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self._columns):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return HEADERS[self._columns[section]]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS[self._columns[section]]
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -101,7 +115,8 @@ class QueryModel(QAbstractTableModel):
                 return f"{value:.3f}"
             return str(value) if col != "group_size" else int(value)
         if role == Qt.ItemDataRole.ToolTipRole and col == "title":
-            return str(value)
+            raw = self._table.title_raw
+            return text_tooltip(str(value), None if raw is None else str(raw[row]))
         if role == Qt.ItemDataRole.TextAlignmentRole and (col in NUMERIC or col == "group_size"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and not unjudged:

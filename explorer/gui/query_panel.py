@@ -1,5 +1,6 @@
-"""The current query: its picture (or a title card when the bundle has none), title, id,
-label, group size and its precision / recall / F1 under the current settings."""
+"""The current query: its picture (or a title card when the bundle has none), title (as
+read; the stored one in its tooltip when that differs), id, label, group size and its
+precision / recall / F1 under the current settings."""
 
 from __future__ import annotations
 
@@ -48,14 +49,19 @@ class QueryPanel(QWidget):
         self.image.setPixmap(QPixmap())
         self.image.setText("")
         self.title.setText("<i>no query selected</i>")
+        self.title.setToolTip("")
         self.details.clear()
         self.scores.clear()
 
     def set_query(self, global_row: int, posting_id: str, title: str, label: str,
                   group_size: int, scores: tuple[float, float, float] | None,
-                  n_pred: int) -> None:
+                  n_pred: int, title_raw: str | None = None) -> None:
+        """``title`` as read (decoded: explorer.core.titles); ``title_raw`` as stored,
+        shown in the title's tooltip when it differs."""
         self._global = global_row
         self.title.setText(f"<b>{html.escape(title)}</b>")
+        self.title.setToolTip(f"<i>stored as:</i> {html.escape(title_raw)}"
+                              if title_raw and title_raw != title else "")
         self.details.setText(f"{html.escape(posting_id)} &nbsp;·&nbsp; label "
                              f"{html.escape(label or '–')} &nbsp;·&nbsp; group of {group_size}"
                              f" &nbsp;·&nbsp; {n_pred} predicted")

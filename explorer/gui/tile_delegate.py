@@ -27,7 +27,7 @@ class TileRole(IntEnum):
     """Custom item-data roles of a neighbour tile."""
 
     Status = Qt.ItemDataRole.UserRole.value + 1  # "query" / "TP" / "FP" / "missed" / "near miss"
-    Title = Status + 1
+    Title = Status + 1        # as read (decoded: explorer.core.titles)
     PostingId = Status + 2
     Score = Status + 3        # float, NaN when the pair was never scored
     AdmittedBy = Status + 4   # "" unless predicted
@@ -36,6 +36,7 @@ class TileRole(IntEnum):
     Sims = Status + 7         # mapping modality -> similarity to the query (NaN: none)
     GlobalRow = Status + 8    # row in the bundle
     ScopeRow = Status + 9     # row in the engine's scope (explain_query's "row")
+    TitleRaw = Status + 10    # the title as stored in the table
 
 
 STATUS_COLOURS: dict[str, QColor] = {
