@@ -131,3 +131,36 @@ def test_thumbnails_round_trip(files: dict[str, Path], tmp_path: Path) -> None:
             assert img.format == "JPEG" and img.mode == "RGB"
             sizes.append(img.size)
     assert sizes == [(192, 64), None, None, (100, 50), None, (20, 20)]
+
+
+def test_image_paths_stay_inside_the_folder(tmp_path: Path) -> None:
+    from precompute.images import image_paths
+
+    root = tmp_path / "images"
+    (root / "sub").mkdir(parents=True)
+    noise(8, 8).save(root / "a.png")
+    outside = tmp_path / "secret.png"
+    noise(8, 8, 1).save(outside)
+    (root / "out.png").symlink_to(outside)
+    (root / "sub" / "in.png").symlink_to(root / "a.png")
+    (root / "loop.png").symlink_to(root / "loop.png")
+    names = ["a.png", "sub/in.png", "sub/../a.png", "missing.png", "../secret.png",
+             str(outside), "out.png", "", "loop.png", "a\x00.png", None]
+    got = image_paths(root, names)
+    real = root.resolve()
+    assert got.paths[:4] == [real / "a.png", real / "a.png", real / "a.png",
+                             real / "missing.png"]  # a missing file is the reader's skip
+    assert got.paths[4:] == [None] * 7
+    assert sorted(got.rejected) == list(range(4, 11))
+    assert all("outside" in got.rejected[r] for r in (4, 5, 6))
+
+
+def test_load_stored_keeps_the_file_as_stored_and_skips_bombs(tmp_path: Path) -> None:
+    from precompute.images import load_stored
+
+    (tmp_path / "bomb.png").write_bytes(png_header(100_000, 100_000))
+    img, why = load_stored(tmp_path / "bomb.png")
+    assert img is None and why.startswith("too large")
+    Image.new("L", (4, 4), 77).save(tmp_path / "grey.png")
+    img, why = load_stored(tmp_path / "grey.png")
+    assert why is None and img.mode == "L" and img.getpixel((0, 0)) == 77  # not made RGB
