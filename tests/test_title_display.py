@@ -112,3 +112,14 @@ def test_confused_groups_export_carries_both_titles(escaped):
     assert len(table)
     check_titles(table, snap)
     assert list(table.columns[-2:]) == ["title_raw", "neighbour_title_raw"]
+
+
+@pytest.mark.parametrize("mode", ["sum", "prob"])
+def test_tiles_name_a_fusion_in_words(escaped, mode):
+    snap, rows = escaped
+    engine = snap.engine
+    weights = (0.5, 0.25) if mode == "sum" else None
+    ev = engine.evaluate(MatchConfig(mode, ("tfidf", "phash"), (0.3,), weights=weights))
+    frame = explain_query(engine, ev, rows[1])
+    admitted = set(frame["admitted_by"][frame["status"].isin(["TP", "FP"])])
+    assert admitted == {f"{mode} fusion"}

@@ -31,8 +31,8 @@ def _admitted_by(ev: Evaluation, q: int, cols: np.ndarray) -> list[str]:
             out.append("union: " + "+".join(sides))
         elif cfg.mode == "single":
             out.append(cfg.modalities[0])
-        else:
-            out.append(cfg.label)
+        else:  # "sum fusion", not the settings' "sum:tfidf,phash:0.5,0.25"
+            out.append(f"{cfg.mode} fusion")
     return out
 
 
