@@ -5,7 +5,6 @@ names the field; configurations at the edges of the ranges still evaluate."""
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
@@ -155,13 +154,13 @@ def test_settings_json_with_a_bad_number_is_refused(literal, where, field):
     with pytest.raises(ConfigError) as err:
         MatchConfig.from_dict(data)
     msg = str(err.value)
-    assert msg.startswith(f"settings: {field}: ") and "\n" not in msg
+    assert msg.startswith(f"{field}: ") and "\n" not in msg
 
 
 @pytest.mark.parametrize("flag", ["units", "inb_exact"])
 @pytest.mark.parametrize("literal", ['"false"', '"true"', "0", "1", "null"])
 def test_settings_flags_must_be_json_booleans(flag, literal):
-    with pytest.raises(ConfigError, match=f"^settings: {flag}: "):
+    with pytest.raises(ConfigError, match=f"^{flag}: "):
         MatchConfig.from_dict(_settings(**{flag: json.loads(literal)}))
 
 
@@ -173,12 +172,14 @@ def test_settings_flags_must_be_json_booleans(flag, literal):
     ({"mode": "tfidf", "thresholds": [0.5], "inb": [0.5]}, "INB iteration 1"),
     ({"mode": "tfidf", "thresholds": [0.5], "inb": {"threshold": 0.5}}, "inb"),
     ({"mode": "sum:tfidf,phash:nan,1", "thresholds": [0.5]}, "weight of tfidf"),
-    ([0.5], "settings"),
+    ([0.5], "a configuration is a JSON object"),
+    ({"mode": "tfidf", "thresholds": ["x" * 10_000]}, "threshold: 'xxx"),
 ])
 def test_malformed_settings_are_one_line_config_errors(data, match):
-    with pytest.raises(ConfigError, match=re.escape(match)) as err:
+    with pytest.raises(ConfigError) as err:
         MatchConfig.from_dict(data)
-    assert str(err.value).startswith("settings: ") and "\n" not in str(err.value)
+    msg = str(err.value)
+    assert msg.startswith(match) and "\n" not in msg and len(msg) < 200
 
 
 # ------------------------------------------------------------ the edges still evaluate

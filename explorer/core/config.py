@@ -62,7 +62,7 @@ class MatchConfig:
     def __post_init__(self) -> None:
         self._check_values()
         if self.mode not in MODES:
-            raise ConfigError(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
+            raise ConfigError(f"mode {_show(self.mode)}: expected one of {', '.join(MODES)}")
         n = len(self.modalities)
         if self.mode == "single" and n != 1:
             raise ConfigError("a single-modality mode names exactly one modality")
@@ -92,10 +92,10 @@ class MatchConfig:
         """Refuse NaN, infinities, out-of-range numbers and non-numbers (a bool is an int
         in Python, a string is not a number); store every number as a Python float."""
         if not isinstance(self.mode, str):
-            raise ConfigError(f"mode: {self.mode!r} is not a name")
+            raise ConfigError(f"mode: {_show(self.mode)} is not a name")
         mods = _sequence(self.modalities, "modalities")
         if not all(isinstance(m, str) and m for m in mods):
-            raise ConfigError(f"modalities: {mods!r} are not all names")
+            raise ConfigError(f"modalities: {_show(mods)} are not all names")
         union = self.mode == "union" and len(mods) > 1
 
         def names(kind: str, values: tuple) -> list[str]:
@@ -121,7 +121,7 @@ class MatchConfig:
         stages = []
         for k, st in enumerate(_sequence(self.inb, "INB")):
             if not isinstance(st, InbStage):
-                raise ConfigError(f"INB iteration {k + 1}: {st!r} is not an INB stage")
+                raise ConfigError(f"INB iteration {k + 1}: {_show(st)} is not an INB stage")
             t = _number(st.threshold, f"INB iteration {k + 1} threshold", lo, hi)
             m2 = None if st.min2 is None else _number(
                 st.min2, f"INB iteration {k + 1} Min2 threshold", lo, hi)
@@ -165,42 +165,46 @@ class MatchConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MatchConfig:
         """A configuration from JSON (`to_dict`'s shape). Types are checked, not coerced:
-        "0.5", true, "false" or NaN where a number or a boolean belongs are refused."""
-        try:
-            if not isinstance(data, dict):
-                raise ConfigError(f"{data!r} is not an object")
-            if not isinstance(data.get("mode"), str):
-                raise ConfigError(f"mode: {data.get('mode')!r} is not a mode name")
-            mode, mods, weights = parse_mode(data["mode"])
-            if "thresholds" not in data:
-                raise ConfigError("thresholds: missing")
-            min2 = data.get("min2")
-            inb = _sequence(data.get("inb", []), "inb")
-            stages = []
-            for k, st in enumerate(inb):
-                if not isinstance(st, dict) or "threshold" not in st:
-                    raise ConfigError(f"INB iteration {k + 1}: {st!r} has no threshold")
-                t = st["threshold"]
-                m2 = st.get("min2")
-                # InbStage holds what it is given; MatchConfig checks the numbers
-                stages.append(InbStage(t, m2))
-            return cls(
-                mode=mode, modalities=mods, weights=weights,
-                thresholds=_sequence(data["thresholds"], "thresholds"),
-                min2=None if min2 is None else _sequence(min2, "min2"),
-                inb=tuple(stages), inb_exact=data.get("inb_exact", False),
-                units=data.get("units", False),
-            )
-        except ConfigError as exc:
-            raise ConfigError(f"settings: {exc}") from None
+        "0.5", true, "false" or NaN where a number or a boolean belongs are refused with
+        a ConfigError naming the field (callers add the file)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a configuration is a JSON object, not {_show(data)}")
+        if not isinstance(data.get("mode"), str):
+            raise ConfigError(f"mode: {_show(data.get('mode'))} is not a mode name")
+        mode, mods, weights = parse_mode(data["mode"])
+        if "thresholds" not in data:
+            raise ConfigError("thresholds: missing")
+        min2 = data.get("min2")
+        inb = _sequence(data.get("inb", []), "inb")
+        stages = []
+        for k, st in enumerate(inb):
+            if not isinstance(st, dict) or "threshold" not in st:
+                raise ConfigError(f"INB iteration {k + 1}: {_show(st)} has no threshold")
+            t = st["threshold"]
+            m2 = st.get("min2")
+            # InbStage holds what it is given; MatchConfig checks the numbers
+            stages.append(InbStage(t, m2))
+        return cls(
+            mode=mode, modalities=mods, weights=weights,
+            thresholds=_sequence(data["thresholds"], "thresholds"),
+            min2=None if min2 is None else _sequence(min2, "min2"),
+            inb=tuple(stages), inb_exact=data.get("inb_exact", False),
+            units=data.get("units", False),
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
 
+def _show(value: Any, limit: int = 40) -> str:
+    """A value for a one-line message: its repr, cut short."""
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _sequence(values: Any, what: str) -> tuple:
     if isinstance(values, (str, bytes)) or not isinstance(values, (tuple, list)):
-        raise ConfigError(f"{what}: {values!r} is not a list")
+        raise ConfigError(f"{what}: {_show(values)} is not a list")
     return tuple(values)
 
 
@@ -208,7 +212,7 @@ def _number(value: Any, what: str, lo: float, hi: float) -> float:
     """`value` as a float in [lo, hi], else a ConfigError naming `what`."""
     span = f"a number in [{lo:g}, {hi:g}]"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{what}: {value!r} is not {span}")
+        raise ConfigError(f"{what}: {_show(value)} is not {span}")
     x = float(value)
     if math.isnan(x) or not lo <= x <= hi:  # NaN compares false: the test spells it out
         raise ConfigError(f"{what}: {x:g} is not {span}")
@@ -217,7 +221,7 @@ def _number(value: Any, what: str, lo: float, hi: float) -> float:
 
 def _flag(value: Any, what: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise ConfigError(f"{what}: {value!r} is not true or false")
+        raise ConfigError(f"{what}: {_show(value)} is not true or false")
     return bool(value)
 
 
@@ -226,21 +230,21 @@ def parse_mode(text: str) -> tuple[str, tuple[str, ...], tuple[float, ...] | Non
     parts = text.strip().split(":")
     if len(parts) == 1:
         if not parts[0] or "," in parts[0]:
-            raise ConfigError(f"mode {text!r}: name one modality, or a fusion like sum:A,B")
+            raise ConfigError(f"mode {_show(text)}: name one modality, or a fusion like sum:A,B")
         return "single", (parts[0],), None
     mode, names = parts[0], tuple(p.strip() for p in parts[1].split(",") if p.strip())
     if mode not in MODES[1:]:
-        raise ConfigError(f"mode {text!r}: fusion must be union, sum or prob")
+        raise ConfigError(f"mode {_show(text)}: fusion must be union, sum or prob")
     weights = None
     if len(parts) == 3:
         if mode != "sum":
-            raise ConfigError(f"mode {text!r}: only sum takes weights")
+            raise ConfigError(f"mode {_show(text)}: only sum takes weights")
         try:
             weights = tuple(float(w) for w in parts[2].split(","))
         except ValueError:
-            raise ConfigError(f"mode {text!r}: weights must be numbers") from None
+            raise ConfigError(f"mode {_show(text)}: weights must be numbers") from None
         if len(weights) != len(names):
-            raise ConfigError(f"mode {text!r}: one weight per modality")
+            raise ConfigError(f"mode {_show(text)}: one weight per modality")
     elif len(parts) > 3:
-        raise ConfigError(f"mode {text!r}: too many ':'")
+        raise ConfigError(f"mode {_show(text)}: too many ':'")
     return mode, names, weights
