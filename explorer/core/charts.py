@@ -12,6 +12,7 @@ from explorer.core.config import MatchConfig
 from explorer.core.engine import Engine, require_labels
 from explorer.core.evaluate import last_threshold_param
 from explorer.core.sweep import parse_param, sweep
+from explorer.core.wording import param_label
 
 GRID_STEP = 0.01
 
@@ -46,33 +47,6 @@ class Curve:
         f1, p, r = (float(np.interp(value, self.values, y))
                     for y in (self.f1, self.precision, self.recall))
         return f1, p, r
-
-
-_MODE_WORDS = {"sum": "sum fusion", "prob": "prob fusion", "union": "union"}
-
-
-def param_label(param: str, cfg: MatchConfig | None = None) -> str:
-    """A sweep parameter (see `explorer.core.sweep.parse_param`) in words, for a person:
-    "inb2.threshold" -> "INB iteration 2 threshold", "min2" -> "Min2 threshold",
-    "threshold:tfidf" -> "tfidf threshold". With `cfg` a plain "threshold" or "min2" names
-    what it thresholds ("tfidf threshold", "sum fusion threshold"). A name this does not
-    know comes back as it is."""
-    head, dot, rest = param.partition(".")
-    stage = None
-    if dot and head.startswith("inb") and head[3:].isdigit():
-        stage, param = int(head[3:]), rest
-    name, _, modality = param.partition(":")
-    what = {"threshold": "threshold", "min2": "Min2 threshold"}.get(name)
-    if what is None or (stage is not None and modality):
-        return f"{head}{dot}{param}" if stage is not None else param
-    if stage is not None:
-        return f"INB iteration {stage} {what}"
-    if modality:
-        return f"{modality} {what}"
-    if cfg is None:
-        return what
-    subject = cfg.modalities[0] if cfg.mode == "single" else _MODE_WORDS[cfg.mode]
-    return f"{subject} {what}"
 
 
 def param_value(cfg: MatchConfig, param: str) -> float:

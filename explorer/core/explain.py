@@ -11,6 +11,7 @@ import pandas as pd
 
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.titles import decoded_titles, raw_titles
+from explorer.core.wording import mode_words
 
 
 def _admitted_by(ev: Evaluation, q: int, cols: np.ndarray) -> list[str]:
@@ -32,7 +33,7 @@ def _admitted_by(ev: Evaluation, q: int, cols: np.ndarray) -> list[str]:
         elif cfg.mode == "single":
             out.append(cfg.modalities[0])
         else:  # "sum fusion", not the settings' "sum:tfidf,phash:0.5,0.25"
-            out.append(f"{cfg.mode} fusion")
+            out.append(mode_words(cfg))
     return out
 
 
