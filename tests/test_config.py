@@ -61,6 +61,11 @@ def test_bad_threshold_is_refused_naming_the_field(position, bad):
     assert "[-1, 1]" in msg
 
 
+def test_a_value_just_outside_the_range_is_shown_exactly():
+    with pytest.raises(ConfigError, match=r"^threshold: 1\.0000001 is not a number in"):
+        MatchConfig("single", ("tfidf",), (1.0000001,))
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), 1e9, 1001.0,
                                  -0.1, True, "0.5", None])
 def test_bad_weight_is_refused_naming_the_modality(bad):

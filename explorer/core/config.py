@@ -214,8 +214,8 @@ def _number(value: Any, what: str, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigError(f"{what}: {_show(value)} is not {span}")
     x = float(value)
-    if math.isnan(x) or not lo <= x <= hi:  # NaN compares false: the test spells it out
-        raise ConfigError(f"{what}: {x:g} is not {span}")
+    if math.isnan(x) or not lo <= x <= hi:  # (NaN fails both comparisons anyway)
+        raise ConfigError(f"{what}: {x!r} is not {span}")  # repr: 1.0000001, not 1
     return x
 
 
