@@ -413,11 +413,11 @@ def test_writer_refuses_existing_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.bundle"]
 
 
-def test_writer_overwrite_replaces(tmp_path):
+def test_writer_overwrite_replaces(tmp_path, tiny_bundle):
     out = tmp_path / "b.bundle"
     out.mkdir()
     (out / "keep.txt").write_text("old", encoding="utf-8")
-    (out / MANIFEST).write_text(json.dumps(_tiny_manifest().to_json()), encoding="utf-8")
+    shutil.copy(tiny_bundle / MANIFEST, out / MANIFEST)  # a bundle: only that is replaced
     with BundleWriter(out, overwrite=True) as w:
         w.save_array("x.npy", np.arange(4))
         assert (out / "keep.txt").exists()  # the old bundle stays until the commit
