@@ -73,7 +73,7 @@ def _config(args: argparse.Namespace, bundle: Bundle,
         thresholds, fixed = tuple(args.threshold), fixed | {"threshold"}
     min2 = None
     if args.min2 is not None:
-        min2 = tuple(t - 0.1 for t in thresholds)
+        min2 = tuple(max(t - 0.1, -1.0) for t in thresholds)  # inside [-1, 1]
         if args.min2:
             min2, fixed = tuple(args.min2), fixed | {"min2"}
     depth = args.inb or 0

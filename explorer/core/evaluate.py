@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from explorer.core.bundle import Bundle
-from explorer.core.config import ConfigError, MatchConfig
+from explorer.core.config import THRESHOLD_RANGE, ConfigError, MatchConfig
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.sweep import sweep, with_param
 from explorer.core.tune import best, tune
@@ -60,7 +60,8 @@ def time_engine(engine: Engine, cfg: MatchConfig) -> dict[str, float | None]:
     t0 = _last_threshold(cfg)
     engine.evaluate(cfg)  # stage computed and cached, as after the first slider move
     times = []
-    for v in np.linspace(t0 - 0.05, t0 + 0.05, RECOMPUTES):
+    lo, hi = THRESHOLD_RANGE  # a threshold at an end of its range moves inwards only
+    for v in np.linspace(max(t0 - 0.05, lo), min(t0 + 0.05, hi), RECOMPUTES):
         start = time.perf_counter()
         ev = engine.evaluate(with_param(cfg, param, float(v)))
         _ = ev.metrics

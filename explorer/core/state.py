@@ -73,12 +73,14 @@ def parse_settings(data: Any, where: str) -> SettingsDoc:
         raise ConfigError(f"{where}: 'pinned' must be a configuration object or null")
     if scope is not None and not isinstance(scope, str):
         raise ConfigError(f"{where}: 'scope' must be a string or null")
-    try:
-        return SettingsDoc(MatchConfig.from_dict(config), scope,
-                           MatchConfig.from_dict(pinned) if pinned else None,
-                           bundle if isinstance(bundle, str) else None)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    parsed = {}
+    for name, value in (("config", config), ("pinned", pinned)):
+        try:
+            parsed[name] = MatchConfig.from_dict(value) if value else None
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {name}: {exc}") from None
+    return SettingsDoc(parsed["config"], scope, parsed["pinned"],
+                       bundle if isinstance(bundle, str) else None)
 
 
 def read_settings(path: str | Path) -> SettingsDoc:
