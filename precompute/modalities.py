@@ -4,6 +4,7 @@ scope there), and describes itself for the manifest (`modality`)."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,8 +216,9 @@ def parse_fuse(text: str, dense: dict[str, DenseBuilder]) -> FusedBuilder:
         w = tuple(float(x) for x in weights.split(",")) if weights else (1.0,) * len(parts)
     except ValueError:
         raise InputError(f"--fuse {text!r}: weights must be numbers") from None
-    if len(w) != len(parts) or min(w) < 0 or sum(w) <= 0:
-        raise InputError(f"--fuse {text!r}: one non-negative weight per modality, not all 0")
+    if (len(w) != len(parts) or not all(math.isfinite(x) and 0 <= x <= 1000 for x in w)
+            or sum(w) <= 0):  # NaN passes both `< 0` and `<= 0`
+        raise InputError(f"--fuse {text!r}: one weight in [0, 1000] per modality, not all 0")
     kinds = {dense[p].kind for p in parts}
     return FusedBuilder(name="+".join(parts), kind=kinds.pop() if len(kinds) == 1 else "fused",
                         encoder="fused", model=text, parts=tuple(dense[p] for p in parts),

@@ -318,6 +318,21 @@ def test_unreadable_images_are_skipped_and_recorded(tmp_path, out_dir):
             assert pair.any()
         assert np.isneginf(sims[pair]).all()
         assert np.isfinite(sims[(cand >= 0) & ~with_bad]).all()
+    # and through INB (re-scored or re-searched) they stay nobody's match, even at the
+    # loosest threshold: the engine's embedding spaces honour `present` too
+    from explorer.core.config import InbStage, MatchConfig
+    from explorer.core.engine import Engine
+
+    engine = Engine(b, "all")
+    for exact in (False, True):
+        cfg = MatchConfig("single", ("phash",), (-1.0,), inb=(InbStage(-1.0),),
+                          inb_exact=exact)
+        ev = engine.evaluate(cfg)
+        q, c = np.nonzero(ev.pred)
+        nb = ev.stage.cand[q, c]
+        pairs = {(int(a), int(z)) for a, z in zip(q, nb, strict=True) if a != z}
+        assert pairs, "the loosest threshold matches the present rows with each other"
+        assert not {p for p in pairs if bad & set(p)}, exact
 
 
 # --------------------------------------------------------------------------- command line

@@ -4,6 +4,7 @@ packaged starting weights load into the backbone."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,7 @@ def test_unreadable_images_are_skipped_and_counted(demo, tmp_path):
         if name in bad:
             target.write_bytes(b"not a jpeg")
         else:
-            target.symlink_to(images / name)
+            shutil.copyfile(images / name, target)
     task = _task(csv, broken)
     summary = loop.fit(task, _cfg(tmp_path / "run", validate_untrained=False))
     assert task.skipped_total == 3

@@ -155,13 +155,18 @@ class Engine:
         """The scope's embeddings of one modality, for INB and exact re-search."""
         if name not in self._spaces:
             mod = self.bundle.manifest.modality(name)
+            # rows without an embedding (an image that could not be read) must stay
+            # nobody's neighbour through INB and exact re-search too
+            present = self.bundle.present(name)
+            present = None if present is None else np.asarray(present)[self.rows]
             if mod.storage == "sparse":
                 sp: Space = SparseSpace(self.bundle.sparse(name, self.scope))
             elif mod.storage == "bits":
-                sp = BitSpace(np.asarray(self.bundle.array(mod.files["embeddings"]))[self.rows])
+                sp = BitSpace(np.asarray(self.bundle.array(mod.files["embeddings"]))[self.rows],
+                              present=present)
             else:
                 emb = np.asarray(self.bundle.array(mod.files["embeddings"]))[self.rows]
-                sp = DenseSpace(emb)
+                sp = DenseSpace(emb, present=present)
             self._spaces[name] = sp
         return self._spaces[name]
 
