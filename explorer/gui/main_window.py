@@ -41,6 +41,7 @@ from explorer.core.session import Session, default_scope, tuning_scope
 from explorer.core.state import SettingsDoc, ViewerState
 from explorer.core.sweep import with_param
 from explorer.core.views import ScopeView, scope_view
+from explorer.core.wording import describe_config
 from explorer.gui import menus
 from explorer.gui.cases_panel import CasesPanel
 from explorer.gui.context import AppContext
@@ -288,7 +289,7 @@ class MainWindow(QMainWindow):
 
     def pin(self) -> None:
         self.state.update(pinned=self.config)
-        self.statusBar().showMessage(f"pinned: {self.config.label}", 4000)
+        self.statusBar().showMessage(f"pinned: {describe_config(self.config)}", 4000)
 
     def unpin(self) -> None:
         self.state.update(pinned=None)
@@ -335,7 +336,7 @@ class MainWindow(QMainWindow):
         if snap.config != self.config:  # tuned: show the tuned thresholds
             self._requested = (snap.scope, snap.config, self.pinned)  # computed already
             self.state.update(config=snap.config)
-            self.statusBar().showMessage(f"tuned: {snap.config.label}", 5000)
+            self.statusBar().showMessage(f"tuned: {describe_config(snap.config)}", 5000)
         elif self.statusBar().currentMessage().startswith("tuning"):
             self.statusBar().clearMessage()  # that tuning was superseded
         base = snap.baseline.metrics if snap.baseline is not None else None
@@ -467,7 +468,7 @@ class MainWindow(QMainWindow):
             int(snap.engine.rows[q]), str(t.posting_id[q]), str(t.title[q]), str(t.label[q]),
             int(t.group_size[q]),
             (float(t.f1[q]), float(t.precision[q]), float(t.recall[q])) if labelled else None,
-            int(t.n_pred[q]))
+            int(t.n_pred[q]), title_raw=None if t.title_raw is None else str(t.title_raw[q]))
 
     def _on_explained(self, done: _Explained) -> None:
         if done.view is not self.view or done.query != self.query:
