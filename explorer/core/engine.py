@@ -95,9 +95,12 @@ def label_codes(bundle: Bundle) -> np.ndarray | None:
 
 def quantity_table(bundle: Bundle):
     if "quantities" not in bundle.derived:
+        from explorer.core.titles import decoded_titles
         from explorer.core.units import QuantityTable
 
-        titles = bundle.items["title"].fillna("").astype(str).tolist()
+        # the titles as shown (escapes and entities decoded), so the filter and the pair
+        # view's "different amounts" read the same amounts
+        titles = decoded_titles(bundle).tolist()
         bundle.derived["quantities"] = QuantityTable.from_titles(titles)
     return bundle.derived["quantities"]
 
