@@ -465,13 +465,12 @@ class Bundle:
         _check_shape(sim_where, sim, idx.shape, np.float32)
         sim = np.asarray(sim)
         valid = idx >= 0
-        _check_finite(sim_where, sim, valid)
+        _check_range(sim_where, sim, valid, mod)
         off = np.abs(sim[:, 0] - 1) > SCORE_TOLERANCE
         if off.any():
             b = int(np.flatnonzero(off)[0])
             raise BundleError(f"{sim_where}: row {b}: the query's own similarity is "
                               f"{sim[b, 0]:.6g}, not 1")
-        _check_range(sim_where, sim, valid, mod)
         later = np.where(valid[:, 2:], sim[:, 2:], -np.inf)
         if np.any(later > sim[:, 1:-1] + SCORE_TOLERANCE):
             raise BundleError(f"{sim_where}: similarities are not sorted best first")
@@ -730,12 +729,20 @@ def _score_range(mod: Modality) -> tuple[float, float, str]:
     return -1 - COSINE_TOLERANCE, 1 + COSINE_TOLERANCE, "a cosine"
 
 
-def _check_range(where: Path, sim: np.ndarray, mask: np.ndarray, mod: Modality) -> None:
+def _check_range(where: Path, sim: np.ndarray, mask: np.ndarray, mod: Modality,
+                 allowed: np.ndarray | None = None) -> None:
+    """Similarities of the pairs in `mask` finite and in the modality's range, except -inf
+    where `allowed` holds. Elementwise masks: no copy of the selected values."""
     lo, hi, what = _score_range(mod)
-    bad = mask & ((sim < lo) | (sim > hi))
+    bad = mask & ~((sim >= lo) & (sim <= hi))  # NaN and infinities fail both comparisons
+    if allowed is not None:
+        bad &= ~allowed
     if bad.any():
         b, c = np.argwhere(bad)[0]
-        raise BundleError(f"{where}: row {b}: similarity {sim[b, c]:.6g} out of range "
+        value = sim[b, c]
+        if not np.isfinite(value):
+            raise BundleError(f"{where}: row {b}: contains NaN or infinite values ({value})")
+        raise BundleError(f"{where}: row {b}: similarity {value:.6g} out of range "
                           f"[{lo:.4g}, {hi:.4g}] of {what}")
 
 
@@ -744,29 +751,29 @@ def _check_scores(where: Path, sims: np.ndarray, cand: np.ndarray, valid: np.nda
     """A graph's similarities of real pairs: in range, the query's own 1, and -inf exactly
     where a posting of the pair has no embedding in that modality (an image that could not
     be decoded): a fusion counts -inf as 0, so a finite value there would be used."""
-    vals = sims[valid]
-    if np.isnan(vals).any() or np.isposinf(vals).any():
-        raise BundleError(f"{where}: contains NaN or +infinite values")
     neg = valid & np.isneginf(sims)
     if present is None:
-        absent = np.zeros_like(valid)
+        if neg.any():
+            b = _first(neg.any(axis=1))
+            raise BundleError(f"{where}: row {b}: -inf for a pair whose postings both have "
+                              f"an embedding in {mod.name!r}")
     else:
         absent = valid & (~present[rows][:, None] | ~present[np.maximum(cand, 0)])
         absent[:, 0] = False
-    if (neg & ~absent).any():
-        b = _first((neg & ~absent).any(axis=1))
-        raise BundleError(f"{where}: row {b}: -inf for a pair whose postings both have an "
-                          f"embedding in {mod.name!r}")
-    if (absent & ~neg).any():
-        b = _first((absent & ~neg).any(axis=1))
-        raise BundleError(f"{where}: row {b}: a finite similarity for a posting without an "
-                          f"embedding in {mod.name!r} (must be -inf)")
+        if (neg & ~absent).any():
+            b = _first((neg & ~absent).any(axis=1))
+            raise BundleError(f"{where}: row {b}: -inf for a pair whose postings both have "
+                              f"an embedding in {mod.name!r}")
+        if (absent & ~neg).any():
+            b = _first((absent & ~neg).any(axis=1))
+            raise BundleError(f"{where}: row {b}: a finite similarity for a posting without "
+                              f"an embedding in {mod.name!r} (must be -inf)")
+    _check_range(where, sims, valid, mod, allowed=neg)
     low = sims[:, 0] < 1 - SCORE_TOLERANCE
     if low.any():
         b = _first(low)
         raise BundleError(f"{where}: row {b}: the query's own similarity is "
                           f"{sims[b, 0]:.6g}, not 1")
-    _check_range(where, sims, valid & ~neg, mod)
 
 
 def _check_finite(where: Path, arr: np.ndarray, mask: np.ndarray | None) -> None:
@@ -785,7 +792,7 @@ def _check_index_array(where: Path, idx: np.ndarray, rows: np.ndarray, inside: n
     if idx.min(initial=0) < -1 or idx.max(initial=0) >= n_items:
         raise BundleError(f"{where}: neighbour index out of range 0..{n_items - 1}")
     valid = idx >= 0
-    if not inside[idx[valid]].all():
+    if not inside.all() and not (inside[np.maximum(idx, 0)] | ~valid).all():
         raise BundleError(f"{where}: neighbour outside its scope")
     if idx.shape[1] == 0 or not np.array_equal(idx[:, 0], rows):
         raise BundleError(f"{where}: the first neighbour of each query must be the query")
