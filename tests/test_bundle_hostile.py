@@ -540,6 +540,50 @@ def test_column_twice_in_a_tfidf_row_is_refused(copy):
     assert "fold1.indices.npy" in msg and f"row {r}" in msg, msg
 
 
+def _edit(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def damage(root: Path) -> None:
+        data = read_manifest(root)
+        change(data)
+        write_manifest(root, data)
+    return damage
+
+
+def _tfidf(data: dict) -> dict:
+    return next(m for m in data["modalities"] if m["name"] == "tfidf")
+
+
+MANIFEST_CASES = {
+    # id: (change, substrings of the message); each one opened or crashed before
+    "n-items-string": (lambda d: d.update(n_items=str(d["n_items"])), ["n_items", "integer"]),
+    "n-items-float": (lambda d: d.update(n_items=float(d["n_items"])), ["n_items", "integer"]),
+    "has-labels-string": (lambda d: d["dataset"].update(has_labels="false"),
+                          ["dataset.has_labels", "true or false"]),
+    "scope-not-a-string": (lambda d: d["scopes"].append(0), ["scopes[6]", "string"]),
+    "graph-not-an-object": (lambda d: d["graphs"].update(fold0="x"),
+                            ["graphs.fold0", "object"]),
+    "knn-file-a-number": (lambda d: _tfidf(d)["files"]["knn"]["fold1"].update(idx=3),
+                          ["modalities[0].files.knn.fold1.idx", "file name"]),
+    "csr-entry-a-list": (lambda d: _tfidf(d)["files"]["embeddings"].update(fold2=[]),
+                         ["modalities[0].files.embeddings.fold2", "object"]),
+    "dim-a-string": (lambda d: _tfidf(d).update(dim="64"), ["modalities[0].dim", "integer"]),
+    "params-a-list": (lambda d: _tfidf(d).update(params=[1]),
+                      ["modalities[0].params", "object"]),
+    "name-with-a-newline": (lambda d: _tfidf(d).update(name="tf\nidf"),
+                            ["modalities[0].name", "not a modality name"]),
+    "thumbnails-null": (lambda d: d.update(thumbnails=None), ["thumbnails", "object"]),
+}
+
+
+@pytest.mark.parametrize("case", list(MANIFEST_CASES))
+def test_mistyped_manifest_field_is_refused_naming_it(copy, case):
+    change, expected = MANIFEST_CASES[case]
+    _edit(change)(copy)
+    msg = refused(copy)
+    assert "manifest.json" in msg
+    for part in expected:
+        assert part in msg, (part, msg)
+
+
 def _paths(node: Any, path: tuple = ()) -> Iterator[tuple]:
     """Every key path of a JSON value (not the root)."""
     if path:
