@@ -49,6 +49,9 @@ def read_dataset(path: str | Path) -> Dataset:
     """Read and validate a Shopee-format CSV. Titles may be empty; image_phash and
     label_group may be absent (phash is then computed from images; no labels = test set)."""
     path = Path(path)
+    if not path.is_file():  # a FIFO or a device would block the read, a folder mislead
+        what = "does not exist" if not path.exists() else "is not a regular file"
+        raise InputError(f"{path}: {what}")
     try:
         raw = path.read_bytes()
     except OSError as exc:

@@ -327,3 +327,40 @@ def test_a_refused_build_leaves_no_folder_it_made(csv, tmp_path):
         build(BuildOptions(csv=bad, out=out, progress=False))
     assert not (tmp_path / "new").exists()
     assert os.listdir(tmp_path) == ["data"]
+
+
+def test_inputs_that_are_not_regular_files_never_block(tmp_path):
+    """A FIFO as --csv, or as the marker of a temporary folder, is refused or ignored at
+    once instead of blocking the read (the loader's rule, applied to precompute's reads)."""
+    import os
+
+    from explorer.core.build_target import MARKER, read_marker
+    from precompute.dataset import read_dataset
+    from precompute.errors import InputError
+
+    import threading
+
+    def within_seconds(fn):
+        """fn's result or exception; a failure (not a hung suite) if it blocks."""
+        out: list = []
+
+        def run():
+            try:
+                out.append(fn())
+            except Exception as exc:
+                out.append(exc)
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(20)
+        assert out, "blocked on a FIFO"
+        return out[0]
+
+    fifo = tmp_path / "train.csv"
+    os.mkfifo(fifo)
+    got = within_seconds(lambda: read_dataset(fifo))
+    assert isinstance(got, InputError) and "not a regular file" in str(got)
+    folder = tmp_path / ".x.bundle.abcd"
+    folder.mkdir()
+    os.mkfifo(folder / MARKER)
+    assert within_seconds(lambda: read_marker(folder)) is None

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from explorer.core.bundle import MANIFEST, BundleError, _parse_manifest
+from explorer.core.bundle import MANIFEST, BundleError, read_manifest
 
 MARKER = ".precompute-build"
 LOCK_SUFFIX = ".lock"
@@ -38,7 +38,7 @@ def is_bundle(path: Path) -> bool:
     if path.is_symlink() or not path.is_dir():
         return False
     try:
-        _parse_manifest(path / MANIFEST)
+        read_manifest(path)
     except BundleError:
         return False
     return True
@@ -176,8 +176,11 @@ def make_temporary(out: Path) -> Path:
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
     """The owner record of one of our temporary folders, or None when it is not ours."""
+    marker = folder / MARKER
+    if marker.is_symlink() or not marker.is_file():  # a FIFO would block the read
+        return None
     try:
-        record = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        record = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or record.get("program") != "precompute build":
