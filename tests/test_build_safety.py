@@ -333,12 +333,11 @@ def test_inputs_that_are_not_regular_files_never_block(tmp_path):
     """A FIFO as --csv, or as the marker of a temporary folder, is refused or ignored at
     once instead of blocking the read (the loader's rule, applied to precompute's reads)."""
     import os
+    import threading
 
     from explorer.core.build_target import MARKER, read_marker
     from precompute.dataset import read_dataset
     from precompute.errors import InputError
-
-    import threading
 
     def within_seconds(fn):
         """fn's result or exception; a failure (not a hung suite) if it blocks."""
