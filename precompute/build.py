@@ -15,7 +15,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from explorer.core import bundle as B
-from explorer.core import bundle_writer as W
+from explorer.core.bundle import writer as W
 from explorer.core.faiss_search import gpu_count
 from explorer.core.graph import build_graph, to_global
 from precompute.dataset import Dataset, read_dataset

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from explorer.core.build_target import check_target
 from explorer.core.bundle import BundleError
+from explorer.core.bundle.target import check_target
 from precompute.build import BuildOptions, build
 from precompute.errors import InputError
 

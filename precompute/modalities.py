@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from explorer.core import bundle as B
-from explorer.core import bundle_writer as W
+from explorer.core.bundle import writer as W
 from explorer.core.spaces import BitSpace, DenseSpace, Space, SparseSpace
 from precompute import tfidf
 from precompute.errors import InputError

@@ -335,7 +335,7 @@ def test_inputs_that_are_not_regular_files_never_block(tmp_path):
     import os
     import threading
 
-    from explorer.core.build_target import MARKER, read_marker
+    from explorer.core.bundle.target import MARKER, read_marker
     from precompute.dataset import read_dataset
     from precompute.errors import InputError
 

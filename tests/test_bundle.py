@@ -25,7 +25,7 @@ from explorer.core.bundle import (
     BundleError,
     Manifest,
 )
-from explorer.core.bundle_writer import BundleWriter
+from explorer.core.bundle.writer import BundleWriter
 from precompute.build import BuildOptions, build
 from precompute.errors import InputError
 

@@ -343,7 +343,7 @@ def inb_bundle(tmp_path_factory):
     import pandas as pd
 
     from explorer.core.bundle import SCHEMA_VERSION, Manifest, Modality
-    from explorer.core.bundle_writer import BundleWriter, graph_paths, knn_paths
+    from explorer.core.bundle.writer import BundleWriter, graph_paths, knn_paths
 
     labels, img, txt = _inb_data()
     n = len(labels)

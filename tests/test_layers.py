@@ -109,7 +109,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-@pytest.mark.parametrize("package", ["explorer.gui", "explorer.core"])
+@pytest.mark.parametrize("package", ["explorer.gui", "explorer.core", "explorer.core.bundle"])
 def test_no_import_cycles(package):
     """The app, the main window and the menus once imported each other (inside
     functions, to dodge the cycle); an application context passed in removes the need."""

@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from explorer.core.bundle import MANIFEST, BundleError, read_manifest
+from explorer.core.bundle.manifest import read_manifest
+from explorer.core.bundle.schema import MANIFEST, BundleError
 
 MARKER = ".precompute-build"
 LOCK_SUFFIX = ".lock"

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from explorer.core import build_target as T
-from explorer.core.bundle import ITEM_COLUMNS, ITEMS, MANIFEST, Manifest
+from explorer.core.bundle import target as T
+from explorer.core.bundle.schema import ITEM_COLUMNS, ITEMS, MANIFEST, Manifest
 
 
 class BundleWriter:
@@ -26,7 +26,7 @@ class BundleWriter:
     is ever replaced (with `overwrite`), never one that holds a `protect`ed input, and
     that is checked again at the commit, for whatever appeared there during the build.
     Temporary folders of builds of the same target that were killed are removed first
-    (see explorer.core.build_target)."""
+    (see explorer.core.bundle.target)."""
 
     def __init__(self, out: str | os.PathLike[str], *, overwrite: bool = False,
                  protect: Sequence[str | os.PathLike[str]] = ()) -> None:
