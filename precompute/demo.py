@@ -57,7 +57,7 @@ def _stamp(path: Path) -> dict | None:
     """The {seed, n_postings} the demo data was generated with, None if not the demo's."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(record, dict) or set(record) != {"seed", "n_postings"}:
         return None

@@ -204,9 +204,14 @@ def transformer_source(name: str) -> str:
     if folder.is_dir():
         modules = folder / "modules.json"
         if modules.is_file():
-            for mod in json.loads(modules.read_text()):
-                if str(mod.get("type", "")).endswith("Transformer"):
-                    return str(folder / mod.get("path", ""))
+            try:
+                listed = json.loads(modules.read_text(encoding="utf-8"))
+                for mod in listed:
+                    if str(mod.get("type", "")).endswith("Transformer"):
+                        return str(folder / mod.get("path", ""))
+            except (OSError, ValueError, RecursionError, TypeError, AttributeError) as exc:
+                raise InputError(f"{modules}: not a sentence-transformers module list "
+                                 f"({one_line(exc)})") from None
         return str(folder)
     if _looks_like_path(name):
         raise InputError(f"{name}: model folder not found")

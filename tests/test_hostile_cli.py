@@ -194,3 +194,11 @@ def test_screenshot_mode_never_opens_a_dialog(tiny_bundle, tmp_path, case):
     assert len(lines) == 1 and lines[0].startswith("explorer: error:"), done.stderr
     assert "Traceback" not in done.stderr
     assert not png.exists()
+
+
+def test_deeply_nested_json_is_one_line(tiny_bundle, tmp_path, capsys):
+    """json's parser recurses: "[[[[..." deeper than its stack was a RecursionError."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000)
+    rc, _, err = run_cli(capsys, "evaluate", str(tiny_bundle), "--settings", str(path))
+    one_line(rc, err, str(path), "nested too deeply")

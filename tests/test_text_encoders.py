@@ -284,3 +284,13 @@ def test_missing_or_broken_folder(tmp_path):
 def test_no_titles(tiny_bert):
     out = te.encode_texts(te.load_text_encoder(str(tiny_bert)), [], progress=False)
     assert out.emb.shape == (0, 32) and not math.isnan(out.info["seconds"])
+
+
+@pytest.mark.parametrize("text", ["[1]", "{not json", "[" * 100_000, '{"a": 1}'])
+def test_a_malformed_module_list_is_one_line(tmp_path, text):
+    from precompute.errors import InputError
+    from precompute.text_encoders import transformer_source
+
+    (tmp_path / "modules.json").write_text(text)
+    with pytest.raises(InputError, match="modules.json"):
+        transformer_source(str(tmp_path))

@@ -100,6 +100,8 @@ def read_settings(path: str | Path) -> SettingsDoc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:  # "[[[[..." nested deeper than the parser's stack
+        raise ConfigError(f"{path}: not a settings document (nested too deeply)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     return parse_settings(data, str(path))

@@ -54,7 +54,7 @@ class AppSettings:
         try:
             doc = parse_settings(json.loads(raw, parse_constant=float), "stored settings")
             doc.check(scopes, modalities, "stored settings")
-        except (ValueError, ConfigError):  # stale or hand-edited: ignored, never trusted
+        except (ValueError, RecursionError, ConfigError):  # stale or hand-edited: ignored
             return None
         return doc if doc.scope is not None else None
 

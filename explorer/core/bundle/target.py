@@ -152,7 +152,7 @@ def _is_our_lock_file(fd: int) -> bool:
         return True
     try:
         record = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(record, dict) and record.get("program") == "precompute build"
 
@@ -161,7 +161,7 @@ def _describe_holder(fd: int) -> str:
     try:
         record = json.loads(_read_fd(fd))
         return f"pid {int(record['pid'])} on {record['host']}"
-    except (ValueError, KeyError, TypeError, OSError):
+    except (ValueError, KeyError, TypeError, OSError, RecursionError):
         return "pid unknown"
 
 
@@ -182,7 +182,7 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
         return None
     try:
         record = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(record, dict) or record.get("program") != "precompute build":
         return None
