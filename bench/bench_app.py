@@ -116,6 +116,33 @@ def move(window: MainWindow, cfg: MatchConfig) -> float:
     return _repainted(window, start)
 
 
+def click_during(window: MainWindow, cfg: MatchConfig, after_ms: int = 300
+                 ) -> tuple[float, float]:
+    """A query click `after_ms` into a slow view computation (a cold INB): ms from the
+    click until the clicked query's grid is on screen, and from the request until the
+    view is. The worker answers the click at the computation's next yield point (between
+    two per-modality steps of an INB stage) instead of after the whole computation."""
+    from PySide6.QtCore import QTimer
+
+    clicked: list[float] = []
+
+    def click() -> None:
+        clicked.append(time.perf_counter())
+        window.step_query(1)
+
+    start = time.perf_counter()
+    window.set_config(cfg)
+    QTimer.singleShot(after_ms, click)
+    while not clicked:
+        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+    if window.query_pending():
+        wait(window, signal=window.queryShown)
+    click_ms = (time.perf_counter() - clicked[0]) * 1e3
+    if window.view.snapshot.config != cfg:
+        wait(window)
+    return click_ms, (time.perf_counter() - start) * 1e3
+
+
 def drag(window: MainWindow, slider_name: str, value: float) -> float:
     """What a user's slider move does: the slider itself emits; ms to repainted metrics."""
     from PySide6.QtWidgets import QWidget
@@ -193,6 +220,11 @@ def run(bundle_path: Path, repeat: int, label: str, scope: str) -> None:
                       inb=(InbStage(0.7), InbStage(0.8)))
     cold = move(window, inb)
     say(f"[{label}] INB 2 first computation -> repainted: {cold:.0f} ms")
+    clicks = [click_during(window, inb.replace(inb=(InbStage(0.7 + d), InbStage(0.8 + d))))
+              for d in (0.01, 0.02, 0.03)]
+    say(f"[{label}] query click 0.3 s into another INB 2 computation: grid shown after "
+        f"{', '.join(f'{c:.0f}' for c, _ in clicks)} ms (the INB views after "
+        f"{', '.join(f'{t:.0f}' for _, t in clicks)} ms)")
     moves = [drag(window, "inbThreshold1", float(v)) for v in np.linspace(0.75, 0.85, repeat)]
     say(f"[{label}] slider move on INB 2's last threshold: {fmt(np.array(moves))}")
     mods = [n for n, _ in window.session.modalities][:2]

@@ -98,19 +98,28 @@ class Session:
                 cancelled: Callable[[], bool] | None = None) -> Snapshot:
         """Evaluate cfg (and the pinned baseline) on scope. INB stages are computed one at a
         time: `progress(done, total)` after each, and `cancelled()` is checked between them
-        (raising Cancelled) so a superseded request stops early."""
+        and between the per-modality steps inside each (raising Cancelled), so a superseded
+        request stops early and the caller can do quick work there."""
         engine = self.engine(scope)
         todo = [cfg] if baseline is None else [cfg, baseline]
         total = sum(len(c.inb) + 1 for c in todo)
         done = 0
-        for c in todo:
-            for upto in range(len(c.inb) + 1):
-                if cancelled is not None and cancelled():
-                    raise Cancelled
-                engine.stage(c, upto)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+
+        def check() -> None:
+            if cancelled is not None and cancelled():
+                raise Cancelled
+
+        engine.checkpoint = check  # inside a stage too, between its per-modality steps
+        try:
+            for c in todo:
+                for upto in range(len(c.inb) + 1):
+                    engine.yield_point()
+                    engine.stage(c, upto)
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+        finally:
+            engine.checkpoint = None
         ev = engine.evaluate(cfg)
         base = engine.evaluate(baseline) if baseline is not None else None
         return Snapshot(scope, cfg, engine, ev, base)
@@ -134,12 +143,19 @@ class Session:
         mods = [name for name, _ in self.modalities]
         total, done = len(candidate_modes(mods)) * 4, 0  # x (units, Min2) on / off
 
-        def step(_label: str) -> None:
-            nonlocal done
+        def check() -> None:
             if cancelled is not None and cancelled():
                 raise Cancelled
+
+        def step(_label: str) -> None:
+            nonlocal done
+            engine.yield_point()
             if progress is not None:
                 progress(done, total)
             done += 1
 
-        return best(engine, mods, progress=step)[0].config
+        engine.checkpoint = check  # INB stages of the search yield between their steps
+        try:
+            return best(engine, mods, progress=step)[0].config
+        finally:
+            engine.checkpoint = None
