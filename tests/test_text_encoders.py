@@ -292,5 +292,5 @@ def test_a_malformed_module_list_is_one_line(tmp_path, text):
     from precompute.text_encoders import transformer_source
 
     (tmp_path / "modules.json").write_text(text)
-    with pytest.raises(InputError, match="modules.json"):
+    with pytest.raises(InputError, match=r"modules\.json"):
         transformer_source(str(tmp_path))
