@@ -363,3 +363,10 @@ def test_inputs_that_are_not_regular_files_never_block(tmp_path):
     folder.mkdir()
     os.mkfifo(folder / MARKER)
     assert within_seconds(lambda: read_marker(folder)) is None
+    from explorer.core.bundle import BundleError
+    from explorer.core.bundle.target import TargetLock, lock_path
+
+    out = tmp_path / "y.bundle"
+    os.mkfifo(lock_path(out))
+    got = within_seconds(lambda: TargetLock(out).acquire())
+    assert isinstance(got, BundleError) and "not a regular file" in str(got)

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Sequence
@@ -99,8 +100,13 @@ class TargetLock:
         except ImportError:  # no flock on this platform: commit's re-check still guards
             return self
         for _ in range(10):  # retried only when the file is swapped under us
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
-                         0o644)
+            # O_NONBLOCK: a FIFO put at that name must not block the open (refused below)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK
+                         | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise BundleError(f"{self.path}: exists and is not a build lock (not a "
+                                  "regular file); remove it or choose another --out")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
