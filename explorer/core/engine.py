@@ -9,6 +9,7 @@ Python loop over postings.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,10 @@ from explorer.core.metrics import Metrics, query_metrics
 from explorer.core.spaces import BitSpace, DenseSpace, Space, SparseSpace
 
 STAGE_CACHE = 8
+# ...and at most this many bytes of arrays they own (EXPLORER_STAGE_CACHE_MB): at 34k
+# postings a stage is ~40 MB and eight fit; at a million one is ~1.5 GB, and a count
+# alone would hold 12 GB. The newest stage always stays.
+STAGE_CACHE_MB = 2048
 # queries re-scored per block after an INB blend: ~0.2 s of TF-IDF at 34k x 99 candidates,
 # the longest a query click waits for the worker during an INB computation
 RESCORE_ROWS = 4096
@@ -107,6 +112,14 @@ def quantity_table(bundle: Bundle):
         titles = decoded_titles(bundle).tolist()
         bundle.derived["quantities"] = QuantityTable.from_titles(titles)
     return bundle.derived["quantities"]
+
+
+def _stage_cache_bytes() -> int:
+    try:
+        mb = float(os.environ.get("EXPLORER_STAGE_CACHE_MB", STAGE_CACHE_MB))
+    except ValueError:
+        mb = STAGE_CACHE_MB
+    return int(max(mb, 0) * (1 << 20))
 
 
 class Engine:
@@ -300,9 +313,27 @@ class Engine:
             pred, _ = select(cfg, prev, t, m2)
             st = self._blend_stage(cfg, prev, pred)
         self._stages[key] = st
-        while len(self._stages) > STAGE_CACHE:
+        budget = _stage_cache_bytes()
+        while len(self._stages) > 1 and (len(self._stages) > STAGE_CACHE or sum(
+                self.stage_bytes(s) for s in self._stages.values()) > budget):
             self._stages.popitem(last=False)
         return st
+
+    def stage_bytes(self, st: Stage) -> int:
+        """Bytes of the arrays a cached stage holds beyond the scope's graph (shared by all
+        stages), its blended embeddings included."""
+        shared = {id(self.graph.cand), id(self._true0), *map(id, self.graph.sims.values())}
+        arrays = [st.cand, st.true, st.score, st.conflict, *(st.masked or ()),
+                  *st.sims.values()]
+        own = {id(a): a for a in arrays if a is not None and id(a) not in shared}
+        total = sum(a.nbytes for a in own.values())
+        for space in (st.spaces or {}).values():
+            total += sum(getattr(space, name).nbytes for name in ("emb", "words")
+                         if hasattr(space, name))
+            mat = getattr(space, "mat", None)
+            if mat is not None:
+                total += mat.data.nbytes + mat.indices.nbytes + mat.indptr.nbytes
+        return total
 
     @staticmethod
     def _stage_params(cfg: MatchConfig, s: int) -> tuple[tuple[float, ...], tuple | None]:

@@ -1,0 +1,204 @@
+"""The explorer at scale: build time and memory, and the app's responsiveness, per size.
+
+    python bench/scale.py --postings 100000 [300000 1000000] [--json] [--write docs/results.md]
+                          [--work DIR] [--search auto] [--no-best]
+
+For each N: the Shopee-format table (the real table for N = 34,250 when it is there,
+else `precompute scale-data`, cached in --work), the bundle (TF-IDF + phash, scope `all`
+and the five folds; `precompute build` in a child process, its wall time and peak RSS),
+then the app offscreen in a fresh process on scope `all` (start to the first query shown,
+RSS, slider moves, each error-case list refilled, one INB iteration) and `explorer
+evaluate --best` (its wall time). Prints one row per N; `--json` prints the rows as JSON
+(keys n, build_s, build_peak_rss_mb, app_start_s, app_rss_mb, slider_median_ms,
+case_list_max_ms, inb_iteration_s, best_s); `--write` puts the table in the `scale`
+section of a Markdown file. Issue 10's targets at 1,000,000 postings on 2 cores: build
+<= 30 min and <= 8 GB; app start <= 5 s, RSS <= 6 GB; slider <= 150 ms median; each case
+list <= 500 ms; one INB iteration <= 20 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from common import DEFAULT_CSV, REPO, source_state, write_section
+from results import cpu_model
+
+REAL_N = 34_250
+KEYS = ("n", "build_s", "build_peak_rss_mb", "app_start_s", "app_rss_mb",
+        "slider_median_ms", "case_list_max_ms", "inb_iteration_s", "best_s")
+TARGETS_1M = {"build_s": 1800, "build_peak_rss_mb": 8192, "app_start_s": 5,
+              "app_rss_mb": 6144, "slider_median_ms": 150, "case_list_max_ms": 500,
+              "inb_iteration_s": 20}
+
+
+def _child_peak(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """Run cmd in a fresh wrapper process: (wall s, the command's peak RSS in MB, stdout).
+    The wrapper is new, so RUSAGE_CHILDREN holds this command's peak only."""
+    wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+               "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+               "w = time.perf_counter() - t; sys.stderr.write(r.stderr[-2000:]); "
+               "print(r.stdout); print(r.returncode, w, "
+               "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")
+    proc = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True,
+                          text=True, cwd=REPO, env=env)
+    *out, last = proc.stdout.rstrip("\n").splitlines() or ["1 0 0"]
+    rc, wall, peak = last.split()
+    if int(rc) != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise SystemExit(f"bench: {' '.join(cmd[:3])} failed ({rc}): {tail[0]}")
+    return float(wall), float(peak), "\n".join(out)
+
+
+def table_for(n: int, work: Path, seed: int, real: Path) -> tuple[Path, str]:
+    if n == REAL_N and real.is_file():
+        return real, "real table"
+    csv = work / f"scale-{n}-seed{seed}.csv"
+    if not csv.exists():
+        subprocess.run([sys.executable, "-m", "precompute", "scale-data", "--out", str(csv),
+                        "--postings", str(n), "--seed", str(seed)], check=True, cwd=REPO)
+    return csv, f"scale-data seed {seed}"
+
+
+def build(csv: Path, out: Path, search: str) -> tuple[float, float]:
+    cmd = [sys.executable, "-m", "precompute", "build", "--csv", str(csv), "--out", str(out),
+           "--text", "tfidf", "--image", "phash", "--force", "--quiet"]
+    if search:
+        cmd += ["--search", search]
+    wall, peak, _ = _child_peak(cmd)
+    return wall, peak
+
+
+def best_s(bundle: Path) -> float:
+    wall, _, _ = _child_peak(["explorer", "evaluate", str(bundle), "--best", "--scope", "fold0",
+                              "--tune-on", "fold1", "--no-timing", "--json"])
+    return wall
+
+
+# --------------------------------------------------------------------------- the app child
+
+APP = r"""
+import json, os, sys, tempfile, time
+t0 = time.perf_counter()
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, sys.argv[2])
+import numpy as np
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+from bench_app import drag, drag_with_cases, move, rss_mb, wait
+from explorer.core.bundle import Bundle
+from explorer.core.config import InbStage, MatchConfig
+from explorer.core.session import Session
+from explorer.core.state import SettingsDoc
+from explorer.gui.app import app_context, wait_for_view
+from explorer.gui.main_window import MainWindow
+from explorer.gui.settings import AppSettings
+from pathlib import Path
+
+bundle = Path(sys.argv[1])
+app = QApplication([])
+settings = AppSettings(QSettings(os.path.join(tempfile.mkdtemp(), "s.ini"),
+                                 QSettings.Format.IniFormat))
+start_cfg = MatchConfig("single", ("tfidf",), (0.5,))
+settings.save_state(bundle, SettingsDoc(start_cfg, "all"))  # open straight on scope all
+w = MainWindow(Session(Bundle.open(bundle)), bundle, app_context(settings, interactive=False))
+w.resize(1600, 1000)
+w.show()
+err = wait_for_view(w, timeout_s=600)
+w.repaint()
+out = {"app_start_s": time.perf_counter() - t0, "app_rss_mb": rss_mb(), "error": err}
+moves = [drag(w, "threshold0", float(v)) for v in np.linspace(0.45, 0.55, 11)]
+out["slider_median_ms"] = float(np.median(moves))
+w.tabs.setCurrentWidget(w.cases)
+lists = {}
+for index, kind in enumerate(w.cases.models):
+    w.cases.setCurrentIndex(index)
+    wait(w, timeout_s=600, signal=w.caseShown)
+    both = np.array([drag_with_cases(w, float(v)) for v in (0.48, 0.5, 0.52)])
+    lists[kind] = float(np.median(both[:, 1] - both[:, 0]))
+w.tabs.setCurrentIndex(0)
+out["case_list_ms"] = lists
+out["case_list_max_ms"] = max(lists.values())
+out["inb_iteration_s"] = move(w, start_cfg.replace(inb=(InbStage(0.6),))) / 1e3
+out["app_rss_end_mb"] = rss_mb()
+w.close()
+print(json.dumps(out))
+"""
+
+
+def measure_app(bundle: Path) -> dict:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-c", APP, str(bundle), str(Path(__file__).parent)],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=3600)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise SystemExit(f"bench: the app child failed: {tail[0]}")
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    if got.get("error"):
+        raise SystemExit(f"bench: the app showed no view: {got['error']}")
+    return got
+
+
+# --------------------------------------------------------------------------- report
+
+
+def row_text(r: dict) -> str:
+    best = "-" if r["best_s"] is None else f"{r['best_s']:.0f}"
+    return (f"| {r['n']:,} | {r['source']} | {r['build_s']:.0f} | "
+            f"{r['build_peak_rss_mb']:.0f} | {r['app_start_s']:.2f} | {r['app_rss_mb']:.0f} | "
+            f"{r['slider_median_ms']:.0f} | {r['case_list_max_ms']:.0f} | "
+            f"{r['inb_iteration_s']:.1f} | {best} |")
+
+
+HEADER = ("| postings | table | build s | build peak MB | app start s | app RSS MB | "
+          "slider ms (median) | slowest case list ms | INB iteration s | --best s |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--postings", type=int, nargs="+", required=True, metavar="N")
+    p.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="the real table (N = 34,250)")
+    p.add_argument("--work", type=Path, default=Path("/tmp/explorer-scale"),
+                   help="where the tables and bundles go (never the repository)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--search", default="", help="passed to precompute build --search")
+    p.add_argument("--no-best", action="store_true", help="skip explorer evaluate --best")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--write", type=Path, metavar="MD")
+    args = p.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in args.postings:
+        csv, source = table_for(n, args.work, args.seed, args.csv)
+        bundle = args.work / f"scale-{n}.bundle"
+        build_s, peak = build(csv, bundle, args.search)
+        app = measure_app(bundle)
+        row = {"n": n, "source": source, "build_s": build_s, "build_peak_rss_mb": peak,
+               **{k: app[k] for k in ("app_start_s", "app_rss_mb", "slider_median_ms",
+                                      "case_list_max_ms", "inb_iteration_s")},
+               "case_list_ms": app["case_list_ms"], "app_rss_end_mb": app["app_rss_end_mb"],
+               "best_s": None if args.no_best else best_s(bundle)}
+        rows.append(row)
+        if not args.json:
+            if len(rows) == 1:
+                print(HEADER)
+            print(row_text(row), flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    if args.write:
+        body = (f"## Scale (issue 10)\n\nGenerated by `python bench/scale.py --postings "
+                f"{' '.join(map(str, args.postings))} --write {args.write}` on {cpu_model()}; "
+                f"source {source_state()}. Targets at 1,000,000: "
+                + ", ".join(f"{k} <= {v:g}" for k, v in TARGETS_1M.items())
+                + ".\n\n" + HEADER + "\n" + "\n".join(row_text(r) for r in rows))
+        write_section(args.write, "scale", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
