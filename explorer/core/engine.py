@@ -186,10 +186,10 @@ class Engine:
             if mod.storage == "sparse":
                 sp: Space = SparseSpace(self.bundle.sparse(name, self.scope))
             elif mod.storage == "bits":
-                sp = BitSpace(np.asarray(self.bundle.array(mod.files["embeddings"]))[self.rows],
+                sp = BitSpace(np.asarray(self.bundle.embeddings(name))[self.rows],
                               present=present)
             else:
-                emb = np.asarray(self.bundle.array(mod.files["embeddings"]))[self.rows]
+                emb = np.asarray(self.bundle.embeddings(name))[self.rows]
                 sp = DenseSpace(emb, present=present)
             self._spaces[name] = sp
         return self._spaces[name]

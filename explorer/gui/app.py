@@ -104,7 +104,7 @@ def open_window(path: Path | None, context: AppContext,
         if path is None:
             return None
     try:
-        bundle = Bundle.open(path)
+        bundle = Bundle.open(path, lazy=True)  # each scope checked when first shown
     except BundleError as exc:
         context.error(parent_for_errors, "Cannot open bundle", str(exc))
         return None

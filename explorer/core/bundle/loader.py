@@ -1,4 +1,11 @@
-"""`Bundle`: an opened, validated bundle (arrays memory-mapped, checked on open)."""
+"""`Bundle`: an opened, validated bundle (arrays memory-mapped and checked before use).
+
+`Bundle.open` checks everything at once by default (what `explorer evaluate` does). With
+`lazy=True` (the app) it checks the manifest, the items table and the thumbnails' offsets,
+and each scope's arrays and each modality's embeddings the first time they are asked for
+(`graph_files`, `knn`, `sparse`, `embeddings`): a million-posting bundle opens in about a
+second and a scope never shown is never read. Either way no array reaches a caller
+unchecked, so bad content is a one-line BundleError, never a wrong number."""
 
 from __future__ import annotations
 
@@ -43,22 +50,29 @@ class Bundle:
         self.manifest = manifest
         self.items = items
         self._cache: dict[str, Any] = {}
+        self._checked: set[str] = set()  # "scope:NAME", "embeddings:NAME" done so far
         # values derived from the bundle and shared by every engine over it (label codes,
         # title quantities); filled lazily by their owners
         self.derived: dict[str, Any] = {}
 
     # -- construction ---------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, validate: bool = True) -> Bundle:
+    def open(cls, path: str | os.PathLike[str], *, validate: bool = True,
+             lazy: bool = False) -> Bundle:
         """Open and (by default) validate a bundle; BundleError, one line, when it is
-        damaged: see docs/bundle.md, "Validation on open"."""
+        damaged: see docs/bundle.md, "Validation on open". `lazy`: check each scope and
+        modality when first used instead (see the module docstring)."""
         root = Path(path)
         if not root.is_dir():
             raise BundleError(f"{root}: not a folder")
         manifest = parse_manifest(root / MANIFEST)
         items = read_items(root, Path(os.path.realpath(root)), manifest)
         bundle = cls(root, manifest, items)
-        if validate:
+        if not validate:
+            bundle._checked.update(bundle._parts())
+        elif lazy:
+            bundle._check_common()
+        else:
             bundle.validate()
         return bundle
 
@@ -100,32 +114,74 @@ class Bundle:
 
     def knn(self, scope: str, modality: str) -> tuple[np.ndarray, np.ndarray]:
         self.scope_rows(scope)  # an unknown scope is a BundleError
+        self._ensure(f"scope:{scope}")
         files = self.manifest.modality(modality).files["knn"][scope]
         return self.array(files["idx"]), self.array(files["sim"])
 
     def graph_files(self, scope: str) -> dict[str, Any]:
+        """The file names of a scope's candidate graph, its arrays checked."""
+        files = self._graph_files(scope)
+        self._ensure(f"scope:{scope}")
+        return files
+
+    def _graph_files(self, scope: str) -> dict[str, Any]:
         if scope not in self.manifest.scopes:
             raise BundleError(f"{self.root}: no candidate graph for scope {scope!r}")
         return self.manifest.graphs[scope]
+
+    def embeddings(self, modality: str) -> np.ndarray:
+        """The (n_items, ...) dense or bits embeddings of a modality, checked."""
+        mod = self.manifest.modality(modality)
+        if mod.storage == "sparse":
+            raise BundleError(f"{modality!r} is kept per scope: use sparse(modality, scope)")
+        self._ensure(f"embeddings:{modality}")
+        return self.array(mod.files["embeddings"])
 
     # -- validation -------------------------------------------------------------------
     def validate(self) -> None:
         """Check every array against the format (docs/bundle.md); BundleError otherwise.
         Vectorised: linear in the size of the arrays (a sort of each top-K row aside)."""
+        self._check_common()
+        for part in self._parts():
+            self._ensure(part)
+
+    def _parts(self) -> list[str]:
         m = self.manifest
-        present = {mod.name: self._present_rows(mod) for mod in m.modalities}
-        for scope in m.scopes:
-            rows = self.scope_rows(scope)
-            if len(rows) == 0:
+        return [*(f"scope:{s}" for s in m.scopes),
+                *(f"embeddings:{mod.name}" for mod in m.modalities if mod.storage != "sparse")]
+
+    def _check_common(self) -> None:
+        """What every use needs: each scope has rows, the presence masks, the thumbnails."""
+        for scope in self.manifest.scopes:
+            if len(self.scope_rows(scope)) == 0:
                 raise BundleError(f"{self.root}: scope {scope!r} has no rows")
-            inside = membership(self.folds, scope, self.n_items)
-            lists = {mod.name: self._check_knn(mod, scope, rows, inside, present[mod.name])
-                     for mod in m.modalities}
-            self._check_graph(scope, rows, inside, lists, present)
-        for mod in m.modalities:
-            self._validate_embeddings(mod)
+        for mod in self.manifest.modalities:
+            self._present_rows(mod)
         if self.has_thumbnails:
             self._validate_thumbnails()
+
+    def _ensure(self, part: str) -> None:
+        """Check one part ("scope:NAME" or "embeddings:NAME") unless it was checked."""
+        if part in self._checked:
+            return
+        kind, name = part.split(":", 1)
+        if kind == "scope":
+            self._check_scope(name)
+        else:
+            self._validate_embeddings(self.manifest.modality(name))
+        self._checked.add(part)
+
+    def _check_scope(self, scope: str) -> None:
+        m = self.manifest
+        rows = self.scope_rows(scope)
+        inside = membership(self.folds, scope, self.n_items)
+        present = {mod.name: self._present_rows(mod) for mod in m.modalities}
+        lists = {mod.name: self._check_knn(mod, scope, rows, inside, present[mod.name])
+                 for mod in m.modalities}
+        self._check_graph(scope, rows, inside, lists, present)
+        for mod in m.modalities:
+            if mod.storage == "sparse":
+                self._check_csr(mod, scope, mod.files["embeddings"][scope])
 
     def _check_knn(self, mod: Modality, scope: str, rows: np.ndarray, inside: np.ndarray,
                    present: np.ndarray | None) -> np.ndarray:
@@ -163,7 +219,7 @@ class Bundle:
     def _check_graph(self, scope: str, rows: np.ndarray, inside: np.ndarray,
                      lists: dict[str, np.ndarray], present: dict[str, np.ndarray | None]
                      ) -> None:
-        g = self.graph_files(scope)
+        g = self._graph_files(scope)
         where = self._where(g["cand"])
         cand = check_index_array(where, self.array(g["cand"]), rows, inside, (len(rows), None))
         valid = cand >= 0
@@ -191,9 +247,7 @@ class Bundle:
         elif mod.storage == "bits":
             arr = self.array(files)
             check_shape(self._where(files), arr, (self.n_items, 8), np.uint8)
-        else:
-            for scope in self.manifest.scopes:
-                self._check_csr(mod, scope, files[scope])
+        # sparse matrices are per scope: checked with their scope
 
     def _present_rows(self, mod: Modality) -> np.ndarray | None:
         """Rows that have an embedding (None: all). Skipped rows are zero vectors."""
@@ -284,6 +338,7 @@ class Bundle:
         from scipy import sparse
 
         mod = self.manifest.modality(modality)
+        self._ensure(f"scope:{scope}")
         f = mod.files["embeddings"][scope]
         n = len(self.scope_rows(scope))
         return sparse.csr_matrix(
