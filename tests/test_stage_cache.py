@@ -42,3 +42,16 @@ def test_stage_bytes_counts_what_a_stage_owns(tiny_bundle):
     blended = s1.spaces["tfidf"].mat
     assert engine.stage_bytes(s1) >= (s1.sims["tfidf"].nbytes + s1.score.nbytes
                                       + blended.data.nbytes)
+
+
+def test_a_session_keeps_only_the_recent_scopes_engines(tiny_bundle):
+    from explorer.core.session import ENGINES, Session
+
+    session = Session(Bundle.open(tiny_bundle, lazy=True))
+    first = session.engine("fold0")
+    tuned = session.engine("fold1")
+    for scope in ("fold2", "fold3", "fold4", "all"):
+        session.engine(scope)
+        assert session.engine("fold0") is first  # in use again: kept
+        assert len(session._engines) <= ENGINES
+    assert "fold1" not in session._engines and session.engine("fold1") is not tuned

@@ -8,6 +8,7 @@ a slow INB request never blocks a repaint and a stale one is simply dropped.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.metrics import Metrics
 from explorer.core.tune import best, candidate_modes, tune
+
+ENGINES = 3  # scopes whose engines a session keeps (see Session.engine)
 
 
 class Cancelled(Exception):
@@ -66,7 +69,7 @@ class Session:
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
-        self._engines: dict[str, Engine] = {}
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -78,8 +81,15 @@ class Session:
         return [(m.name, m.kind) for m in self.bundle.manifest.modalities]
 
     def engine(self, scope: str) -> Engine:
-        if scope not in self._engines:
+        """The scope's engine (built on first use). At most ENGINES are kept, the least
+        recently used dropped first: the scope on screen and the one it is tuned on stay,
+        and a million-posting bundle does not hold all six scopes' arrays at once."""
+        if scope in self._engines:
+            self._engines.move_to_end(scope)
+        else:
             self._engines[scope] = Engine(self.bundle, scope)
+            while len(self._engines) > ENGINES:
+                self._engines.popitem(last=False)
         return self._engines[scope]
 
     def is_quick(self, scope: str, cfg: MatchConfig) -> bool:
