@@ -49,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--postings", type=int, default=1600)
     _add_encoding_args(d)
+    s = sub.add_parser("scale-data", help="write a Shopee-format CSV of N postings without "
+                       "images (realistic titles, group sizes and phashes; for benches)")
+    s.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    s.add_argument("--postings", required=True, metavar="N", help="rows, 2 to 5,000,000")
+    s.add_argument("--seed", default="0", help="same N and seed, same bytes (default 0)")
+    s.add_argument("--force", action="store_true", help="replace a CSV this command wrote")
+    s.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     t = sub.add_parser("train", help="fine-tune an image or text model with a margin loss")
     tsub = t.add_subparsers(dest="modality", required=True)
     ti = tsub.add_parser("image", help="timm backbone + fc/BN + margin layer")
@@ -152,6 +159,11 @@ def _run(args: argparse.Namespace) -> int:
                 progress=not args.quiet, thumbnails=not args.no_thumbnails,
                 device=args.device, batch_size=args.batch_size, workers=args.workers,
                 image_size=args.image_size))
+        elif args.command == "scale-data":
+            from precompute.scale_data import parse_count, parse_seed, write_scale_data
+
+            out = write_scale_data(args.out, parse_count(args.postings), force=args.force,
+                                   seed=parse_seed(args.seed))
         else:
             from precompute.demo import build_demo
 

@@ -123,3 +123,8 @@ def seller_title(rng: np.random.Generator, p: Product) -> str:
     n_kw = int(rng.choice(3, p=(0.35, 0.4, 0.25)))
     kws = [p.keywords[i] for i in rng.choice(len(p.keywords), n_kw, replace=False)]
     return _noise(rng, [brand, name, variant, *kws, qty])
+
+
+# Public names of the title noise, for the scale data's titles (precompute/scale_titles.py).
+quantity_text = _qty
+seller_noise = _noise
