@@ -3,6 +3,7 @@ top-K lists and candidate graphs), written to a temporary folder and renamed at 
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import re
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from explorer.core import ann
 from explorer.core import bundle as B
 from explorer.core.bundle import writer as W
 from explorer.core.faiss_search import gpu_count
@@ -54,6 +56,7 @@ class BuildOptions:
     batch_size: int | None = None
     workers: int | None = None
     image_size: int | None = None
+    search: str = "auto"  # exact | approx | auto (explorer.core.ann.resolve)
 
 
 def library_versions() -> dict[str, str]:
@@ -112,6 +115,8 @@ def _check_options(opts: BuildOptions) -> None:
         raise InputError(f"--k {opts.k}: need at least 2 (the query and one neighbour)")
     if opts.images is not None and not opts.images.is_dir():
         raise InputError(f"--images {opts.images}: not a folder")
+    if opts.search not in ann.MODES:
+        raise InputError(f"--search {opts.search!r}: expected one of {', '.join(ann.MODES)}")
 
 
 def _items(ds: Dataset, folds: np.ndarray, hexes: pd.Series) -> pd.DataFrame:
@@ -167,10 +172,10 @@ def build(opts: BuildOptions) -> Path:
             b.prepare(ctx)
         if images is not None and opts.thumbnails:
             extra["thumbnails"] = _thumbnails(ctx)
-        graphs = _search_scopes(ctx, builders, folds, scopes, opts.k)
+        graphs, searches = _search_scopes(ctx, builders, folds, scopes, opts.k, opts.search)
         manifest = B.Manifest(
             schema_version=B.SCHEMA_VERSION, n_items=len(ds), k=opts.k, scopes=tuple(scopes),
-            modalities=tuple(b.modality() for b in builders),
+            modalities=tuple(_with_search(b.modality(), searches[b.name]) for b in builders),
             dataset={"csv": ds.csv.name, "sha256": ds.sha256, "has_labels": ds.has_labels,
                      "images": str(opts.images) if opts.images else None},
             split={"protocol": "GroupKFold", "n_splits": N_SPLITS if ds.has_labels else 0,
@@ -182,12 +187,20 @@ def build(opts: BuildOptions) -> Path:
         return w.commit(manifest)
 
 
+def _with_search(mod: B.Modality, search: dict[str, dict]) -> B.Modality:
+    """The modality's manifest entry with `params.search[scope]`: how its top-K was found."""
+    return dataclasses.replace(mod, params={**mod.params, "search": search})
+
+
 def _search_scopes(ctx: Context, builders: list[Builder], folds: np.ndarray,
-                   scopes: tuple[str, ...], k: int) -> dict[str, dict]:
-    """Exact top-K of every modality within every scope, and the scope's candidate graph."""
+                   scopes: tuple[str, ...], k: int, search: str = "auto"
+                   ) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
+    """Top-K of every modality within every scope (exact, or approximate per `search`), the
+    scope's candidate graph, and per modality and scope the record of the search that ran."""
     w = ctx.writer
     graphs: dict[str, dict] = {}
     names = [b.name for b in builders]
+    records: dict[str, dict[str, dict]] = {name: {} for name in names}
     steps = tqdm(total=len(scopes) * (len(builders) + 1), desc="search", unit="step",
                  disable=not ctx.progress)
     for scope in scopes:
@@ -196,7 +209,10 @@ def _search_scopes(ctx: Context, builders: list[Builder], folds: np.ndarray,
         knn = {}
         for b in builders:
             steps.set_postfix_str(f"{scope} {b.name} top-{k}")
-            idx, sim = spaces[b.name].topk(k)
+            idx, sim, record = ann.search_topk(spaces[b.name], k, search)
+            records[b.name][scope] = record
+            if record.get("note"):
+                ctx.log(f"{b.name} {scope}: {record['note']}")
             knn[b.name] = idx
             paths = W.knn_paths(scope, b.name)
             w.save_array(paths["idx"], to_global(idx, rows))
@@ -213,4 +229,4 @@ def _search_scopes(ctx: Context, builders: list[Builder], folds: np.ndarray,
         graphs[scope] = paths
         steps.update()
     steps.close()
-    return graphs
+    return graphs, records

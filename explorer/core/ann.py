@@ -275,29 +275,30 @@ def _sparse(space: SparseSpace, k: int, tune: np.ndarray, seed: int
     index, params = _ivf(z, use_gpu=False, seed=seed)
     nlist = params["nlist"]
 
-    def step_with(q: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray]:
-        c = min(CANDIDATES[level], n)
-        _, cand = index.search(np.ascontiguousarray(z[q]), c)
+    # effort levels (candidates, nprobe), doubled together; the last reads every list
+    levels = [(min(c, n), max(1, nlist >> (len(CANDIDATES) - 1 - i)))
+              for i, c in enumerate(CANDIDATES)]
+    levels = [lv for lv in levels if lv[0] < n] + [lv for lv in levels if lv[0] >= n][:1]
+    levels[-1] = (levels[-1][0], nlist)
+
+    def step_with(q: np.ndarray, level: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        _, cand = index.search(np.ascontiguousarray(z[q]), level[0])
         return finish(q, cand, sparse_pair_dots(mat, q, cand), kk)
 
-    def batch(level: int) -> int:  # bounded gathers: PAIR_BLOCK (query, candidate) pairs
-        return max(1, PAIR_BLOCK // min(CANDIDATES[level], n))
+    def run(queries: np.ndarray, level: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        _set_nprobe(index, level[1])  # bounded gathers: PAIR_BLOCK pairs at once
+        return _blocks(n, kk, queries, lambda q: step_with(q, level),
+                       max(1, PAIR_BLOCK // level[0]))
 
-    def nprobe_of(level: int) -> int:  # a larger candidate set reads more lists
-        return max(1, min(nlist, nlist >> (len(CANDIDATES) - 1 - level)))
-
-    def recall_of(level: int) -> float:
-        _set_nprobe(index, nprobe_of(level))
-        i, s = _blocks(n, kk, tune, lambda q: step_with(q, level), batch(level))
+    def recall_of(level: tuple[int, int]) -> float:
+        i, s = run(tune, level)
         return recall_at_k(space, tune, i[tune], s[tune], k)
 
-    levels = [lv for lv in range(len(CANDIDATES)) if CANDIDATES[lv] < n] or [0]
     level, tuned = _tune(levels, recall_of) if len(tune) else (levels[-1], 1.0)
-    _set_nprobe(index, nprobe_of(level))
-    idx, sim = _blocks(n, kk, np.arange(n), lambda q: step_with(q, level), batch(level))
+    idx, sim = run(np.arange(n), level)
     return idx, sim, {"method": "svd+exact-rescore", "params": {
-        "dims": int(dims), "candidates": int(min(CANDIDATES[level], n)), **params,
-        "nprobe": nprobe_of(level), "tune_recall": round(tuned, 5)}}
+        "dims": int(dims), "candidates": int(level[0]), **params, "nprobe": int(level[1]),
+        "tune_recall": round(tuned, 5)}}
 
 
 # ---- 64-bit hashes: exact binary flat ---------------------------------------------------------

@@ -4,6 +4,7 @@ name the field's path (`modalities[0].files.knn.fold0.idx: expected ...`)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, NoReturn
@@ -26,7 +27,7 @@ from explorer.core.bundle.schema import (
 
 _WANT = {"int": "an integer", "str": "a string", "name": "a non-empty string",
          "file": "a file name (string)", "dict": "an object", "list": "a list",
-         "bool": "true or false"}
+         "bool": "true or false", "number": "a number"}
 
 
 def _is(value: Any, kind: str) -> bool:
@@ -36,6 +37,9 @@ def _is(value: Any, kind: str) -> bool:
         return isinstance(value, str)
     if kind in ("name", "file"):
         return isinstance(value, str) and value != ""
+    if kind == "number":  # finite: json.loads reads NaN and Infinity too
+        return (isinstance(value, int | float) and not isinstance(value, bool)
+                and math.isfinite(value))
     return isinstance(value, {"dict": dict, "list": list, "bool": bool}[kind])
 
 
@@ -205,5 +209,28 @@ def _parse_modality(f: _Fields, m: Any, label: str, scopes: tuple[str, ...]) -> 
         encoder=f.choice(m, "encoder", f"{label}.encoder", ENCODERS),
         model=f.get(m, "model", f"{label}.model", "str"), dim=dim, storage=storage,
         files=dict(files),
-        params=dict(f.get(m, "params", f"{label}.params", "dict", optional=True) or {}),
+        params=_parse_params(f, m, label, scopes),
     )
+
+
+def _parse_params(f: _Fields, m: dict, label: str, scopes: tuple[str, ...]) -> dict:
+    """`params` is shown as is, but for `search`: per scope of this bundle, how its top-K
+    was found ({method, params?, recall?, recall_queries?, seconds?, note?})."""
+    params = dict(f.get(m, "params", f"{label}.params", "dict", optional=True) or {})
+    search = f.get(params, "search", f"{label}.params.search", "dict", optional=True)
+    for scope, rec in (search or {}).items():
+        where = f"{label}.params.search.{scope}"
+        if scope not in scopes:
+            f.fail(where, f"{scope!r} is not a scope of this bundle")
+        rec = f.get(search, scope, where, "dict")
+        f.get(rec, "method", f"{where}.method", "name")
+        f.get(rec, "params", f"{where}.params", "dict", optional=True)
+        f.get(rec, "note", f"{where}.note", "str", optional=True)
+        f.get(rec, "seconds", f"{where}.seconds", "number", optional=True)
+        recall = f.get(rec, "recall", f"{where}.recall", "number", optional=True)
+        if recall is not None and not 0 <= recall <= 1:
+            f.fail(f"{where}.recall", f"{recall} is not in [0, 1]")
+        queries = f.get(rec, "recall_queries", f"{where}.recall_queries", "int", optional=True)
+        if queries is not None and queries < 0:
+            f.fail(f"{where}.recall_queries", f"{queries} is negative")
+    return params
