@@ -170,7 +170,7 @@ def _blocks(n: int, k: int, queries: np.ndarray, step: Callable[[np.ndarray], tu
 
 # ---- dense: IVF ------------------------------------------------------------------------------
 
-def _ivf(vectors: np.ndarray, *, use_gpu: bool, seed: int) -> tuple[Any, dict[str, Any]]:
+def ivf_index(vectors: np.ndarray, *, use_gpu: bool, seed: int) -> tuple[Any, dict[str, Any]]:
     """A trained, filled IndexIVFFlat (inner product) over unit rows; on the GPUs when asked
     and present. nlist ~ 4 sqrt(n), but at least 39 training rows per list."""
     import faiss
@@ -192,7 +192,7 @@ def _ivf(vectors: np.ndarray, *, use_gpu: bool, seed: int) -> tuple[Any, dict[st
     return index, {"nlist": nlist, "train_rows": int(train), "device": "gpu" if gpu else "cpu"}
 
 
-def _set_nprobe(index: Any, nprobe: int) -> None:
+def set_nprobe(index: Any, nprobe: int) -> None:
     import faiss
 
     if hasattr(index, "nprobe"):  # a CPU IndexIVF
@@ -219,7 +219,7 @@ def _dense(space: DenseSpace, k: int, tune: np.ndarray, seed: int
         idx, sim = space.topk(k)
         return idx, sim, {"method": "exact", "note": f"{len(rows)} rows with an embedding "
                           f"(< {MIN_ROWS}): searched exactly"}
-    index, params = _ivf(space.emb[rows], use_gpu=space.use_gpu, seed=seed)
+    index, params = ivf_index(space.emb[rows], use_gpu=space.use_gpu, seed=seed)
     ranks = np.full(n, -1, np.int64)
     ranks[rows] = np.arange(len(rows))
 
@@ -229,14 +229,14 @@ def _dense(space: DenseSpace, k: int, tune: np.ndarray, seed: int
         return finish(q, cand, space.sims(q, cand), kk)
 
     def recall_of(nprobe: int) -> float:
-        _set_nprobe(index, nprobe)
+        set_nprobe(index, nprobe)
         i, s = step(tq)
         return recall_at_k(space, tq, i, s, k)
 
     tq = tune[ranks[tune] >= 0]
     levels = [p for p in (1 << e for e in range(20)) if p < params["nlist"]] + [params["nlist"]]
     nprobe, tuned = _tune(levels, recall_of) if len(tq) else (params["nlist"], 1.0)
-    _set_nprobe(index, nprobe)
+    set_nprobe(index, nprobe)
     idx, sim = _blocks(n, kk, rows, step)
     return idx, sim, {"method": "ivf", "params": {**params, "nprobe": int(nprobe),
                                                   "tune_recall": round(tuned, 5)}}
@@ -272,7 +272,7 @@ def _sparse(space: SparseSpace, k: int, tune: np.ndarray, seed: int
     z = TruncatedSVD(dims, n_iter=5, random_state=seed).fit_transform(mat).astype(np.float32)
     norms = np.linalg.norm(z, axis=1, keepdims=True)
     z = np.divide(z, norms, out=np.zeros_like(z), where=norms > 0)
-    index, params = _ivf(z, use_gpu=False, seed=seed)
+    index, params = ivf_index(z, use_gpu=False, seed=seed)
     nlist = params["nlist"]
 
     # effort levels (candidates, nprobe), doubled together; the last reads every list
@@ -286,7 +286,7 @@ def _sparse(space: SparseSpace, k: int, tune: np.ndarray, seed: int
         return finish(q, cand, sparse_pair_dots(mat, q, cand), kk)
 
     def run(queries: np.ndarray, level: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        _set_nprobe(index, level[1])  # bounded gathers: PAIR_BLOCK pairs at once
+        set_nprobe(index, level[1])  # bounded gathers: PAIR_BLOCK pairs at once
         return _blocks(n, kk, queries, lambda q: step_with(q, level),
                        max(1, PAIR_BLOCK // level[0]))
 
