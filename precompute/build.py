@@ -57,6 +57,7 @@ class BuildOptions:
     workers: int | None = None
     image_size: int | None = None
     search: str = "auto"  # exact | approx | auto (explorer.core.ann.resolve)
+    ray: str | None = None  # neural embedding on Ray: an address, or ray_embed.LOCAL
 
 
 def library_versions() -> dict[str, str]:
@@ -164,7 +165,8 @@ def build(opts: BuildOptions) -> Path:
         ctx = Context(csv=ds.csv, titles=ds.table["title"].tolist(), images=images,
                       phash=phash, writer=w, device=opts.device, batch_size=opts.batch_size,
                       workers=opts.workers, image_size=opts.image_size,
-                      progress=opts.progress, use_gpu=gpu_count() > 0, log=log)
+                      progress=opts.progress, use_gpu=gpu_count() > 0, log=log,
+                      ray=opts.ray)
         # the CSV's hashes, with those computed from images ("" where there is none)
         w.save_items(_items(ds, folds, ds.table["image_phash"] if phash is None
                             else phash.hexes))

@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--search", choices=("exact", "approx", "auto"), default="auto",
                    help="neighbour search: exact, approximate (faiss IVF / SVD candidates / "
                    "binary index, recall measured), or auto: exact below 150,000 rows a scope")
+    b.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="embed neural modalities with Ray Data: on the cluster at ADDRESS "
+                   "(auto, HOST:PORT), or without ADDRESS on a local Ray with --workers CPUs "
+                   "(needs the cluster extra)")
     _add_encoding_args(b)
     d = sub.add_parser("demo", help="generate the built-in demo dataset and build its bundle")
     d.add_argument("--out", type=Path, required=True, help="folder for the data and bundle")
@@ -161,7 +165,7 @@ def _run(args: argparse.Namespace) -> int:
                 fuse=tuple(args.fuse or ()), k=args.k, force=args.force,
                 progress=not args.quiet, thumbnails=not args.no_thumbnails,
                 device=args.device, batch_size=args.batch_size, workers=args.workers,
-                image_size=args.image_size, search=args.search))
+                image_size=args.image_size, search=args.search, ray=args.ray))
         elif args.command == "scale-data":
             from precompute.scale_data import parse_count, parse_seed, write_scale_data
 

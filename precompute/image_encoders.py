@@ -28,6 +28,7 @@ from tqdm import tqdm
 from precompute.checkpoints import read_checkpoint
 from precompute.errors import InputError, one_line
 from precompute.images import load_rgb
+from precompute.sinks import check_sink
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +325,11 @@ def _forward(module: nn.Module, x: torch.Tensor, rows: np.ndarray, dev: torch.de
 
 def encode_images(encoder: ImageEncoder, paths: Sequence[Path | None], *, batch_size: int = 64,
                   workers: int | None = None, device: str | torch.device | None = None,
-                  amp: bool | None = None, progress: bool = True) -> EncodedImages:
+                  amp: bool | None = None, progress: bool = True,
+                  out: np.ndarray | None = None) -> EncodedImages:
+    """Unit rows in the order of `paths`, zero rows where an image is skipped. `out` (a
+    zero-filled (N, dim) float32 array, e.g. a new memory-mapped .npy) receives each batch
+    as it is encoded instead of an array held in memory, and is returned as `emb`."""
     dev, amp = pick_device(device if device is not None else encoder.device, amp)
     # channels_last: tensor cores on CUDA, and oneDNN's fast CNN kernels on the CPU
     # (EfficientNet-Lite0 on 2 cores: about 2x the images/s of the default layout)
@@ -334,7 +339,7 @@ def encode_images(encoder: ImageEncoder, paths: Sequence[Path | None], *, batch_
         ImageFiles(paths, encoder.transform, encoder.input_size), batch_size=batch_size,
         shuffle=False, num_workers=workers, pin_memory=dev.type == "cuda")
     n = len(paths)
-    emb = np.zeros((n, encoder.dim), np.float32)
+    emb = np.zeros((n, encoder.dim), np.float32) if out is None else check_sink(out, n, encoder.dim)
     present = np.zeros(n, bool)
     skipped: list[tuple[int, str]] = []
     start = time.perf_counter()

@@ -37,6 +37,7 @@ class Context:
     progress: bool = True
     use_gpu: bool = False
     log: Any = print
+    ray: str | None = None  # embed neural modalities on Ray: an address, or "local"
 
 
 class Builder(Protocol):
@@ -126,11 +127,26 @@ class DenseBuilder:
     params: dict[str, Any] = field(default_factory=dict)
     files: dict[str, Any] = field(default_factory=lambda: {"knn": {}})
 
+    def open_embeddings(self, ctx: Context, n: int, dim: int) -> np.memmap:
+        """The bundle's (n, dim) float32 embeddings file, memory-mapped in the writer's
+        temporary folder: encoders write each batch into it, so the rows are never all
+        held in memory; a failed build removes it with the folder."""
+        rel = f"modalities/{self.name}/embeddings.npy"
+        self.files["embeddings"] = rel
+        return ctx.writer.open_array(rel, (n, dim), np.float32)
+
     def store(self, ctx: Context, emb: np.ndarray, present: np.ndarray | None) -> None:
-        self.emb = np.ascontiguousarray(emb, np.float32)
-        self.present = None if present is None or present.all() else present
+        """Record the embeddings: the memmap of `open_embeddings` (flushed, then read
+        back read-only by the search) or an array, saved here."""
         base = f"modalities/{self.name}"
-        self.files["embeddings"] = ctx.writer.save_array(f"{base}/embeddings.npy", self.emb)
+        if isinstance(emb, np.memmap) and emb.filename is not None:
+            emb.flush()
+            self.emb = np.load(emb.filename, mmap_mode="r", allow_pickle=False)
+        else:
+            self.emb = np.ascontiguousarray(emb, np.float32)
+            self.files["embeddings"] = ctx.writer.save_array(f"{base}/embeddings.npy",
+                                                             self.emb)
+        self.present = None if present is None or present.all() else present
         if self.present is not None:
             self.files["present"] = ctx.writer.save_array(f"{base}/present.npy", self.present)
 
@@ -152,16 +168,35 @@ class ImageBuilder(DenseBuilder):
 
         if ctx.images is None:
             raise InputError(f"--image {self.spec}: needs --images DIR")
-        enc = load_image_encoder(self.spec, device=ctx.device, image_size=ctx.image_size)
-        out = encode_images(enc, ctx.images.paths, batch_size=ctx.batch_size or 64,
-                            workers=ctx.workers, device=ctx.device, progress=ctx.progress)
+        if ctx.ray is not None:
+            from precompute.ray_embed import require_ray
+
+            require_ray()  # before the model loads
+        paths = ctx.images.paths
+        # with Ray the model loads here only to check the spec and learn its size
+        enc = load_image_encoder(self.spec, device="cpu" if ctx.ray else ctx.device,
+                                 image_size=ctx.image_size)
+        emb, info = self.open_embeddings(ctx, len(paths), enc.dim), enc.info
+        if ctx.ray is not None:
+            from precompute import ray_embed
+
+            del enc  # the actors load their own
+            out = ray_embed.embed("image", self.spec, [None if p is None else str(p)
+                                                       for p in paths], emb,
+                                  address=ctx.ray, workers=ctx.workers, device=ctx.device,
+                                  batch_size=ctx.batch_size or 64,
+                                  image_size=ctx.image_size, progress=ctx.progress)
+        else:
+            out = encode_images(enc, paths, batch_size=ctx.batch_size or 64,
+                                workers=ctx.workers, device=ctx.device,
+                                progress=ctx.progress, out=emb)
         why = ctx.images.rejected  # a rejected name's own reason, not just "no image"
-        self.params = {**enc.info, **out.info,
+        self.params = {**info, **out.info,
                        "skipped": [{"row": int(r), "reason": str(why.get(r, reason))}
                                    for r, reason in out.skipped]}
-        ctx.log(f"{self.name}: {len(ctx.images.paths)} images, "
+        ctx.log(f"{self.name}: {len(paths)} images, "
                 f"{out.info.get('images_per_s', 0):.1f} images/s, {len(out.skipped)} skipped")
-        self.store(ctx, out.emb, out.present)
+        self.store(ctx, emb, out.present)
 
 
 @dataclass
@@ -171,15 +206,32 @@ class TextBuilder(DenseBuilder):
     def prepare(self, ctx: Context) -> None:
         from precompute.text_encoders import encode_texts, load_text_encoder
 
-        enc = load_text_encoder(self.spec, device=ctx.device)
-        out = encode_texts(enc, ctx.titles, batch_size=ctx.batch_size or 128,
-                           device=ctx.device, progress=ctx.progress)
-        self.params = {**enc.info, **out.info}
-        if str(enc.info.get("kind", "")).startswith(("transformers", "study")):
+        if ctx.ray is not None:
+            from precompute.ray_embed import require_ray
+
+            require_ray()  # before the model loads
+        # with Ray the model loads here only to check the spec and learn its size
+        enc = load_text_encoder(self.spec, device="cpu" if ctx.ray else ctx.device)
+        emb, info = self.open_embeddings(ctx, len(ctx.titles), enc.dim), enc.info
+        if ctx.ray is not None:
+            from precompute import ray_embed
+
+            del enc  # the actors load their own
+            out = ray_embed.embed("text", self.spec, ctx.titles, emb, address=ctx.ray,
+                                  workers=ctx.workers, device=ctx.device,
+                                  batch_size=ctx.batch_size or 128, progress=ctx.progress)
+        else:
+            out = encode_texts(enc, ctx.titles, batch_size=ctx.batch_size or 128,
+                               device=ctx.device, progress=ctx.progress, out=emb)
+        self.params = {**info, **out.info}
+        if str(info.get("kind", "")).startswith(("transformers", "study")):
             self.encoder = "transformers"
         ctx.log(f"{self.name}: {len(ctx.titles)} titles, "
                 f"{out.info.get('titles_per_s', 0):.1f} titles/s")
-        self.store(ctx, out.emb, None)
+        self.store(ctx, emb, None)
+
+
+FUSE_BLOCK_ROWS = 8192  # rows fused at a time (float64 temporaries: 8192 x d x 8 bytes)
 
 
 @dataclass
@@ -194,12 +246,19 @@ class FusedBuilder(DenseBuilder):
     def prepare(self, ctx: Context) -> None:
         w = np.asarray(self.weights, np.float64)
         w = w / w.sum()
-        blocks = [np.sqrt(wi) * p.emb for wi, p in zip(w, self.parts, strict=True)]
-        emb = np.concatenate(blocks, axis=1).astype(np.float32)
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        emb = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0)
+        n = len(self.parts[0].emb)
+        emb = self.open_embeddings(ctx, n, sum(int(p.emb.shape[1]) for p in self.parts))
+        present = np.zeros(n, bool)
+        # row blocks into the memmap: each row's arithmetic is that of the whole array
+        for lo in range(0, n, FUSE_BLOCK_ROWS):
+            hi = min(lo + FUSE_BLOCK_ROWS, n)
+            blocks = [np.sqrt(wi) * p.emb[lo:hi] for wi, p in zip(w, self.parts, strict=True)]
+            part = np.concatenate(blocks, axis=1).astype(np.float32)
+            norms = np.linalg.norm(part, axis=1, keepdims=True)
+            emb[lo:hi] = np.divide(part, norms, out=np.zeros_like(part), where=norms > 0)
+            present[lo:hi] = norms[:, 0] > 0
         self.params = {"parts": [p.name for p in self.parts], "weights": [float(x) for x in w]}
-        self.store(ctx, emb, norms[:, 0] > 0)
+        self.store(ctx, emb, present)
 
 
 def parse_fuse(text: str, dense: dict[str, DenseBuilder]) -> FusedBuilder:

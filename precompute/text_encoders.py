@@ -31,6 +31,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from explorer.core.titles import normalise_title
 from precompute.checkpoints import read_checkpoint
 from precompute.errors import InputError, one_line
+from precompute.sinks import check_sink
 
 log = logging.getLogger(__name__)
 
@@ -331,13 +332,16 @@ def _unit_rows(encoder: TextEncoder, texts: list[str], dev: torch.device,
 
 def encode_texts(encoder: TextEncoder, titles: Sequence[Any], *, batch_size: int = 128,
                  device: str | torch.device | None = None, amp: bool | None = None,
-                 progress: bool = True) -> EncodedTexts:
+                 progress: bool = True, out: np.ndarray | None = None) -> EncodedTexts:
+    """Unit rows in the order of `titles`. `out` (e.g. a memory-mapped .npy) receives each
+    batch as it is encoded instead of an array held in memory, and is returned as `emb`."""
     dev, amp = pick_device(device if device is not None else encoder.device, amp)
     encoder.module.eval().to(dev)
     texts = [normalise_title(t) for t in titles]
     # longest first: padding stays small within a batch, and memory peaks at once
     order = np.argsort([-len(t) for t in texts], kind="stable")
-    emb = np.zeros((len(texts), encoder.dim), np.float32)
+    emb = (np.zeros((len(texts), encoder.dim), np.float32) if out is None
+           else check_sink(out, len(texts), encoder.dim))
     degenerate = 0
     start = time.perf_counter()
     with torch.inference_mode(), tqdm(total=len(texts), desc="titles", unit="title",

@@ -68,6 +68,14 @@ class BundleWriter:
         np.save(path, np.ascontiguousarray(arr), allow_pickle=False)
         return rel
 
+    def open_array(self, rel: str, shape: tuple[int, ...], dtype: np.dtype | type) -> np.memmap:
+        """A new zero-filled `.npy` inside the temporary folder, memory-mapped for writing:
+        filled as it is computed instead of held in memory, and removed with the folder when
+        the build fails. The caller flushes it when done."""
+        path = self.tmp / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
     def save_bytes(self, rel: str, data: bytes) -> str:
         path = self.tmp / rel
         path.parent.mkdir(parents=True, exist_ok=True)
