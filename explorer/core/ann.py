@@ -91,13 +91,14 @@ def exact_rows(space: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.
     queries = np.asarray(queries, np.int64)
     n = space.n
     present = getattr(space, "present", None)
-    rows = max(1, (1 << 22) // max(n, 1))
+    rows = max(32, (1 << 22) // max(n, 1))  # at least 32 queries a pass over the rows
     idx = np.full((len(queries), min(k, n)), -1, np.int64)
     sim = np.full(idx.shape, -np.inf, np.float32)
+    t = space.mat.T.tocsr() if isinstance(space, SparseSpace) else None
     for s in range(0, len(queries), rows):
         q = queries[s:s + rows]
-        if isinstance(space, SparseSpace):
-            scores = (space.mat[q] @ space.mat.T).toarray().astype(np.float32)
+        if t is not None:
+            scores = (space.mat[q] @ t).toarray().astype(np.float32)
         elif isinstance(space, BitSpace):
             w = space.words
             scores = 1 - np.bitwise_count(w[q, None] ^ w[None, :]).astype(np.float32) / 64
