@@ -115,6 +115,10 @@ SERIES = ("Plus", "Pro", "Max", "Mini", "Ultra", "Gold", "Silver", "Active", "Ex
           "Glow", "Intense", "Daily", "Power", "Cool", "Sensitive", "Gentle", "Black",
           "Platinum", "Series", "Limited", "Signature", "Essential")
 CODE_LETTERS = "ABCDEFGHJKLMNPRSTVXZ"
+# Brands per product and the Zipf exponent of their popularity: set so that TF-IDF + Min2
+# matching is about as hard as on the real table (see README, `precompute scale-data`).
+BRANDS_PER_PRODUCT = 3.0
+BRAND_ZIPF = 0.5
 
 
 @dataclass(frozen=True)
@@ -165,9 +169,9 @@ def make_scale_products(rng: random.Random, n_groups: int) -> list[ScaleProduct]
     """`n_groups` distinct products (no two share brand, line, variant and amount), in
     families of the demo's shares; brands are popular in a Zipf-like way, so a popular
     brand's name is a weak signal, as in the real table."""
-    n_brands = max(30, n_groups // 4)
+    n_brands = max(30, int(n_groups * BRANDS_PER_PRODUCT))
     brands = brand_names(rng, n_brands)
-    weights = 1.0 / (np.arange(n_brands) + 20.0) ** 0.9
+    weights = 1.0 / (np.arange(n_brands) + 20.0) ** BRAND_ZIPF
     cum = np.cumsum(weights / weights.sum()).tolist()
     probs = FAMILY_SHARE / FAMILY_MEAN
     fam_cum = np.cumsum(probs / probs.sum()).tolist()

@@ -23,7 +23,7 @@ import pandas as pd
 from precompute.errors import InputError
 from precompute.scale_catalogue import ScaleProduct, make_scale_products
 from precompute.scale_phash import group_hashes
-from precompute.scale_titles import FastRandom, scale_title
+from precompute.scale_titles import FastRandom, group_titles
 
 MIN_POSTINGS, MAX_POSTINGS = 2, 5_000_000
 COLUMNS = ("posting_id", "image", "image_phash", "title", "label_group")
@@ -100,8 +100,8 @@ def scale_table(n: int, seed: int = 0) -> pd.DataFrame:
     family = np.array([p.family for p in products], dtype=np.int64)
     shares = np.array([p.family_type in ("pack", "stock") for p in products])
     hashes = group_hashes(rng, sizes, family, shares)
-    titles = [scale_title(fast, p) for p, s in zip(products, sizes.tolist(), strict=True)
-              for _ in range(s)]
+    titles = [t for p, s in zip(products, sizes.tolist(), strict=True)
+              for t in group_titles(fast, p, s)]
     labels = np.repeat(_labels(rng, len(sizes)), sizes)
     order = rng.permutation(n)
     names = rng.bytes(16 * n).hex()

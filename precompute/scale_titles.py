@@ -34,6 +34,25 @@ class FastRandom(random.Random):
         return order
 
 
+# Sellers copy each other: a later posting of a group repeats an earlier one's title (as
+# is, or re-cased with a promo word), which the real table's groups show often.
+COPY_TITLE = 0.5
+
+
+def group_titles(rng: FastRandom, p: ScaleProduct, size: int) -> list[str]:
+    """The titles of the `size` postings of product `p`'s group."""
+    titles: list[str] = []
+    for _ in range(size):
+        if titles and rng.random() < COPY_TITLE:
+            title = titles[int(rng.random() * len(titles))]
+            if rng.random() < 0.5:
+                title = seller_noise(rng, [title])
+            titles.append(title)
+        else:
+            titles.append(scale_title(rng, p))
+    return titles
+
+
 def scale_title(rng: FastRandom, p: ScaleProduct) -> str:
     """One seller's title of product `p` (rng: a FastRandom or a numpy Generator)."""
     line = ALL_LINES[p.line]
