@@ -32,7 +32,7 @@ EXACT_COPY = {2: 0.106, 3: 0.204, 4: 0.26, 6: 0.32, 11: 0.35, 21: 0.32}
 MUTATIONS: tuple[tuple[int | None, int | None, float], ...] = (
     (1, 2, 0.042), (3, 5, 0.018), (6, 10, 0.048), (11, 15, 0.030), (16, 20, 0.063),
     (21, 25, 0.091), (None, None, 0.602))
-STOCK_PHOTO_SHARE = 0.17   # groups of a pack or stock family that show the family's photo
+STOCK_PHOTO_SHARE = 0.2   # groups of a pack or stock family that show the family's photo
 _CHUNK = 1 << 16
 
 
