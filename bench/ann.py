@@ -60,6 +60,8 @@ def main() -> int:
     t0 = time.perf_counter()
     index, params = ann.ivf_index(base, use_gpu=args.gpu, seed=0)
     build_s = time.perf_counter() - t0
+    print(f"# generated in {gen_s:.1f} s, exact {exact_s:.1f} s per 100k, index {params} "
+          f"in {build_s:.1f} s", file=sys.stderr, flush=True)
     rows = []
     for nprobe in (8, 16, 32, 64):
         if nprobe > params["nlist"]:
@@ -75,6 +77,7 @@ def main() -> int:
         hits = sum(len(np.intersect1d(found[a], truth[i])) for i, a in enumerate(at))
         rows.append({"nprobe": nprobe, "s_per_100k_queries": round(per_100k, 2),
                      "recall": round(hits / truth.size, 4)})
+        print(f"# nprobe {nprobe}: {rows[-1]}", file=sys.stderr, flush=True)
     out = {"n": args.n, "dim": args.dim, "k": args.k, "queries": len(queries),
            "threads": faiss.omp_get_max_threads(), "cpus": os.cpu_count(),
            "generate_s": round(gen_s, 1), "index": params, "index_build_s": round(build_s, 1),
