@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
-import tempfile
-import threading
+import subprocess
+import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +31,10 @@ from precompute.errors import InputError, one_line
 
 LOCAL = "local"  # --ray without ADDRESS: start a Ray instance on this machine
 EXTRA = "pip install 'shopee-explorer[cluster]'"
-CONNECT_TIMEOUT_S = 60.0  # ray.init to an address that answers but is not Ray can hang
+CONNECT_TIMEOUT_S = 60.0  # a first connection, in a child process (ray.init may hang)
 PROBE_TIMEOUT_S = 5.0  # a TCP connect first: an unreachable address fails at once
 SHARD_ROWS = 1024  # rows per map_batches call (one shard): about 1.5 MB of 384-d rows
 CPUS_PER_ACTOR = 2  # CPU actors: torch threads each
-RETRIES = 1  # a lost worker is restarted and its shard retried once, not forever
 
 
 def require_ray() -> None:
@@ -104,6 +105,8 @@ class Embedder:
 
 # ---- connecting -----------------------------------------------------------------------
 
+_RAISED = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit)): (.+)$")
+
 
 def _host_port(address: str) -> tuple[str, int] | None:
     """HOST:PORT of an address to probe; None for 'auto' (Ray finds its own cluster)."""
@@ -126,22 +129,29 @@ def _probe(address: str) -> None:
                          f"({exc.strerror or one_line(exc)})") from None
 
 
-@contextlib.contextmanager
-def _stderr_to_file() -> Iterator[None]:
-    """Ray's C++ client prints retry warnings to file descriptor 2 while it connects;
-    the user gets our one line instead."""
+_TRY_CONNECT = """
+import sys
+import ray
+ray.init(address=sys.argv[1], include_dashboard=False, logging_level="ERROR",
+         log_to_driver=False)
+ray.shutdown()
+"""
+
+
+def _try_connect(address: str) -> None:
+    """Connect once in a child process, bounded in time: ray.init has no timeout of its
+    own (minutes on a port that is not Ray's), prints its retries to stderr, and a
+    connection given up on in a thread would linger in this process."""
     try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+        run = subprocess.run([sys.executable, "-c", _TRY_CONNECT, address],
+                             capture_output=True, text=True, timeout=CONNECT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"--ray {address}: no Ray cluster answered within "
+                         f"{CONNECT_TIMEOUT_S:g} s") from None
+    if run.returncode != 0:
+        lines = [ln.strip() for ln in run.stderr.splitlines() if _RAISED.match(ln.strip())]
+        why = lines[-1] if lines else f"exit status {run.returncode}"
+        raise InputError(f"--ray {address}: could not connect ({why[:300]})")
 
 
 def _connect(address: str, num_cpus: int) -> None:
@@ -156,24 +166,11 @@ def _connect(address: str, num_cpus: int) -> None:
             raise InputError(f"--ray: could not start a local Ray ({one_line(exc)})") from None
         return
     _probe(address)
-    box: dict[str, BaseException] = {}
-
-    def connect() -> None:
-        try:
-            ray.init(address=address, **quiet)
-        except BaseException as exc:
-            box["error"] = exc
-
-    # in a thread: ray.init has no timeout of its own and waits minutes on a non-Ray port
-    thread = threading.Thread(target=connect, name="ray-connect", daemon=True)
-    with _stderr_to_file():
-        thread.start()
-        thread.join(CONNECT_TIMEOUT_S)
-    if thread.is_alive():
-        raise InputError(f"--ray {address}: no Ray cluster answered within "
-                         f"{CONNECT_TIMEOUT_S:.0f} s")
-    if "error" in box:
-        raise InputError(f"--ray {address}: could not connect ({one_line(box['error'])})")
+    _try_connect(address)
+    try:
+        ray.init(address=address, **quiet)
+    except Exception as exc:
+        raise InputError(f"--ray {address}: could not connect ({one_line(exc)})") from None
 
 
 @contextlib.contextmanager
@@ -239,22 +236,22 @@ def _shards(inputs: Sequence[Any]) -> list[Any]:
 
 
 def _failure(address: str, exc: BaseException) -> InputError:
+    """One line for a failure on the cluster: what happened and the user-level cause
+    (Ray wraps a shard's exception in its own; the original survives only as text)."""
     import ray.exceptions as rx
 
     what = ("a Ray worker died" if isinstance(exc, rx.RayActorError | rx.WorkerCrashedError)
             else "a shard failed")
-    cause: BaseException = exc
-    for _ in range(8):  # the user's exception inside Ray's wrappers
-        inner = getattr(cause, "cause", None) or cause.__cause__
-        if inner is None or inner is cause:
-            break
-        cause = inner
-    text = one_line(cause).split(" | ")[0]
-    lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
-    if isinstance(cause, rx.RayError) and lines:
-        text = lines[-1] if isinstance(cause, rx.RayTaskError) else lines[0]
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    own = text.split("The above exception was the direct cause")[0]
+    raised = [m for ln in own.splitlines() if (m := _RAISED.match(ln.strip()))]
+    if raised and "direct cause" in text:
+        cause = f"{raised[-1].group(1).rsplit('.', 1)[-1]}: {raised[-1].group(2)}"
+    else:
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        cause = lines[0] if lines else type(exc).__name__
     return InputError(f"--ray {address}: {what} while embedding; nothing was written "
-                      f"({text[:300]})")
+                      f"({cause[:300]})")
 
 
 @contextlib.contextmanager
@@ -263,6 +260,9 @@ def _quiet_data(progress: bool) -> Iterator[Any]:
     build reports one line), restored afterwards."""
     import ray.data
 
+    # Ray deprecates its own defaults (DataContext fields) and keyword remote args
+    # (max_restarts has no named replacement yet): not the user's concern
+    warnings.simplefilter("ignore", DeprecationWarning)
     ctx = ray.data.DataContext.get_current()
     saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
     loggers = [logging.getLogger(n) for n in ("ray", "ray.data")]
@@ -291,7 +291,7 @@ def embed(kind: str, spec: str, inputs: Sequence[Any], out: np.ndarray, *,
     import ray.exceptions as rx
 
     n = len(inputs)
-    with session(address, num_cpus=workers), _quiet_data(progress):
+    with warnings.catch_warnings(), session(address, num_cpus=workers), _quiet_data(progress):
         actor_device, actors, resources, cluster = _plan(device)
         job = Job(kind=kind, spec=spec, device=actor_device, batch_size=batch_size,
                   image_size=image_size, threads=resources["num_cpus"])
@@ -300,10 +300,12 @@ def embed(kind: str, spec: str, inputs: Sequence[Any], out: np.ndarray, *,
         skipped: list[tuple[int, str]] = []
         start = time.perf_counter()
         try:
+            # max_restarts=0: Ray Data's default restarts a dead actor forever, so a
+            # shard that kills its worker would never end the build
             data = ray.data.from_pandas(_shards(inputs)).map_batches(
                 Embedder, fn_constructor_args=(job,), batch_size=SHARD_ROWS,
                 batch_format="numpy", concurrency=min(actors, max(1, -(-n // SHARD_ROWS))),
-                max_restarts=RETRIES, max_task_retries=RETRIES, **resources)
+                max_restarts=0, **resources)
             unit = "title" if kind == "text" else "img"
             with tqdm(total=n, desc=f"{kind}s on ray", unit=unit, disable=not progress) as bar:
                 for b in data.iter_batches(batch_size=None, batch_format="numpy"):
