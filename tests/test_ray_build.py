@@ -199,3 +199,29 @@ def test_a_port_that_is_not_ray_times_out_in_one_line(csv, tmp_path) -> None:
     assert err == [f"precompute: error: --ray 127.0.0.1:{port}: no Ray cluster answered "
                    "within 3 s"]
     assert _files(tmp_path) == []
+
+
+@needs_ray
+@pytest.mark.slow  # about 50 s here: demo images, EfficientNet on the driver and an actor
+def test_images_on_ray_equal_the_local_encoding_and_skip_the_same_rows(
+        local_ray, tmp_path, monkeypatch) -> None:
+    from precompute.demo_data import generate_demo
+    from precompute.image_encoders import encode_images, load_image_encoder
+
+    csv_path = generate_demo(tmp_path / "data", n_postings=24, seed=2, progress=False)
+    names = pd.read_csv(csv_path)["image"]
+    folder = csv_path.parent / "train_images"
+    (folder / names[3]).write_bytes(b"not a jpeg at all")
+    paths = [folder / n for n in names]
+    paths[7] = None  # a row without an image
+    enc = load_image_encoder("tf_efficientnet_lite0", device="cpu")
+    want = encode_images(enc, paths, batch_size=8, workers=0, device="cpu", progress=False)
+    monkeypatch.setattr(ray_embed, "SHARD_ROWS", 10)  # three shards
+    out = np.zeros((24, enc.dim), np.float32)
+    got = ray_embed.embed("image", "tf_efficientnet_lite0",
+                          [None if p is None else str(p) for p in paths], out,
+                          batch_size=8, progress=False)
+    assert [r for r, _ in got.skipped] == [3, 7] == [r for r, _ in want.skipped]
+    np.testing.assert_array_equal(got.present, want.present)
+    np.testing.assert_allclose(out, want.emb, rtol=0, atol=1e-5)
+    assert not out[[3, 7]].any()
