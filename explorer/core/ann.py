@@ -6,9 +6,9 @@ padding at the end, no repeats) and a record of how they were found, for the man
 
 - dense rows: faiss IVF (inner product, nlist ~ 4 sqrt(n), nprobe raised until a tuning
   sample reaches RECALL_TARGET), on the GPU when faiss sees one and the space asks for it;
-- TF-IDF: a TruncatedSVD projection searched with IVF for a larger candidate set, whose
-  candidates are re-scored with their exact sparse cosine (more candidates until the
-  tuning sample reaches RECALL_TARGET);
+- TF-IDF: a TruncatedSVD projection searched (flat below AUTO_MIN_ROWS rows, else IVF)
+  for a larger candidate set, whose candidates are re-scored with their exact sparse
+  cosine (more candidates until the tuning sample reaches RECALL_TARGET);
 - 64-bit hashes: faiss's exact binary flat index (hamming), present rows only.
 
 Whatever the candidates, every similarity written is the exact one, so recall is the only
@@ -273,7 +273,16 @@ def _sparse(space: SparseSpace, k: int, tune: np.ndarray, seed: int
     z = TruncatedSVD(dims, n_iter=5, random_state=seed).fit_transform(mat).astype(np.float32)
     norms = np.linalg.norm(z, axis=1, keepdims=True)
     z = np.divide(z, norms, out=np.zeros_like(z), where=norms > 0)
-    index, params = ivf_index(z, use_gpu=False, seed=seed)
+    # below AUTO_MIN_ROWS a BLAS flat search of the projection: IVF's list scans are slow
+    # for thousands of candidates a query
+    if n < AUTO_MIN_ROWS:
+        import faiss
+
+        index, params = faiss.IndexFlatIP(dims), {"nlist": 1, "index": "flat"}
+        index.add(z)
+    else:
+        index, params = ivf_index(z, use_gpu=False, seed=seed)
+        params["index"] = "ivf"
     nlist = params["nlist"]
 
     # effort levels (candidates, nprobe), doubled together; the last reads every list
@@ -287,7 +296,9 @@ def _sparse(space: SparseSpace, k: int, tune: np.ndarray, seed: int
         return finish(q, cand, sparse_pair_dots(mat, q, cand), kk)
 
     def run(queries: np.ndarray, level: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        set_nprobe(index, level[1])  # bounded gathers: PAIR_BLOCK pairs at once
+        if nlist > 1:
+            set_nprobe(index, level[1])
+        # bounded gathers: PAIR_BLOCK (query, candidate) pairs at once
         return _blocks(n, kk, queries, lambda q: step_with(q, level),
                        max(1, PAIR_BLOCK // level[0]))
 
