@@ -94,9 +94,11 @@ class Embedder:
             from precompute.image_encoders import encode_images
 
             paths = [Path(p) if isinstance(p, str) else None for p in items]
-            # parallelism is across actors: images are decoded in the actor itself
+            # CPU actors decode in their own process (parallelism is across actors); a GPU
+            # actor keeps its GPU fed with decoding processes of its own
+            workers = 0 if self.job.device == "cpu" else min(4, usable_cpus())
             out = encode_images(self.encoder, paths, batch_size=self.job.batch_size,
-                                workers=0, device=self.job.device, progress=False)
+                                workers=workers, device=self.job.device, progress=False)
             ok, reason = out.present, np.full(n, "", dtype=object)
             for r, why in out.skipped:
                 reason[r] = why
@@ -208,21 +210,25 @@ class Embedded:
 
 
 def _plan(device: str | None) -> tuple[str, int, dict[str, Any], dict[str, Any]]:
-    """The actors' device, how many, their resources, and what the cluster offers."""
+    """The actors' device, how many fit on the cluster's nodes, each one's resources, and
+    what the cluster offers."""
     import ray
 
-    res = ray.cluster_resources()
-    cpus, gpus = int(res.get("CPU", 0)), int(res.get("GPU", 0))
-    cluster = {"nodes": sum(1 for n in ray.nodes() if n.get("Alive")), "cpus": cpus,
-               "gpus": gpus}
-    cuda = device.startswith("cuda") if device else gpus > 0
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    cpus = [int(r.get("CPU", 0)) for r in nodes]
+    gpus = [int(r.get("GPU", 0)) for r in nodes]
+    cluster = {"nodes": len(nodes), "cpus": sum(cpus), "gpus": sum(gpus)}
+    cuda = device.startswith("cuda") if device else sum(gpus) > 0
     if cuda:
-        if gpus < 1:
+        if not any(gpus):
             raise InputError(f"--ray with --device {device}: the Ray cluster has no GPU")
-        # one GPU per actor; Ray sets CUDA_VISIBLE_DEVICES, so the actor's GPU is "cuda"
-        return "cuda", gpus, {"num_gpus": 1, "num_cpus": max(1, cpus // gpus)}, cluster
-    per = max(1, min(CPUS_PER_ACTOR, cpus))
-    return "cpu", max(1, cpus // per), {"num_cpus": per}, cluster
+        # one GPU (and one CPU, which every node has) per actor; Ray sets
+        # CUDA_VISIBLE_DEVICES, so the actor's own GPU is "cuda"
+        fit = sum(min(g, c) for g, c in zip(gpus, cpus, strict=True))
+        return "cuda", max(1, fit), {"num_gpus": 1, "num_cpus": 1}, cluster
+    per = max(1, min(CPUS_PER_ACTOR, max(cpus, default=1)))
+    # counted per node: an actor never spans nodes, and one that cannot be placed waits
+    return "cpu", max(1, sum(c // per for c in cpus)), {"num_cpus": per}, cluster
 
 
 def _shards(inputs: Sequence[Any]) -> list[Any]:
