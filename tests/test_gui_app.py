@@ -528,3 +528,15 @@ def test_best_button_applies_the_searched_configuration(qtbot, tiny_bundle, sett
     qtbot.wait(200)
     assert w.view.snapshot.config == plain and w.config == plain
     w.worker.stop()
+
+
+def test_sorting_keeps_the_selected_posting(qtbot, window: MainWindow):
+    from PySide6.QtCore import Qt
+
+    window.select_query(int(window.model.scope_row(5)))
+    chosen = window.query
+    for column in ("posting_id", "title", "f1"):
+        for order in (Qt.SortOrder.AscendingOrder, Qt.SortOrder.DescendingOrder):
+            window.list.sortByColumn(window.model.columns.index(column), order)
+            current = window.list.selectionModel().currentIndex()
+            assert current.isValid() and int(current.data(ROW_ROLE)) == chosen

@@ -134,10 +134,13 @@ class QueryModel(QAbstractTableModel):
         old = self._rows
         self._refresh()
         # keep persistent indexes (the selection) on the same postings
-        pos = {int(r): i for i, r in enumerate(self._rows)}
+        # an inverse permutation, not a dict: no Python object per posting at a million
+        pos = np.full(int(max(old.max(initial=-1), self._rows.max(initial=-1))) + 1, -1,
+                      np.int64)
+        pos[self._rows] = np.arange(len(self._rows))
         for idx in self.persistentIndexList():
             if idx.isValid():
-                new = pos.get(int(old[idx.row()]))
-                self.changePersistentIndex(idx, self.index(new, idx.column()) if new is not None
+                new = int(pos[old[idx.row()]])
+                self.changePersistentIndex(idx, self.index(new, idx.column()) if new >= 0
                                            else QModelIndex())
         self.layoutChanged.emit()
