@@ -118,6 +118,10 @@ def _check_options(opts: BuildOptions) -> None:
         raise InputError(f"--images {opts.images}: not a folder")
     if opts.search not in ann.MODES:
         raise InputError(f"--search {opts.search!r}: expected one of {', '.join(ann.MODES)}")
+    if opts.ray is not None:  # before the CSV is read: a missing extra is one line at once
+        from precompute.ray_embed import require_ray
+
+        require_ray()
 
 
 def _items(ds: Dataset, folds: np.ndarray, hexes: pd.Series) -> pd.DataFrame:

@@ -152,7 +152,10 @@ class DenseBuilder:
 
     def space(self, ctx: Context, scope: str, rows: np.ndarray) -> Space:
         present = None if self.present is None else self.present[rows]
-        return DenseSpace(self.emb[rows], present=present, use_gpu=ctx.use_gpu)
+        # scope `all`: search the memory-mapped file itself, not a copy of every row
+        whole = len(rows) == len(self.emb) and np.array_equal(rows, np.arange(len(rows)))
+        return DenseSpace(self.emb if whole else self.emb[rows], present=present,
+                          use_gpu=ctx.use_gpu)
 
     def modality(self) -> B.Modality:
         return B.Modality(self.name, self.kind, self.encoder, self.model,
