@@ -60,7 +60,8 @@ def table_for(n: int, work: Path, seed: int, real: Path) -> tuple[Path, str]:
     csv = work / f"scale-{n}-seed{seed}.csv"
     if not csv.exists():
         subprocess.run([sys.executable, "-m", "precompute", "scale-data", "--out", str(csv),
-                        "--postings", str(n), "--seed", str(seed)], check=True, cwd=REPO)
+                        "--postings", str(n), "--seed", str(seed)], check=True, cwd=REPO,
+                       stdout=subprocess.DEVNULL)  # stdout is the report (--json)
     return csv, f"scale-data seed {seed}"
 
 

@@ -120,8 +120,10 @@ def test_search_and_sort(session: Session) -> None:
     for order in (asc, desc):
         same = table.f1[order][1:] == table.f1[order][:-1]
         assert np.all(order[1:][same] > order[:-1][same])
+    assert "rank_title" not in table.ranks._cols  # not sorted by title yet: not computed
     titles = sort_order(table, rows, "title")
     low = [t.lower() for t in table.title[titles]]
     assert low == sorted(low)
+    assert "rank_title" in table.ranks._cols and "rank_posting_id" not in table.ranks._cols
     vis = visible_rows(table, "errors", "", ("f1", False))
     assert set(vis) == set(np.flatnonzero(table.f1 < 1))

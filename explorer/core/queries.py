@@ -4,6 +4,7 @@ few milliseconds) so the list can be re-filtered on every keystroke and slider m
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +35,7 @@ class QueryTable:
     recall: np.ndarray
     f1: np.ndarray
     delta_f1: np.ndarray | None
-    ranks: dict[str, np.ndarray] = field(default_factory=dict)  # text column -> sort rank
+    ranks: Mapping[str, np.ndarray] = field(default_factory=dict)  # text column -> sort rank
     has_labels: bool = True  # False: group size and P / R / F1 mean nothing
     # the titles as stored (`title` is decoded, explorer.core.titles); None: as `title`
     title_raw: np.ndarray | None = None
@@ -52,8 +53,8 @@ class QueryTable:
 
 def _text_columns(engine) -> dict[str, np.ndarray]:
     """posting_id / title (decoded) / title_raw / label of the scope as object arrays, the
-    rows whose raw title differs, and each sort rank; computed once per scope (they never
-    change with the settings)."""
+    rows whose raw title differs (and, once sorted by, their ranks: TextRanks); computed
+    once per scope (they never change with the settings)."""
     key = ("query-columns", engine.scope)
     cache = engine.bundle.derived
     if key not in cache:
@@ -65,13 +66,36 @@ def _text_columns(engine) -> dict[str, np.ndarray]:
                 "raw_differs": np.flatnonzero(title != raw),
                 "label": items["label_group"].astype("string").fillna("")
                 .to_numpy(dtype=object)}
-        for name in ("posting_id", "title"):
-            order = np.argsort(np.char.lower(cols[name].astype(str)), kind="stable")
-            rank = np.empty(len(order), np.int64)
-            rank[order] = np.arange(len(order))
-            cols[f"rank_{name}"] = rank
         cache[key] = cols
     return cache[key]
+
+
+class TextRanks(Mapping):
+    """Case-insensitive sort rank of each text column (posting_id, title), computed the
+    first time the list is sorted by it and kept with the scope's text columns: sorting a
+    million titles takes seconds, which the first paint of the list must not wait for."""
+
+    NAMES = ("posting_id", "title")
+
+    def __init__(self, cols: dict[str, np.ndarray]) -> None:
+        self._cols = cols
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.NAMES:
+            raise KeyError(name)
+        key = f"rank_{name}"
+        if key not in self._cols:
+            order = np.argsort(np.char.lower(self._cols[name].astype(str)), kind="stable")
+            rank = np.empty(len(order), np.int64)
+            rank[order] = np.arange(len(order))
+            self._cols[key] = rank
+        return self._cols[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.NAMES)
+
+    def __len__(self) -> int:
+        return len(self.NAMES)
 
 
 def query_table(snap: Snapshot) -> QueryTable:
@@ -82,7 +106,7 @@ def query_table(snap: Snapshot) -> QueryTable:
         title_raw=cols["title_raw"], raw_differs=cols["raw_differs"],
         group_size=ev.group_size, n_pred=ev.n_pred, tp=ev.tp, precision=ev.precision,
         recall=ev.recall, f1=ev.f1, delta_f1=snap.delta_f1,
-        ranks={k[5:]: v for k, v in cols.items() if k.startswith("rank_")},
+        ranks=TextRanks(cols),
         has_labels=ev.has_labels)
 
 
