@@ -10,12 +10,12 @@ from explorer.core.engine import Engine, Evaluation
 
 
 def _top(score: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the n largest values, largest first."""
+    """Indices of the n largest values, largest first, ties in index order."""
     n = min(n, len(score))
     if n == 0:
         return np.zeros(0, np.int64)
-    part = np.argpartition(-score, n - 1)[:n]
-    return part[np.argsort(-score[part], kind="stable")]
+    # ties keep their order (by query, then candidate): the same list every time
+    return np.argsort(-score, kind="stable")[:n]
 
 
 def worst_queries(engine: Engine, ev: Evaluation, n: int = 100) -> pd.DataFrame:
@@ -34,8 +34,21 @@ def _pairs(engine: Engine, ev: Evaluation, mask: np.ndarray, n: int,
            kind: str) -> pd.DataFrame:
     st = ev.stage
     q, c = np.nonzero(mask)
-    nb = st.cand[q, c]
     score = st.score[q, c]
+    # only the strongest pairs can be listed: keep the directed pairs scoring at least the
+    # 2n-th best (each unordered pair has at most two directions), doubling the cut until
+    # n distinct pairs are in; sorting all of them took 0.4 s at 100,000 postings
+    m = 2 * n
+    while m < len(score):
+        cut = np.partition(score, len(score) - m)[len(score) - m]
+        sub = np.flatnonzero(score >= cut)
+        lo = np.minimum(q[sub], st.cand[q[sub], c[sub]]).astype(np.int64)
+        hi = np.maximum(q[sub], st.cand[q[sub], c[sub]])
+        if len(np.unique(lo * len(ev.f1) + hi)) >= n:
+            q, c, score = q[sub], c[sub], score[sub]
+            break
+        m *= 2
+    nb = st.cand[q, c]
     # each unordered pair once, from the side that scores it higher: candidate lists are
     # directed (b in a's top-K, not always a in b's) and Min2 / INB act per query, so a
     # pair may be an error from one side only
