@@ -105,6 +105,7 @@ EXPORT_FLAGS = {"predictions": "export_csv", "metrics": "export_metrics",
 def evaluate(argv: list[str]) -> int:
     args = _evaluate_parser().parse_args(argv)
     from explorer.core import export
+    from explorer.core.atomic_write import UnsafeTarget, check_target
     from explorer.core.evaluate import run
 
     doc = read_settings(args.settings) if args.settings else None  # before the bundle: fast
@@ -127,8 +128,8 @@ def evaluate(argv: list[str]) -> int:
         if kind in export.NEED_LABELS and not bundle.manifest.has_labels:
             raise ConfigError(f"{flag} needs labels, and this bundle has no label_group")
         try:
-            export.check_target(path)
-        except export.ExportError as exc:
+            check_target(path)
+        except UnsafeTarget as exc:
             raise ConfigError(f"{flag} {exc}") from None
     if len(set(exports.values())) < len(exports):
         raise ConfigError("two --export-* options name the same file")

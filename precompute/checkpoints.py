@@ -1,6 +1,6 @@
 """Reading torch checkpoints that may come from someone else: tensors and plain types
 only (`torch.load(weights_only=True)`), never code, with a one-line InputError naming
-the file for anything else."""
+the file for anything else; and writing ours atomically."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
+from explorer.core.atomic_write import UnsafeTarget, write_atomic
 from precompute.errors import InputError, one_line
 
-__all__ = ["read_checkpoint"]
+__all__ = ["read_checkpoint", "save_checkpoint"]
 
 
 def read_checkpoint(path: Path) -> Any:
@@ -34,3 +35,13 @@ def read_checkpoint(path: Path) -> Any:
     except Exception as exc:
         raise InputError(f"{path}: cannot be read as a torch checkpoint ({one_line(exc)})") \
             from None
+
+
+def save_checkpoint(obj: Any, path: Path) -> None:
+    """torch.save into a new temporary file beside `path`, then a rename: a crash never
+    leaves a half-written checkpoint, and no existing path but `path` (a regular file or
+    absent) is ever written or replaced."""
+    try:
+        write_atomic(path, lambda fh: torch.save(obj, fh))
+    except UnsafeTarget as exc:
+        raise InputError(str(exc)) from None

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from precompute.checkpoints import read_checkpoint
+from precompute.checkpoints import read_checkpoint, save_checkpoint
 from precompute.errors import InputError, one_line
 from precompute.images import load_rgb
 from precompute.sinks import check_sink
@@ -268,10 +268,7 @@ def save_image_checkpoint(path: Path, module: nn.Module, *, arch: str, input_siz
               "mean": [float(m) for m in mean], "std": [float(s) for s in std],
               "loss": meta.pop("loss", None), "margin": meta.pop("margin", None),
               **meta, "state_dict": state}
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(record, tmp)
-    os.replace(tmp, path)  # a crash never leaves a half-written checkpoint
+    save_checkpoint(record, Path(path))
 
 
 # ---- encoding ------------------------------------------------------------------------

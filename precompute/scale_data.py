@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from explorer.core.atomic_write import UnsafeTarget, write_atomic
 from precompute.errors import InputError
 from precompute.scale_catalogue import ScaleProduct, make_scale_products
 from precompute.scale_phash import group_hashes
@@ -118,11 +118,8 @@ def stamp_path(out: Path) -> Path:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _read_stamp(path: Path) -> dict | None:
@@ -169,18 +166,13 @@ def check_target(out: Path, force: bool) -> None:
                          "choose another --out")
 
 
-def _write_atomic(path: Path, data: bytes | None = None, table: pd.DataFrame | None = None
-                  ) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def _write_atomic(path: Path, write) -> None:
+    """explorer.core.atomic_write: a new temporary file (never an existing path), then a
+    rename over `path`, which must be a regular file or absent."""
     try:
-        if table is not None:
-            table.to_csv(tmp, index=False, lineterminator="\n", encoding="utf-8")
-        else:
-            tmp.write_bytes(data or b"")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        write_atomic(path, write)
+    except UnsafeTarget as exc:
+        raise InputError(str(exc)) from None
 
 
 def write_scale_data(out: str | Path, n: int, *, seed: int = 0, force: bool = False) -> Path:
@@ -191,9 +183,10 @@ def write_scale_data(out: str | Path, n: int, *, seed: int = 0, force: bool = Fa
     check_target(out, force)
     table = scale_table(n, seed)
     check_target(out, force)   # again: something may have appeared while generating
-    _write_atomic(out, table=table)
+    _write_atomic(out, lambda fh: table.to_csv(fh, index=False, lineterminator="\n",
+                                                encoding="utf-8"))
     record = {"generator": GENERATOR, "postings": n, "seed": seed, "sha256": _sha256(out)}
-    _write_atomic(stamp_path(out), data=(json.dumps(record) + "\n").encode())
+    _write_atomic(stamp_path(out), lambda fh: fh.write((json.dumps(record) + "\n").encode()))
     return out
 
 

@@ -4,16 +4,13 @@ evaluate --export-*` both write."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from explorer.core.config import ConfigError
+from explorer.core.atomic_write import write_atomic
 from explorer.core.confusion import confused_groups
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.error_pairs import error_pairs
@@ -62,45 +59,12 @@ FRAMES = {"predictions": predictions_frame, "metrics": metrics_frame, "errors": 
 NEED_LABELS = ("errors", "confused")
 
 
-class ExportError(ConfigError):
-    """An export target that cannot be written; the message names the path (a
-    ConfigError: the option or the dialog named it, and callers report both alike)."""
-
-
-def check_target(path: str | os.PathLike[str]) -> Path:
-    """Refuse, before any work, a target that is not a regular file to be (re)written:
-    a folder, a FIFO, a device, a socket or a symbolic link (renaming over one would
-    replace it), or one whose folder does not exist."""
-    path = Path(path)
-    if path.is_symlink() or (path.exists() and not stat.S_ISREG(path.stat().st_mode)):
-        raise ExportError(f"{path}: not a regular file; refusing to replace it")
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise ExportError(f"{path}: folder {parent} does not exist")
-    return path
-
-
 def write_text(text: str, path: str | os.PathLike[str]) -> Path:
     """Write atomically: a temporary file beside the target, then a rename; the
     temporary file never stays behind."""
-    return _atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+    return write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """`frame` as CSV, atomically (see write_text)."""
-    return _atomic(path, lambda fh: frame.to_csv(fh, index=False, encoding="utf-8"))
-
-
-def _atomic(path: str | os.PathLike[str], write) -> Path:
-    path = check_target(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        check_target(path)  # it may have changed while we wrote
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, lambda fh: frame.to_csv(fh, index=False, encoding="utf-8"))

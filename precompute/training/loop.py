@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import math
-import os
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext, suppress
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from precompute.checkpoints import save_checkpoint
 from precompute.errors import InputError, is_out_of_memory
 from precompute.training.schedule import lr_factor, margin_at, set_lr
 from precompute.training.selection import Selection
@@ -83,12 +83,6 @@ def versions() -> dict[str, str]:
         with suppress(importlib.metadata.PackageNotFoundError):
             out[dist] = importlib.metadata.version(dist)
     return out
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a crash never leaves a half-written file
 
 
 def _autocast(cfg: LoopConfig) -> AbstractContextManager:
@@ -216,10 +210,10 @@ def fit(task: Task, cfg: LoopConfig) -> dict[str, Any]:
             task.save_best(best_path, {"epoch": epoch + 1, "valid_f1": sel.f1,
                                        "valid_threshold": sel.threshold, "margin": margin,
                                        "versions": versions(), "train": cfg.record()})
-        atomic_save({"format": STATE_FORMAT, "identity": identity, "epoch": epoch + 1,
-                     "step": step, "model": model.state_dict(),
-                     "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                     "history": history, "best": best}, last_path)
+        save_checkpoint({"format": STATE_FORMAT, "identity": identity, "epoch": epoch + 1,
+                         "step": step, "model": model.state_dict(),
+                         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                         "history": history, "best": best}, last_path)
     return {"history": history, "best": best, "out": str(cfg.out), "steps": step,
             "steps_total": total, "wall_s": round(time.perf_counter() - started, 1),
             "stopped": stopped}

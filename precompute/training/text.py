@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
+from precompute.checkpoints import save_checkpoint
 from precompute.errors import InputError, one_line
 from precompute.text_encoders import (
     TEXT_FORMAT,
@@ -29,7 +30,6 @@ from precompute.text_encoders import (
 )
 from precompute.training.data import TrainSplit
 from precompute.training.heads import EmbeddingHead, margin_layer
-from precompute.training.loop import atomic_save
 from precompute.training.selection import Selection, tuned_f1
 
 
@@ -130,11 +130,11 @@ class TextTask:
 
     def save_best(self, path: Path, meta: dict[str, Any]) -> None:
         state = {k: v.detach().cpu().clone() for k, v in self.model.backbone.state_dict().items()}
-        atomic_save({"format": TEXT_FORMAT, "base_model": self.model_name,
-                     "max_length": self.max_length, "pooling": "mean",
-                     "embedding_dim": self.embedding_dim, "loss": self.loss_name,
-                     "scale": self.scale, "fc_dim": self.model.head.fc.out_features,
-                     "data_sha256": self.split.sha256, **meta, "state_dict": state}, path)
+        save_checkpoint({"format": TEXT_FORMAT, "base_model": self.model_name,
+                         "max_length": self.max_length, "pooling": "mean",
+                         "embedding_dim": self.embedding_dim, "loss": self.loss_name,
+                         "scale": self.scale, "fc_dim": self.model.head.fc.out_features,
+                         "data_sha256": self.split.sha256, **meta, "state_dict": state}, path)
 
 
 def text_task(split: TrainSplit, model_name: str, *, loss: str = "arcface",
