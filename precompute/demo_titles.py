@@ -14,6 +14,7 @@ from precompute.demo_catalogue import (
     PREFIXES,
     SIZE_WORDS,
     SUFFIXES,
+    Line,
     Product,
     pick,
 )
@@ -24,7 +25,7 @@ def _num(x: float, comma: bool = False) -> str:
     return s.replace(".", ",") if comma else s
 
 
-def _qty(rng: np.random.Generator, amount: int, unit: str) -> str:
+def quantity_text(rng: np.random.Generator, amount: int, unit: str) -> str:
     a = amount
     if unit == "pcs":
         return pick(rng, (f"isi {a}", f"{a} pcs", f"{a}pcs", f"isi {a} pcs", f"{a} Pcs",
@@ -75,7 +76,7 @@ def _case(rng: np.random.Generator, title: str) -> str:
     return title
 
 
-def _noise(rng: np.random.Generator, core: list[str]) -> str:
+def seller_noise(rng: np.random.Generator, core: list[str]) -> str:
     words = [w for w in core if w]
     if len(words) > 1 and rng.random() < 0.3:
         words = [words[i] for i in rng.permutation(len(words))]
@@ -89,20 +90,32 @@ def _noise(rng: np.random.Generator, core: list[str]) -> str:
     return title
 
 
-def seller_title(rng: np.random.Generator, p: Product) -> str:
-    line = LINES[p.line]
-    if "c_generic_title" in p.cases:
-        core = [pick(rng, GENERIC_TITLES[line.kind])]
-        if rng.random() < 0.4:
-            core.append(pick(rng, GENERIC_FILLERS))
-        if rng.random() < 0.15 and line.unit and p.amount:
-            core.append(_qty(rng, p.amount, line.unit))
-        return _noise(rng, core)
+def generic_title(rng, line: Line, amount: int | None) -> str:
+    """A title that names only the kind of product ("Botol Minum Serbaguna"), shared by
+    the demo and the scale data (rng: a numpy Generator or scale_titles.FastRandom)."""
+    core = [pick(rng, GENERIC_TITLES[line.kind])]
+    if rng.random() < 0.4:
+        core.append(pick(rng, GENERIC_FILLERS))
+    if rng.random() < 0.15 and line.unit and amount:
+        core.append(quantity_text(rng, amount, line.unit))
+    return seller_noise(rng, core)
+
+
+def product_name(rng, line: Line) -> str:
+    """The line's product name, sometimes with a kind word before or after it."""
     name = pick(rng, line.names)
     if rng.random() < 0.25:
         word = pick(rng, KIND_WORDS[line.kind])
         if word.split()[-1].lower() not in name.lower():
             name = f"{word} {name}" if rng.random() < 0.5 else f"{name} {word}"
+    return name
+
+
+def seller_title(rng: np.random.Generator, p: Product) -> str:
+    line = LINES[p.line]
+    if "c_generic_title" in p.cases:
+        return generic_title(rng, line, p.amount)
+    name = product_name(rng, line)
     brand = p.brand if rng.random() < 0.9 else ""
     if line.colour_titled:
         en, idn, _ = PALETTE[p.colour]
@@ -117,14 +130,10 @@ def seller_title(rng: np.random.Generator, p: Product) -> str:
     qty = ""
     if line.unit and p.amount is not None:
         if rng.random() < (0.95 if "a_pack_size" in p.cases else 0.8):
-            qty = _qty(rng, p.amount, line.unit)
+            qty = quantity_text(rng, p.amount, line.unit)
     elif line.kind in ("shoe", "shirt") and rng.random() < 0.4:
         qty = pick(rng, SIZE_WORDS[line.kind])
     n_kw = int(rng.choice(3, p=(0.35, 0.4, 0.25)))
     kws = [p.keywords[i] for i in rng.choice(len(p.keywords), n_kw, replace=False)]
-    return _noise(rng, [brand, name, variant, *kws, qty])
+    return seller_noise(rng, [brand, name, variant, *kws, qty])
 
-
-# Public names of the title noise, for the scale data's titles (precompute/scale_titles.py).
-quantity_text = _qty
-seller_noise = _noise

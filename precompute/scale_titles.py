@@ -7,14 +7,11 @@ from __future__ import annotations
 import random
 
 from precompute.demo_catalogue import (
-    GENERIC_FILLERS,
-    GENERIC_TITLES,
-    KIND_WORDS,
     PALETTE,
     SIZE_WORDS,
     pick,
 )
-from precompute.demo_titles import quantity_text, seller_noise
+from precompute.demo_titles import generic_title, product_name, quantity_text, seller_noise
 from precompute.scale_catalogue import ALL_LINES, ScaleProduct
 
 
@@ -57,17 +54,8 @@ def scale_title(rng: FastRandom, p: ScaleProduct) -> str:
     """One seller's title of product `p` (rng: a FastRandom or a numpy Generator)."""
     line = ALL_LINES[p.line]
     if p.family_type == "generic_title":
-        core = [pick(rng, GENERIC_TITLES[line.kind])]
-        if rng.random() < 0.4:
-            core.append(pick(rng, GENERIC_FILLERS))
-        if rng.random() < 0.15 and line.unit and p.amount:
-            core.append(quantity_text(rng, p.amount, line.unit))
-        return seller_noise(rng, core)
-    name = pick(rng, line.names)
-    if rng.random() < 0.25:
-        word = pick(rng, KIND_WORDS[line.kind])
-        if word.split()[-1].lower() not in name.lower():
-            name = f"{word} {name}" if rng.random() < 0.5 else f"{name} {word}"
+        return generic_title(rng, line, p.amount)
+    name = product_name(rng, line)
     brand = p.brand if rng.random() < 0.9 else ""
     variant = p.variant
     if line.colour_titled:   # "red Plus": the colour in English or Indonesian, then the rest
