@@ -100,3 +100,28 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def offline_hub():
+    """A hub lookup here would hang for ~50 s: make every one fail at once (modules that
+    load models use it: `pytestmark = pytest.mark.usefixtures("offline_hub")`)."""
+    import huggingface_hub
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        yield
+
+
+@pytest.fixture
+def bundle_copy(tiny_bundle, tmp_path) -> Path:
+    """A private, valid copy of the tiny bundle, to damage."""
+    import shutil
+
+    from explorer.core.bundle import Bundle
+
+    dst = tmp_path / "copy.bundle"
+    shutil.copytree(tiny_bundle, dst)
+    Bundle.open(dst)  # the pristine copy is valid
+    return dst

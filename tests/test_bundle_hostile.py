@@ -101,11 +101,8 @@ def pick_row(cand: np.ndarray, min_valid: int) -> int:
 
 
 @pytest.fixture
-def copy(tiny_bundle, tmp_path) -> Path:
-    dst = tmp_path / "copy.bundle"
-    shutil.copytree(tiny_bundle, dst)
-    Bundle.open(dst)  # the pristine copy is valid
-    return dst
+def copy(bundle_copy) -> Path:
+    return bundle_copy
 
 
 def _picture(seed: int, size: int) -> Image.Image:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import huggingface_hub.constants
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,13 +22,7 @@ from precompute.build import BuildOptions, build
 MINILM = "minilm=all-MiniLM-L6-v2"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def offline():
-    """A hub lookup here would hang for ~50 s: make every one fail at once."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-        yield
+pytestmark = pytest.mark.usefixtures("offline_hub")
 
 
 @pytest.fixture(scope="module")

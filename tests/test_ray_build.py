@@ -15,7 +15,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import huggingface_hub.constants
 import numpy as np
 import pandas as pd
 import pytest
@@ -37,12 +36,7 @@ WORDS = ("sepatu", "tas", "kaos", "botol", "minyak", "sabun", "lampu", "kabel", 
          "original", "promo", "murah", "besar", "kecil", "kulit", "kayu", "plastik", "kaca")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def offline():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-        yield
+pytestmark = pytest.mark.usefixtures("offline_hub")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import pickle
 import time
 from pathlib import Path
 
-import huggingface_hub.constants
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,13 +27,7 @@ TITLES = ["Sepatu merah wanita", "TAS hitam ORIGINAL promo 500 ml botol minyak b
           "", "kaos", "botol minyak 250 ml", "tas pria hitam"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def offline():
-    """A hub lookup here would hang for ~50 s: make every one fail at once."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-        yield
+pytestmark = pytest.mark.usefixtures("offline_hub")
 
 
 # ---- normalise_title -------------------------------------------------------------------
