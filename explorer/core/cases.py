@@ -1,5 +1,6 @@
 """Error cases behind the mean metrics: the worst queries, the strongest false-positive
-pairs and the closest missed true pairs. Vectorised over the whole scope."""
+pairs and the closest missed true pairs. Vectorised over the whole scope. Titles are
+decoded for reading (explorer.core.titles), the stored ones in title_raw columns."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.core.engine import Engine, Evaluation
+from explorer.core.titles import decoded_titles, raw_titles
 
 
 def _top(score: np.ndarray, n: int) -> np.ndarray:
@@ -21,12 +23,13 @@ def _top(score: np.ndarray, n: int) -> np.ndarray:
 def worst_queries(engine: Engine, ev: Evaluation, n: int = 100) -> pd.DataFrame:
     """Lowest-F1 queries; among equal F1 the larger true groups first."""
     order = np.lexsort((-ev.group_size, ev.f1))[:n]
-    items = engine.bundle.items.iloc[engine.rows[order]]
+    at = engine.rows[order]
+    items = engine.bundle.items.iloc[at]
     return pd.DataFrame({
         "row": order, "posting_id": items["posting_id"].to_numpy(),
-        "title": items["title"].to_numpy(), "group_size": ev.group_size[order],
+        "title": decoded_titles(engine.bundle)[at], "group_size": ev.group_size[order],
         "n_pred": ev.n_pred[order], "f1": ev.f1[order], "precision": ev.precision[order],
-        "recall": ev.recall[order],
+        "recall": ev.recall[order], "title_raw": raw_titles(engine.bundle)[at],
     })
 
 
@@ -58,15 +61,17 @@ def _pairs(engine: Engine, ev: Evaluation, mask: np.ndarray, n: int,
     q, c, nb, score = q[keep], c[keep], nb[keep], score[keep]
     pick = _top(score, n)
     q, c, nb, score = q[pick], c[pick], nb[pick], score[pick]
-    items = engine.bundle.items
-    a, b = items.iloc[engine.rows[q]], items.iloc[engine.rows[nb]]
+    ids = engine.bundle.items["posting_id"]
+    ga, gb = engine.rows[q], engine.rows[nb]
+    shown, raw = decoded_titles(engine.bundle), raw_titles(engine.bundle)
     out = pd.DataFrame({
-        "row": q, "neighbour": nb, "posting_id": a["posting_id"].to_numpy(),
-        "neighbour_id": b["posting_id"].to_numpy(), "score": score,
-        "title": a["title"].to_numpy(), "neighbour_title": b["title"].to_numpy(),
+        "row": q, "neighbour": nb, "posting_id": ids.iloc[ga].to_numpy(),
+        "neighbour_id": ids.iloc[gb].to_numpy(),
+        "score": score, "title": shown[ga], "neighbour_title": shown[gb],
     })
     for m, sims in st.sims.items():
         out[f"sim_{m}"] = sims[q, c]
+    out["title_raw"], out["neighbour_title_raw"] = raw[ga], raw[gb]
     out.insert(0, "kind", kind)
     return out
 

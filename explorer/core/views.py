@@ -24,7 +24,6 @@ from explorer.core.evaluate import last_threshold_param
 from explorer.core.queries import QueryTable, query_table
 from explorer.core.session import Snapshot
 from explorer.core.sweep import with_param
-from explorer.core.titles import decoded_titles, raw_titles
 
 CASES = 200  # rows per error-case list
 CASE_LISTS = {"worst": worst_queries, "false_positives": false_positives,
@@ -47,8 +46,7 @@ class ScopeView:
         34k postings, which the app pays only for the list on screen."""
         if kind not in self._cases:
             engine, ev = self.snapshot.engine, self.snapshot.evaluation
-            self._cases[kind] = (decode_titles(CASE_LISTS[kind](engine, ev, self.cases_limit),
-                                               engine)
+            self._cases[kind] = (CASE_LISTS[kind](engine, ev, self.cases_limit)
                                  if ev.has_labels else pd.DataFrame())
         return self._cases[kind]
 
@@ -58,18 +56,6 @@ class ScopeView:
     def cases(self) -> dict[str, pd.DataFrame]:
         """Every error-case list (worst queries, false positives, missed, confused groups)."""
         return {kind: self.case(kind) for kind in CASE_LISTS}
-
-
-def decode_titles(frame: pd.DataFrame, engine) -> pd.DataFrame:
-    """`frame` with its title and neighbour_title columns (of its scope rows `row` and
-    `neighbour`) decoded for reading (explorer.core.titles) and the stored titles in
-    title_raw and neighbour_title_raw; columns that already have their _raw are kept."""
-    shown, raw = decoded_titles(engine.bundle), raw_titles(engine.bundle)
-    for col, rows in (("title", "row"), ("neighbour_title", "neighbour")):
-        if col in frame and rows in frame and f"{col}_raw" not in frame:
-            at = engine.rows[frame[rows].to_numpy(np.int64)]
-            frame = frame.assign(**{col: shown[at], f"{col}_raw": raw[at]})
-    return frame
 
 
 def _curve(snap: Snapshot, previous: ScopeView | None) -> Curve:
