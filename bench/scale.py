@@ -1,19 +1,21 @@
 """The explorer at scale: build time and memory, and the app's responsiveness, per size.
 
     python bench/scale.py --postings 100000 [300000 1000000] [--json] [--write docs/results.md]
-                          [--work DIR] [--search auto] [--no-best]
+                          [--work DIR] [--search auto] [--no-best] [--reuse]
 
 For each N: the Shopee-format table (the real table for N = 34,250 when it is there,
 else `precompute scale-data`, cached in --work), the bundle (TF-IDF + phash, scope `all`
-and the five folds; `precompute build` in a child process, its wall time and peak RSS),
-then the app offscreen in a fresh process on scope `all` (start to the first query shown,
-RSS, slider moves, each error-case list refilled, one INB iteration) and `explorer
-evaluate --best` (its wall time). Prints one row per N; `--json` prints the rows as JSON
-(keys n, build_s, build_peak_rss_mb, app_start_s, app_rss_mb, slider_median_ms,
-case_list_max_ms, inb_iteration_s, best_s); `--write` puts the table in the `scale`
-section of a Markdown file. Issue 10's targets at 1,000,000 postings on 2 cores: build
-<= 30 min and <= 8 GB; app start <= 5 s, RSS <= 6 GB; slider <= 150 ms median; each case
-list <= 500 ms; one INB iteration <= 20 s.
+and the five folds; `precompute build` in a child process, its wall time and peak RSS;
+`--reuse` keeps a bundle an earlier run built and reports the build figures that run
+recorded next to it, scale-N.bundle.build.json, with its commit), then the app offscreen
+in a fresh process on scope `all` (start to the first query shown, RSS, slider moves,
+each error-case list refilled, one INB iteration) and `explorer evaluate --best` (its
+wall time). Prints one row per N; `--json` prints the rows as JSON (keys n, build_s,
+build_peak_rss_mb, app_start_s, app_rss_mb, slider_median_ms, case_list_max_ms,
+inb_iteration_s, best_s); `--write` puts the table in the `scale` section of a Markdown
+file. Issue 10's targets at 1,000,000 postings on 2 cores: build <= 30 min and <= 8 GB;
+app start <= 5 s, RSS <= 6 GB; slider <= 150 ms median; each case list <= 500 ms; one
+INB iteration <= 20 s.
 """
 
 from __future__ import annotations
@@ -65,13 +67,20 @@ def table_for(n: int, work: Path, seed: int, real: Path) -> tuple[Path, str]:
     return csv, f"scale-data seed {seed}"
 
 
-def build(csv: Path, out: Path, search: str) -> tuple[float, float]:
+def build(csv: Path, out: Path, search: str, reuse: bool) -> dict:
+    """{build_s, build_peak_rss_mb, built_at}: of this build, or with `reuse` of the earlier
+    build recorded next to `out` (when the bundle and its record are both there)."""
+    record = out.with_name(out.name + ".build.json")
+    if reuse and record.is_file() and (out / "manifest.json").is_file():
+        return json.loads(record.read_text())
     cmd = [sys.executable, "-m", "precompute", "build", "--csv", str(csv), "--out", str(out),
            "--text", "tfidf", "--image", "phash", "--force", "--quiet"]
     if search:
         cmd += ["--search", search]
     wall, peak, _ = _child_peak(cmd)
-    return wall, peak
+    got = {"build_s": wall, "build_peak_rss_mb": peak, "built_at": source_state()}
+    record.write_text(json.dumps(got))
+    return got
 
 
 def best_s(bundle: Path) -> float:
@@ -169,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--search", default="", help="passed to precompute build --search")
     p.add_argument("--no-best", action="store_true", help="skip explorer evaluate --best")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep a bundle built by an earlier run and report its build figures")
     p.add_argument("--json", action="store_true")
     p.add_argument("--write", type=Path, metavar="MD")
     args = p.parse_args(argv)
@@ -177,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.postings:
         csv, source = table_for(n, args.work, args.seed, args.csv)
         bundle = args.work / f"scale-{n}.bundle"
-        build_s, peak = build(csv, bundle, args.search)
+        built = build(csv, bundle, args.search, args.reuse)
         app = measure_app(bundle)
-        row = {"n": n, "source": source, "build_s": build_s, "build_peak_rss_mb": peak,
+        row = {"n": n, "source": source, **built,
                **{k: app[k] for k in ("app_start_s", "app_rss_mb", "slider_median_ms",
                                       "case_list_max_ms", "inb_iteration_s")},
                "case_list_ms": app["case_list_ms"], "app_rss_end_mb": app["app_rss_end_mb"],

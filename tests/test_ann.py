@@ -75,40 +75,41 @@ def test_dense_ivf_recall_and_format():
     assert rec["recall_queries"] == 2000 and abs(rec["recall"] - got) < 0.02
 
 
-def test_sparse_candidates_are_rescored_exactly():
-    rng = np.random.default_rng(2)
-    n, vocab = 2500, 800
-    groups = rng.integers(0, 400, n)
-    # a group's 4 words and 3 random ones per row
+def word_rows(n: int, vocab: int, seed: int) -> sparse.csr_matrix:
+    """L2-normalised binary rows: a group's 4 words and 3 random ones per row, and some
+    empty rows (a title of stop words only)."""
+    rng = np.random.default_rng(seed)
+    groups = rng.integers(0, n // 6, n)
     words = [np.unique(np.r_[(groups[i] * 7 + np.arange(4)) % vocab, rng.integers(0, vocab, 3)])
-             for i in range(n)]
+             if i % 97 else np.array([], np.int64) for i in range(n)]
     mat = sparse.csr_matrix((np.ones(sum(map(len, words)), np.float32),
                              np.concatenate(words),
                              np.r_[0, np.cumsum([len(w) for w in words])]), shape=(n, vocab))
-    mat = sparse.diags(1 / np.sqrt(np.asarray(mat.sum(axis=1)).ravel())) @ mat
-    mat = sparse.csr_matrix(mat, dtype=np.float32)
+    norms = np.sqrt(np.asarray(mat.sum(axis=1)).ravel())
+    mat = sparse.diags(np.divide(1, norms, out=np.zeros_like(norms), where=norms > 0)) @ mat
+    return sparse.csr_matrix(mat, dtype=np.float32)
+
+
+def test_sparse_search_is_exact_at_every_size():
+    """TF-IDF lists: the exact top-K among rows sharing a word (similarity > 0), padding
+    after them; `approx` searches exactly too and says so."""
+    mat = word_rows(2500, 800, seed=2)
     idx, sim, rec = ann.search_topk(SparseSpace(mat), K, "approx")
     scores = (mat @ mat.T).toarray()
     check_lists(idx, sim, scores)
-    assert np.all(idx >= 0)  # every row keeps K neighbours, zero similarities included
-    got = recall(idx, sim, scores, K, np.arange(n))
-    assert got >= 0.97
-    assert rec["method"] == "svd+exact-rescore" and rec["params"]["candidates"] >= K
-    assert abs(rec["recall"] - got) < 0.02
+    positive = scores > 0
+    np.fill_diagonal(positive, False)
+    full = np.flatnonzero(positive.sum(axis=1) >= K - 1)
+    assert recall(idx, sim, scores, K, full) == 1.0
+    listed = (idx[:, 1:] >= 0).sum(axis=1)
+    assert np.array_equal(listed, np.minimum(positive.sum(axis=1), K - 1))
+    assert np.all(sim[:, 1:][idx[:, 1:] >= 0] > 0)
+    assert rec == {"method": "exact", "note": ann.SPARSE_NOTE, "seconds": rec["seconds"]}
+    want_idx, want_sim = SparseSpace(mat).topk(K)
+    assert np.array_equal(idx, want_idx) and np.array_equal(sim, want_sim)
 
 
-def test_sparse_pair_dots_match_the_product():
-    rng = np.random.default_rng(3)
-    mat = sparse.random(50, 30, density=0.2, format="csr", dtype=np.float32, random_state=3)
-    queries = np.array([0, 7, 49])
-    cand = rng.integers(-1, 50, (3, 12))
-    got = ann.sparse_pair_dots(mat, queries, cand)
-    full = (mat @ mat.T).toarray()
-    want = np.where(cand >= 0, full[queries[:, None], np.maximum(cand, 0)], -np.inf)
-    np.testing.assert_allclose(got, want, atol=1e-6)
-
-
-def test_binary_flat_is_exact_and_skips_absent_hashes():
+def test_binary_ivf_recall_and_absent_hashes():
     rng = np.random.default_rng(4)
     n = 3000
     base = rng.integers(0, 256, (n // 3, 8), dtype=np.uint8)
@@ -121,8 +122,11 @@ def test_binary_flat_is_exact_and_skips_absent_hashes():
     scores = (1 - ham / 64).astype(np.float32)
     scores[:, ~present] = -np.inf
     check_lists(idx, sim, scores, present)
-    assert recall(idx, sim, scores, K, np.flatnonzero(present)) == 1.0
-    assert rec["method"] == "binary-flat" and rec["recall"] == 1.0
+    assert np.all(idx[~present, 1:] == -1)
+    got = recall(idx, sim, scores, K, np.flatnonzero(present))
+    assert got >= 0.97
+    assert rec["method"] == "binary-ivf" and rec["params"]["nprobe"] <= rec["params"]["nlist"]
+    assert rec["recall_queries"] == 2000 and abs(rec["recall"] - got) < 0.02
 
 
 def test_tiny_data_falls_back_to_exact_with_a_note():
@@ -159,9 +163,12 @@ def test_build_records_each_search_and_the_bundle_opens(approx_bundle):
     for m in b.manifest.modalities:
         search = m.params["search"]
         assert set(search) == set(b.manifest.scopes)
-        assert search["all"]["method"] == {"tfidf": "svd+exact-rescore",
-                                           "phash": "binary-flat"}[m.name]
-        assert 0.9 <= search["all"]["recall"] <= 1
+        if m.name == "tfidf":
+            assert search["all"] == {"method": "exact", "note": ann.SPARSE_NOTE,
+                                     "seconds": search["all"]["seconds"]}
+        else:
+            assert search["all"]["method"] == "binary-ivf"
+            assert 0.9 <= search["all"]["recall"] <= 1
         for fold in ("fold0", "fold1"):  # about 250 rows: too few for an index
             assert search[fold]["method"] == "exact" and "searched exactly" in search[fold][
                 "note"]

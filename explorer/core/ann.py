@@ -6,10 +6,11 @@ padding at the end, no repeats) and a record of how they were found, for the man
 
 - dense rows: faiss IVF (inner product, nlist ~ 4 sqrt(n), nprobe raised until a tuning
   sample reaches RECALL_TARGET), on the GPU when faiss sees one and the space asks for it;
-- TF-IDF: a TruncatedSVD projection searched (flat below AUTO_MIN_ROWS rows, else IVF)
-  for a larger candidate set, whose candidates are re-scored with their exact sparse
-  cosine (more candidates until the tuning sample reaches RECALL_TARGET);
-- 64-bit hashes: faiss's exact binary flat index (hamming), present rows only.
+- 64-bit hashes: faiss's binary IVF (hamming), present rows only, nprobe tuned as above;
+- TF-IDF: always exact (`SparseSpace.topk`, a C++ sparse top-n product): projections of it
+  lost recall (a 512-d TruncatedSVD needed 4,096 re-scored candidates a query for recall@50
+  0.99 on the real table, slower than exact search) and pruning frequent terms lost the
+  neighbours of titles made of common words (recall@50 0.94 at 1,000,000 rows).
 
 Whatever the candidates, every similarity written is the exact one, so recall is the only
 thing an approximate search can lose. Recall@K is measured on a random sample of
@@ -25,7 +26,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 
 from explorer.core.faiss_search import gpu_count
 from explorer.core.spaces import BitSpace, DenseSpace, SparseSpace, select_topk
@@ -36,10 +36,8 @@ MIN_ROWS = 1_000  # below this an index is pointless: `approx` falls back to exa
 RECALL_TARGET = 0.99
 RECALL_QUERIES = 2_000
 TUNE_QUERIES = 500
-SVD_DIMS = 512  # 256 dims reach recall@50 0.969 with 4,096 candidates on the real table
-CANDIDATES = (512, 1024, 2048, 4096, 8192)  # TF-IDF candidate sets tried, smallest first
 QUERY_BATCH = 2048
-PAIR_BLOCK = 1 << 19  # (query, candidate) pairs re-scored at once: ~8 terms each
+SPARSE_NOTE = "TF-IDF is searched exactly at every size (sparse top-n product)"
 TOL = 1e-5  # float rounding between two exact computations of the same similarity
 
 
@@ -58,6 +56,8 @@ def search_topk(space: Any, k: int, mode: str = "auto", *, seed: int = 0
                 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(idx, sim, record) of every row's top-k in `space` (local rows, as `space.topk`)."""
     how, note = resolve(mode, space.n)
+    if how == "approx" and isinstance(space, SparseSpace):
+        how, note = "exact", SPARSE_NOTE
     start = time.perf_counter()
     if how == "exact":
         idx, sim = space.topk(k)
@@ -67,9 +67,7 @@ def search_topk(space: Any, k: int, mode: str = "auto", *, seed: int = 0
         sample = rng.permutation(space.n)
         tune = np.sort(sample[:min(TUNE_QUERIES, space.n // 4)])
         if isinstance(space, BitSpace):
-            idx, sim, record = _bits(space, k)
-        elif isinstance(space, SparseSpace):
-            idx, sim, record = _sparse(space, k, tune, seed)
+            idx, sim, record = _bits(space, k, tune, seed)
         elif isinstance(space, DenseSpace):
             idx, sim, record = _dense(space, k, tune, seed)
         else:
@@ -243,85 +241,29 @@ def _dense(space: DenseSpace, k: int, tune: np.ndarray, seed: int
                                                   "tune_recall": round(tuned, 5)}}
 
 
-# ---- TF-IDF: SVD candidates, exact sparse re-scoring ----------------------------------------
-
-def sparse_pair_dots(mat: sparse.csr_matrix, queries: np.ndarray, cand: np.ndarray
-                     ) -> np.ndarray:
-    """Exact dot of row queries[b] with each row cand[b, j] (-1 -> -inf), by gathering the
-    candidates' non-zeros against the dense query rows: linear in pairs x terms per row."""
-    cand = np.asarray(cand, np.int64)
-    out = np.full(cand.shape, -np.inf, np.float32)
-    c = cand.shape[1]
-    dense_q = mat[queries].toarray()
-    pair = np.flatnonzero(cand.ravel() >= 0)
-    rows = cand.ravel()[pair]
-    counts = np.diff(mat.indptr)[rows]
-    owner = np.repeat(np.arange(len(pair)), counts)
-    offset = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-    at = np.repeat(mat.indptr[rows], counts) + offset
-    prod = dense_q[pair[owner] // c, mat.indices[at]] * mat.data[at]
-    out.ravel()[pair] = np.bincount(owner, weights=prod, minlength=len(pair))
-    return out
-
-
-def _sparse(space: SparseSpace, k: int, tune: np.ndarray, seed: int
-            ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    from sklearn.decomposition import TruncatedSVD
-
-    n, kk, mat = space.n, min(k, space.n), space.mat
-    dims = min(SVD_DIMS, mat.shape[1] - 1, n - 1)
-    z = TruncatedSVD(dims, n_iter=5, random_state=seed).fit_transform(mat).astype(np.float32)
-    norms = np.linalg.norm(z, axis=1, keepdims=True)
-    z = np.divide(z, norms, out=np.zeros_like(z), where=norms > 0)
-    # below AUTO_MIN_ROWS a BLAS flat search of the projection: IVF's list scans are slow
-    # for thousands of candidates a query
-    if n < AUTO_MIN_ROWS:
-        import faiss
-
-        index, params = faiss.IndexFlatIP(dims), {"nlist": 1, "index": "flat"}
-        index.add(z)
-    else:
-        index, params = ivf_index(z, use_gpu=False, seed=seed)
-        params["index"] = "ivf"
-    nlist = params["nlist"]
-
-    # effort levels (candidates, nprobe), doubled together; the last reads every list
-    levels = [(min(c, n), max(1, nlist >> (len(CANDIDATES) - 1 - i)))
-              for i, c in enumerate(CANDIDATES)]
-    levels = [lv for lv in levels if lv[0] < n] + [lv for lv in levels if lv[0] >= n][:1]
-    levels[-1] = (levels[-1][0], nlist)
-
-    def step_with(q: np.ndarray, level: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        _, cand = index.search(np.ascontiguousarray(z[q]), level[0])
-        return finish(q, cand, sparse_pair_dots(mat, q, cand), kk)
-
-    def run(queries: np.ndarray, level: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        if nlist > 1:
-            set_nprobe(index, level[1])
-        # bounded gathers: PAIR_BLOCK (query, candidate) pairs at once
-        return _blocks(n, kk, queries, lambda q: step_with(q, level),
-                       max(1, PAIR_BLOCK // level[0]))
-
-    def recall_of(level: tuple[int, int]) -> float:
-        i, s = run(tune, level)
-        return recall_at_k(space, tune, i[tune], s[tune], k)
-
-    level, tuned = _tune(levels, recall_of) if len(tune) else (levels[-1], 1.0)
-    idx, sim = run(np.arange(n), level)
-    return idx, sim, {"method": "svd+exact-rescore", "params": {
-        "dims": int(dims), "candidates": int(level[0]), **params, "nprobe": int(level[1]),
-        "tune_recall": round(tuned, 5)}}
-
-
 # ---- 64-bit hashes: exact binary flat ---------------------------------------------------------
 
-def _bits(space: BitSpace, k: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def _bits(space: BitSpace, k: int, tune: np.ndarray, seed: int
+          ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """faiss's binary IVF (hamming k-means lists), nprobe raised until the tuning sample
+    reaches RECALL_TARGET; similarities are 1 - hamming / 64, exact for every pair listed."""
     import faiss
 
     n, kk = space.n, min(k, space.n)
     rows = np.arange(n) if space.present is None else np.flatnonzero(space.present)
+    if len(rows) < MIN_ROWS:
+        idx, sim = space.topk(k)
+        return idx, sim, {"method": "exact", "note": f"{len(rows)} rows with a hash "
+                          f"(< {MIN_ROWS}): searched exactly"}
     codes = np.ascontiguousarray(space.words[rows].astype(">u8").view(np.uint8).reshape(-1, 8))
-    index = faiss.IndexBinaryFlat(64)
+    nlist = max(1, min(int(4 * math.sqrt(len(rows))), len(rows) // 39))
+    train = min(len(rows), 40 * nlist)
+    rng = np.random.default_rng(seed)
+    sample = codes[np.sort(rng.choice(len(rows), train, replace=False))] if train < len(rows) \
+        else codes
+    index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(64), 64, nlist)
+    index.cp.seed = seed
+    index.train(sample)
     index.add(codes)
     local = np.full(n, -1, np.int64)
     local[rows] = np.arange(len(rows))
@@ -332,5 +274,16 @@ def _bits(space: BitSpace, k: int) -> tuple[np.ndarray, np.ndarray, dict[str, An
         sims = np.where(found >= 0, 1 - dist.astype(np.float32) / 64, -np.inf)
         return finish(q, cand, sims, kk)
 
+    def recall_of(nprobe: int) -> float:
+        index.nprobe = nprobe
+        i, s = step(tq)
+        return recall_at_k(space, tq, i, s, k)
+
+    tq = tune[local[tune] >= 0]
+    levels = [p for p in (1 << e for e in range(20)) if p < nlist] + [nlist]
+    nprobe, tuned = _tune(levels, recall_of) if len(tq) else (nlist, 1.0)
+    index.nprobe = nprobe
     idx, sim = _blocks(n, kk, rows, step)
-    return idx, sim, {"method": "binary-flat", "params": {"bits": 64}}
+    return idx, sim, {"method": "binary-ivf", "params": {
+        "bits": 64, "nlist": nlist, "train_rows": int(train), "nprobe": int(nprobe),
+        "tune_recall": round(tuned, 5)}}

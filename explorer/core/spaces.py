@@ -118,6 +118,49 @@ def blocked_topk(n: int, k: int, scores: Callable[[np.ndarray], np.ndarray]
     return idx, sim
 
 
+SPARSE_BLOCK_ROWS = 1 << 15  # query rows per sparse top-n product
+
+
+def sparse_topk(mat: sparse.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k lists of a CSR matrix's rows against each other by dot product, in
+    `select_topk`'s format, from sparse_dot_topn's C++ product that keeps only each row's
+    best values (no dense (b, n) block: the work is the product's own, sum over terms of
+    their document frequency squared, and memory is O(n k)). Only positive dots are
+    neighbours; the query comes first with similarity 1; a tie at the k-th value keeps an
+    arbitrary one of the tied rows, as `select_topk`'s partition does."""
+    from sparse_dot_topn import sp_matmul_topn
+
+    n = mat.shape[0]
+    k = min(k, n)
+    idx = np.full((n, k), -1, np.int64)
+    sim = np.full((n, k), -np.inf, np.float32)
+    idx[:, 0], sim[:, 0] = np.arange(n), 1.0
+    if k < 2:
+        return idx, sim
+    t = mat.T.tocsr()
+    threads = search_threads()
+    for lo in range(0, n, SPARSE_BLOCK_ROWS):
+        hi = min(lo + SPARSE_BLOCK_ROWS, n)
+        # k best others, plus the row itself when it is among them
+        got = sp_matmul_topn(mat[lo:hi], t, top_n=k, threshold=0.0,
+                             n_threads=threads if threads > 1 else None)
+        got.sum_duplicates()
+        counts = np.diff(got.indptr)
+        rows = np.repeat(np.arange(lo, hi), counts)
+        cols = got.indices.astype(np.int64)
+        vals = got.data.astype(np.float32)
+        other = cols != rows
+        rows, cols, vals = rows[other], cols[other], vals[other]
+        order = np.lexsort((cols, -vals, rows))  # per row: decreasing value, lower index
+        rows, cols, vals = rows[order], cols[order], vals[order]
+        start = np.searchsorted(rows, np.arange(lo, hi))
+        pos = np.arange(len(rows)) - start[rows - lo] + 1
+        keep = pos < k
+        idx[rows[keep], pos[keep]] = cols[keep]
+        sim[rows[keep], pos[keep]] = vals[keep]
+    return idx, sim
+
+
 def _force_self_first(idx: np.ndarray, sim: np.ndarray, queries: np.ndarray,
                       self_sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Make each row start with its query, for search results that may have tied it away."""
@@ -205,8 +248,9 @@ class SparseSpace:
                          lambda r, c: np.asarray(m[r].multiply(m[c]).sum(axis=1)).ravel())
 
     def topk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        t = self.mat.T.tocsr()
-        return blocked_topk(self.n, k, lambda q: (self.mat[q] @ t).toarray())
+        """Exact top-k of every row among the rows sharing a term with it (similarity > 0;
+        a row that shares no term is no neighbour: -1 padding, not a tie at 0)."""
+        return sparse_topk(self.mat, k)
 
     def blend(self, weights: sparse.csr_matrix) -> SparseSpace:
         out = sparse.csr_matrix(weights @ self.mat, dtype=np.float32)
