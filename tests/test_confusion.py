@@ -40,6 +40,32 @@ def test_counts_and_coverage_by_brute_force(engine):
     assert len(confused_groups(engine, ev, n=3)) == 3
 
 
+@pytest.mark.parametrize("cfg", [MatchConfig("single", ("tfidf",), (0.4,), min2=(0.2,)),
+                                 MatchConfig("sum", ("tfidf", "phash"), (0.3,))])
+def test_strongest_pair_mean_and_top_n_by_brute_force(engine, cfg):
+    """Each group pair's mean score and strongest false positive (the first in (row,
+    column) order among equal scores), and a top-n list that is the full list's head."""
+    ev = engine.evaluate(cfg)
+    st, labels = ev.stage, engine.labels
+    pairs: dict[tuple[int, int], list[tuple[float, int, int]]] = {}
+    for q, c in zip(*np.nonzero(ev.pred & ~st.true), strict=True):
+        a, b = labels[q], labels[st.cand[q, c]]
+        pairs.setdefault((min(a, b), max(a, b)), []).append(
+            (float(st.score[q, c]), q, st.cand[q, c]))
+    table = confused_groups(engine, ev, n=None)
+    assert len(table) == len(pairs) > 5
+    for _, r in table.iterrows():
+        a, b = labels[r["row"]], labels[r["neighbour"]]
+        got = pairs[min(a, b), max(a, b)]
+        best = max(v for v, _, _ in got)
+        assert r["mean_score"] == pytest.approx(np.mean([v for v, _, _ in got]))
+        assert r["score"] == pytest.approx(best)
+        assert (r["row"], r["neighbour"]) == next((q, nb) for v, q, nb in got if v == best)
+    for n in (1, 3, 7):
+        head = confused_groups(engine, ev, n=n)
+        assert head.reset_index(drop=True).equals(table.head(n).reset_index(drop=True))
+
+
 def test_pack_sizes_name_their_amounts(engine):
     # the synthetic table has near-duplicate groups that differ only in pack size
     ev = engine.evaluate(MatchConfig("single", ("tfidf",), (0.4,)))

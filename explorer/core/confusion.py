@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.highlight import describe_conflicts
@@ -37,27 +38,17 @@ def confused_groups(engine: Engine, ev: Evaluation, n: int | None = 100) -> pd.D
     if not ev.has_labels:
         return pd.DataFrame(columns=columns)
     st = ev.stage
-    q, c = np.nonzero(ev.pred & ~st.true)
-    if not len(q):
-        return pd.DataFrame(columns=columns)
-    nb = st.cand[q, c]
-    score = st.score[q, c].astype(np.float64)
+    fp = ev.pred & ~st.true
     labels = engine.labels
-    lo, hi = np.minimum(labels[q], labels[nb]), np.maximum(labels[q], labels[nb])
-    key = lo * (np.int64(labels.max()) + 1) + hi
-    order = np.argsort(key, kind="stable")  # by group pair, file order within
-    key, q, nb, score = key[order], q[order], nb[order], score[order]
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    counts = np.diff(np.r_[first, len(key)])
-    mean = np.add.reduceat(score, first) / counts
-    # each group pair's strongest false positive: the first pair reaching its maximum
-    segment = np.repeat(np.arange(len(first)), counts)
-    hit = np.flatnonzero(score == np.maximum.reduceat(score, first)[segment])
-    strongest = hit[np.r_[True, segment[hit][1:] != segment[hit][:-1]]]
-    size_q, size_nb = engine.group_size[q[strongest]], engine.group_size[nb[strongest]]
-    coverage = counts / (2.0 * size_q * size_nb)
-    top = np.lexsort((-counts, -coverage))[:n]  # most complete, then most pairs
-    qs, ns = q[strongest][top], nb[strongest][top]
+    lo, hi, counts, mean = _group_pairs(fp, st.cand, st.score, labels)
+    if not len(lo):
+        return pd.DataFrame(columns=columns)
+    size = np.bincount(labels, minlength=int(labels.max()) + 1)
+    coverage = counts / (2.0 * size[lo] * size[hi])
+    top = _most_joined(coverage, counts, n)  # most complete, then most pairs
+    lo, hi, counts, mean, coverage = lo[top], hi[top], counts[top], mean[top], coverage[top]
+    qs, ns, best = _strongest(fp, st.cand, st.score, labels, lo, hi)
+    size_q, size_nb = engine.group_size[qs], engine.group_size[ns]
     items = engine.bundle.items
     ga, gb = engine.rows[qs], engine.rows[ns]
     a, b = items.iloc[ga], items.iloc[gb]
@@ -67,12 +58,74 @@ def confused_groups(engine: Engine, ev: Evaluation, n: int | None = 100) -> pd.D
         "row": qs, "neighbour": ns,
         "label_group": a["label_group"].to_numpy(),
         "neighbour_label_group": b["label_group"].to_numpy(),
-        "group_size": size_q[top], "neighbour_group_size": size_nb[top],
-        "fp_pairs": counts[top], "coverage": coverage[top], "mean_score": mean[top],
-        "score": score[strongest][top],
+        "group_size": size_q, "neighbour_group_size": size_nb,
+        "fp_pairs": counts, "coverage": coverage, "mean_score": mean, "score": best,
         "posting_id": a["posting_id"].to_numpy(), "title": titles_a,
         "neighbour_id": b["posting_id"].to_numpy(), "neighbour_title": titles_b,
         "amounts": ["; ".join(describe_conflicts(str(x), str(y)))
                     for x, y in zip(titles_a, titles_b, strict=True)],
         "title_raw": raw[ga], "neighbour_title_raw": raw[gb],
     }, columns=columns)
+
+
+def _group_pairs(fp: np.ndarray, cand: np.ndarray, score: np.ndarray, labels: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(lo, hi, fp_pairs, mean score) per unordered pair of label groups lo < hi joined by
+    the false positives `fp` (n, C), in (lo, hi) order. Summed by a sparse product (group
+    one-hot transposed times the rows' false positives by neighbour group), linear in the
+    false positives: sorting them by group pair took 2.6 s at 300,000 postings."""
+    n_groups = int(labels.max()) + 1
+    per_row = fp.sum(axis=1)
+    if not per_row.any():
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, np.zeros(0)
+    # count + 1j * score: one product sums both, and no sum is ever 0 (scipy drops zeros)
+    data = 1.0 + 1j * score[fp].astype(np.float64)
+    by_row = sparse.csr_matrix((data, labels[cand[fp]], np.r_[0, np.cumsum(per_row)]),
+                               shape=(len(fp), n_groups))
+    one_hot = sparse.csr_matrix((np.ones(len(fp)), labels, np.arange(len(fp) + 1)),
+                                shape=(len(fp), n_groups))
+    directed = (one_hot.T @ by_row).tocsr()
+    both = sparse.triu(directed + directed.T, k=1).tocsr()
+    both.sum_duplicates()  # canonical: rows ascending, columns ascending within a row
+    lo = np.repeat(np.arange(n_groups), np.diff(both.indptr))
+    counts = np.rint(both.data.real).astype(np.int64)
+    return lo, both.indices.astype(np.int64), counts, both.data.imag / counts
+
+
+def _most_joined(coverage: np.ndarray, counts: np.ndarray, n: int | None) -> np.ndarray:
+    """Indices of the n group pairs of highest coverage, then most pairs, then (lo, hi)
+    order; only those at or above the n-th coverage are sorted."""
+    sub = np.arange(len(coverage))
+    if n is not None and n < len(coverage):
+        cut = np.partition(coverage, len(coverage) - n)[len(coverage) - n]
+        sub = np.flatnonzero(coverage >= cut)
+    return sub[np.lexsort((-counts[sub], -coverage[sub]))][:n]
+
+
+def _strongest(fp: np.ndarray, cand: np.ndarray, score: np.ndarray, labels: np.ndarray,
+               lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, neighbour, score) of each group pair's strongest false positive, the first in
+    (row, column) order among equals; reads only the rows of the groups listed."""
+    n_groups = int(labels.max()) + 1
+    listed = np.zeros(n_groups, bool)
+    listed[lo] = listed[hi] = True
+    rows = np.flatnonzero(listed[labels] & fp.any(axis=1))
+    r, c = np.nonzero(fp[rows])
+    q = rows[r]
+    nb = cand[q, c]
+    a, b = labels[q], labels[nb]
+    key = np.minimum(a, b) * n_groups + np.maximum(a, b)
+    want = lo * n_groups + hi
+    order = np.argsort(want)
+    at = np.minimum(np.searchsorted(want[order], key), len(want) - 1)
+    hit = want[order][at] == key
+    q, nb, key, which = q[hit], nb[hit], key[hit], order[at[hit]]
+    val = score[q, c[hit]].astype(np.float64)
+    # per group pair: highest score, then first in (row, column) order (lexsort is stable)
+    pick = np.lexsort((-val, which))
+    first = pick[np.r_[True, which[pick][1:] != which[pick][:-1]]]
+    out = np.empty(len(want), np.int64), np.empty(len(want), cand.dtype), np.empty(len(want))
+    out[0][which[first]], out[1][which[first]], out[2][which[first]] = (q[first], nb[first],
+                                                                         val[first])
+    return out
