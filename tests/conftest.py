@@ -11,6 +11,9 @@ import pytest
 
 # GUI tests never open windows on a desktop and work with no display at all
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# every open checks everything (tests tamper with files in place within a clock tick);
+# tests/test_check_stamps.py turns the stamps on in a folder of its own
+os.environ["EXPLORER_CHECK_STAMPS"] = "off"
 
 REAL_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "shopee" / "train.csv"
 

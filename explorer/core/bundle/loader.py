@@ -38,6 +38,7 @@ from explorer.core.bundle.schema import (
     Modality,
     scope_rows,
 )
+from explorer.core.bundle.stamps import bundle_identity, is_stamped, stamp
 
 
 class Bundle:
@@ -51,6 +52,7 @@ class Bundle:
         self.items = items
         self._cache: dict[str, Any] = {}
         self._checked: set[str] = set()  # "scope:NAME", "embeddings:NAME" done so far
+        self._identity: str | None = None  # for check stamps (explorer.core.bundle.stamps)
         # values derived from the bundle and shared by every engine over it (label codes,
         # title quantities); filled lazily by their owners
         self.derived: dict[str, Any] = {}
@@ -68,6 +70,9 @@ class Bundle:
         manifest = parse_manifest(root / MANIFEST)
         items = read_items(root, Path(os.path.realpath(root)), manifest)
         bundle = cls(root, manifest, items)
+        if validate:
+            bundle._identity = bundle_identity(bundle.real_root,
+                                               bundle.path(MANIFEST).read_bytes())
         if not validate:
             bundle._checked.update(bundle._parts())
         elif lazy:
@@ -164,11 +169,13 @@ class Bundle:
         """Check one part ("scope:NAME" or "embeddings:NAME") unless it was checked."""
         if part in self._checked:
             return
-        kind, name = part.split(":", 1)
-        if kind == "scope":
-            self._check_scope(name)
-        else:
-            self._validate_embeddings(self.manifest.modality(name))
+        if not is_stamped(self._identity, part):  # checked before, these very files
+            kind, name = part.split(":", 1)
+            if kind == "scope":
+                self._check_scope(name)
+            else:
+                self._validate_embeddings(self.manifest.modality(name))
+            stamp(self._identity, part)
         self._checked.add(part)
 
     def _check_scope(self, scope: str) -> None:
