@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 from scipy import sparse
 
-PAIR_CHUNK = 1 << 18  # pairs per block for the sparse and hash gathers
+PAIR_CHUNK = 1 << 16  # pairs per block for the sparse and hash gathers (one thread each)
 # scores per (queries x n) block of the brute-force searches: 16 MB of float32, so a block
 # and select_topk's copies stay well inside each worker's cache of freed heap memory
 BLOCK_SCORES = 1 << 22
@@ -40,14 +40,25 @@ def _normalise_rows(x: np.ndarray) -> np.ndarray:
 
 def _pairwise(queries: np.ndarray, cols: np.ndarray, fn) -> np.ndarray:
     """Apply fn(r, c) -> float32 to the valid (query, col) pairs in flat chunks, so
-    temporaries stay bounded; padding (-1) gets -inf."""
+    temporaries stay bounded, on `search_threads()` threads (scipy's sparse kernels and
+    numpy's ufuncs release the GIL); padding (-1) gets -inf."""
     cols = np.asarray(cols)
     rows = np.broadcast_to(np.asarray(queries)[:, None], cols.shape)
     valid = cols >= 0
     r, c = rows[valid], cols[valid]
     vals = np.empty(r.shape, np.float32)
-    for s in range(0, len(r), PAIR_CHUNK):
+
+    def run(s: int) -> None:
         vals[s:s + PAIR_CHUNK] = fn(r[s:s + PAIR_CHUNK], c[s:s + PAIR_CHUNK])
+
+    starts = range(0, len(r), PAIR_CHUNK)
+    workers = min(search_threads(), len(starts))
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, starts))  # list(): re-raises a worker's exception here
+    else:
+        for s in starts:
+            run(s)
     out = np.full(cols.shape, -np.inf, np.float32)
     out[valid] = vals
     return out
