@@ -210,3 +210,29 @@ def test_hash_blend_is_the_signed_bit_average():
     cols = np.tile(np.arange(40), (40, 1))
     np.testing.assert_allclose(blended.sims(np.arange(40), cols), expect, atol=1e-6)
     _check_topk(blended, expect, 6)
+
+
+def test_graph_does_not_depend_on_row_blocks_pair_chunks_or_threads(monkeypatch):
+    """The candidate union, merged in row blocks, and every pair's similarity, computed in
+    row blocks and pair chunks on threads, equal the one-block, one-thread graph."""
+    from explorer.core import graph, spaces
+
+    rng = np.random.default_rng(8)
+    mat = sparse.random(200, 30, density=0.15, random_state=9, format="csr", dtype=np.float32)
+    words = rng.integers(0, 2**12, 200).astype(np.uint64)
+    space = {"tfidf": SparseSpace(mat),
+             "phash": BitSpace(words.astype(">u8").view(np.uint8).reshape(-1, 8)),
+             "dense": DenseSpace(unit_rows(200, 6))}
+    knn = {m: s.topk(9)[0] for m, s in space.items()}
+    rows = np.arange(200)
+    monkeypatch.setenv("EXPLORER_THREADS", "1")
+    want = graph.build_graph("all", rows, space, knn)
+    monkeypatch.setenv("EXPLORER_THREADS", "3")
+    monkeypatch.setattr(graph, "UNION_BLOCK_ROWS", 7)
+    monkeypatch.setattr(graph, "SIMS_BLOCK_ROWS", 11)
+    monkeypatch.setattr(spaces, "PAIR_CHUNK", 13)
+    got = graph.build_graph("all", rows, space, knn)
+    assert np.array_equal(got.cand, want.cand) and np.array_equal(got.topk, want.topk)
+    for m in space:
+        assert np.array_equal(got.sims[m], want.sims[m])
+    assert want.cand.shape[1] > 9  # the modalities' lists differ: a real union

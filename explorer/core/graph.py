@@ -35,30 +35,50 @@ class ScopeGraph:
         return (self.topk & np.uint8(1 << self.modalities.index(modality))) != 0
 
 
+UNION_BLOCK_ROWS = 1 << 16  # rows merged at a time: temporaries ~ rows x sum K_m x 40 bytes
+SIMS_BLOCK_ROWS = 1 << 16  # rows whose candidate similarities are computed at a time
+
+
 def union_candidates(knn: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Merge per-modality (n, K_m) local neighbour lists (query first, -1 padding) into
     one (n, C) candidate array (query first, then ascending, -1 padding) and a uint8 mask
-    whose bit m says the pair is in modality m's list. Vectorised over all rows."""
+    whose bit m says the pair is in modality m's list. Vectorised over blocks of rows
+    (rows are independent), so the temporaries stay bounded at any n."""
     if not knn or len(knn) > 8:
         raise ValueError("between 1 and 8 modalities are supported")
     n = knn[0].shape[0]
+    parts = [_union_block([k[lo:lo + UNION_BLOCK_ROWS] for k in knn], lo, n)
+             for lo in range(0, n, UNION_BLOCK_ROWS)]
+    width = max((c.shape[1] for c, _ in parts), default=0)
+    cand = np.full((n, width), -1, np.int32)
+    topk = np.zeros((n, width), np.uint8)
+    for lo, (c, t) in zip(range(0, n, UNION_BLOCK_ROWS), parts, strict=True):
+        cand[lo:lo + len(c), :c.shape[1]] = c
+        topk[lo:lo + len(c), :t.shape[1]] = t
+    return cand, topk
+
+
+def _union_block(knn: list[np.ndarray], first: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`union_candidates` of the rows first..first+b of an n-row scope."""
+    b = knn[0].shape[0]
     cols = np.concatenate([np.asarray(k, np.int64) for k in knn], axis=1)
     owner = np.concatenate([np.full(k.shape[1], 1 << m, np.uint8) for m, k in enumerate(knn)])
-    rows = np.repeat(np.arange(n, dtype=np.int64), cols.shape[1])
-    flat, own = cols.ravel(), np.tile(owner, n)
+    local = np.repeat(np.arange(b, dtype=np.int64), cols.shape[1])
+    flat, own = cols.ravel(), np.tile(owner, b)
     ok = flat >= 0
     # key sorts each row's own entry (value 0) before its other candidates (value c + 1)
-    key = rows[ok] * (n + 1) + np.where(flat[ok] == rows[ok], 0, flat[ok] + 1)
+    query = local[ok] + first
+    key = local[ok] * (n + 1) + np.where(flat[ok] == query, 0, flat[ok] + 1)
     uniq, inverse = np.unique(key, return_inverse=True)
     bits = np.zeros(len(uniq), np.uint8)
     np.bitwise_or.at(bits, inverse, own[ok])
     urow, uval = np.divmod(uniq, n + 1)
-    uval = np.where(uval == 0, urow, uval - 1)
-    counts = np.bincount(urow, minlength=n)
+    uval = np.where(uval == 0, urow + first, uval - 1)
+    counts = np.bincount(urow, minlength=b)
     pos = np.arange(len(uniq)) - np.repeat(np.cumsum(counts) - counts, counts)
-    width = int(counts.max()) if n else 0
-    cand = np.full((n, width), -1, np.int32)
-    topk = np.zeros((n, width), np.uint8)
+    width = int(counts.max()) if b else 0
+    cand = np.full((b, width), -1, np.int32)
+    topk = np.zeros((b, width), np.uint8)
     cand[urow, pos] = uval
     topk[urow, pos] = bits
     return cand, topk
@@ -69,8 +89,11 @@ def build_graph(scope: str, rows: np.ndarray, spaces: dict[str, Space],
     """Union the local top-K lists and score every candidate pair in every space."""
     names = tuple(spaces)
     cand, topk = union_candidates([knn[m] for m in names])
-    queries = np.arange(len(rows))
-    sims = {m: spaces[m].sims(queries, cand) for m in names}
+    sims = {m: np.empty(cand.shape, np.float32) for m in names}
+    for lo in range(0, len(rows), SIMS_BLOCK_ROWS):  # bounded temporaries at any n
+        queries = np.arange(lo, min(lo + SIMS_BLOCK_ROWS, len(rows)))
+        for m in names:
+            sims[m][queries] = spaces[m].sims(queries, cand[queries])
     for m in names:  # a posting is always its own perfect match, even an empty title
         sims[m][:, 0] = np.maximum(sims[m][:, 0], 1.0)
     return ScopeGraph(scope, np.asarray(rows), cand, topk, sims, names)
