@@ -139,6 +139,7 @@ class Engine:
             self.labels = codes[self.rows]
         _, inverse, counts = np.unique(self.labels, return_inverse=True, return_counts=True)
         self.group_size = counts[inverse].astype(np.int64)
+        self._labels32: np.ndarray | None = None  # see true_mask
         self._true0 = self.true_mask(self.graph.cand)
         self._stages: OrderedDict[tuple, Stage] = OrderedDict()
         self._spaces: dict[str, Space] = {}
@@ -158,7 +159,12 @@ class Engine:
 
     # -- building blocks --------------------------------------------------------------
     def true_mask(self, cand: np.ndarray) -> np.ndarray:
-        return (cand >= 0) & (self.labels[np.maximum(cand, 0)] == self.labels[:, None])
+        """Pairs of one label group (padding: never). Labels as int32 with a -1 sentinel
+        read at padding: one gather and one compare over the (n, C) array."""
+        if self._labels32 is None:
+            self._labels32 = np.append(self.labels, -1).astype(np.int32)
+        lab = self._labels32
+        return lab[cand] == lab[:-1, None]
 
     def conflicts(self, cand: np.ndarray) -> np.ndarray:
         """Pairs whose titles name different amounts of one dimension (never column 0)."""
@@ -233,10 +239,10 @@ class Engine:
         conflict = self.graph_conflicts if cfg.units else None
         topk = None
         if cfg.mode == "single":  # keep only the modality's own top-K columns
-            cols = _own_columns(g.topk_mask(cfg.modalities[0]))
-            cand, true = _take(g.cand, cols, -1), _take(true, cols, False)
-            sims = {m: _take(v, cols, NEG) for m, v in sims.items()}
-            conflict = None if conflict is None else _take(conflict, cols, False)
+            flat = _own_cells(g.topk_mask(cfg.modalities[0]))
+            cand, true = _take(g.cand, flat, -1), _take(true, flat, False)
+            sims = {m: _take(v, flat, NEG) for m, v in sims.items()}
+            conflict = None if conflict is None else _take(conflict, flat, False)
         elif cfg.mode == "union":
             topk = {m: g.topk_mask(m) for m in cfg.modalities}
         score, masked = self._score(cfg, cand, sims, topk, conflict)
@@ -366,16 +372,26 @@ def blend_weights(st: Stage, pred: np.ndarray) -> sparse.csr_matrix:
     return sparse.csr_matrix((weights, (rows, st.cand[rows, cols])), shape=(n, n))
 
 
-def _own_columns(mask: np.ndarray) -> np.ndarray:
-    """Per row, the columns where `mask` holds, in order, padded with column -1."""
-    width = int(mask.sum(axis=1).max())
-    order = np.argsort(~mask, axis=1, kind="stable")[:, :width]
-    return np.where(np.take_along_axis(mask, order, axis=1), order, -1)
+def _own_cells(mask: np.ndarray) -> np.ndarray:
+    """Per row, the flat indices (row * C + column) of the cells where the (n, C) `mask`
+    holds, in column order, padded with -1 to the widest row's count. Usually every row
+    holds the same count (a full top-K list) and these are the set cells in row-major
+    order as they are."""
+    counts = mask.sum(axis=1)
+    width = int(counts.max()) if len(mask) else 0
+    cells = np.flatnonzero(mask)
+    if len(cells) == len(mask) * width:
+        return cells.reshape(len(mask), width)
+    out = np.full((len(mask), width), -1, np.int64)
+    out[np.arange(width) < counts[:, None]] = cells  # row-major: each row's cells first
+    return out
 
 
-def _take(arr: np.ndarray, cols: np.ndarray, fill) -> np.ndarray:
-    out = np.take_along_axis(arr, np.maximum(cols, 0), axis=1)
-    out[cols < 0] = fill
+def _take(arr: np.ndarray, cells: np.ndarray, fill) -> np.ndarray:
+    """arr's values at the flat indices `cells` (fill where a cell is -1)."""
+    out = np.asarray(arr).ravel()[np.maximum(cells, 0)]
+    if cells.size and cells.min() < 0:
+        out[cells < 0] = fill
     return out
 
 

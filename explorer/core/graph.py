@@ -104,6 +104,10 @@ def to_global(local: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def to_local(glob: np.ndarray, rows: np.ndarray, n_items: int) -> np.ndarray:
+    """Scope-local rows of global ones (-1 stays -1). A scope of every row is its own
+    local numbering: the array itself is returned (no copy of a memory-mapped graph)."""
+    if len(rows) == n_items and (n_items == 0 or (rows[0] == 0 and rows[-1] == n_items - 1)):
+        return np.asarray(glob, np.int32)  # rows are sorted and distinct: 0..n-1
     g2l = np.full(n_items, -1, np.int32)
     g2l[rows] = np.arange(len(rows), dtype=np.int32)
     return np.where(glob >= 0, g2l[np.maximum(glob, 0)], -1).astype(np.int32)

@@ -265,9 +265,14 @@ class SparseSpace:
 
     def blend(self, weights: sparse.csr_matrix) -> SparseSpace:
         out = sparse.csr_matrix(weights @ self.mat, dtype=np.float32)
-        norms = np.sqrt(np.asarray(out.multiply(out).sum(axis=1)).ravel())
+        per_row = np.diff(out.indptr)
+        row = np.repeat(np.arange(out.shape[0]), per_row)
+        norms = np.sqrt(np.bincount(row, weights=np.square(out.data, dtype=np.float64),
+                                    minlength=out.shape[0]))
         inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        return SparseSpace(sparse.diags(inv.astype(np.float32)) @ out)
+        out.data *= np.repeat(inv.astype(np.float32), per_row)  # rows scaled in place
+        out.eliminate_zeros()  # rows of norm 0 (empty titles) stay empty
+        return SparseSpace(out)
 
 
 class BitSpace:
