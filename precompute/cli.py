@@ -44,8 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                    "or the checkpoint's)")
     b.add_argument("--no-thumbnails", action="store_true", help="do not pack thumbnails")
     b.add_argument("--search", choices=("exact", "approx", "auto"), default="auto",
-                   help="neighbour search: exact, approximate (faiss IVF / SVD candidates / "
-                   "binary index, recall measured), or auto: exact below 150,000 rows a scope")
+                   help="neighbour search: exact, approximate (faiss IVF for embeddings, binary "
+                   "IVF for phash, recall measured; TF-IDF is always exact), or auto: exact "
+                   "below 150,000 rows a scope")
     b.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="embed neural modalities with Ray Data: on the cluster at ADDRESS "
                    "(auto, HOST:PORT), or without ADDRESS on a local Ray with --workers CPUs "

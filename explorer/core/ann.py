@@ -241,7 +241,7 @@ def _dense(space: DenseSpace, k: int, tune: np.ndarray, seed: int
                                                   "tune_recall": round(tuned, 5)}}
 
 
-# ---- 64-bit hashes: exact binary flat ---------------------------------------------------------
+# ---- 64-bit hashes: binary IVF ------------------------------------------------------------------
 
 def _bits(space: BitSpace, k: int, tune: np.ndarray, seed: int
           ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
