@@ -51,14 +51,7 @@ def _pairwise(queries: np.ndarray, cols: np.ndarray, fn) -> np.ndarray:
     def run(s: int) -> None:
         vals[s:s + PAIR_CHUNK] = fn(r[s:s + PAIR_CHUNK], c[s:s + PAIR_CHUNK])
 
-    starts = range(0, len(r), PAIR_CHUNK)
-    workers = min(search_threads(), len(starts))
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(run, starts))  # list(): re-raises a worker's exception here
-    else:
-        for s in starts:
-            run(s)
+    in_threads(run, range(0, len(r), PAIR_CHUNK))
     out = np.full(cols.shape, -np.inf, np.float32)
     out[valid] = vals
     return out
@@ -102,6 +95,18 @@ def search_threads() -> int:
     return max(1, min(MAX_THREADS, cpus or 1))
 
 
+def in_threads(run: Callable[[int], None], starts: range) -> None:
+    """run(start) for every start, on up to `search_threads()` threads (one without a
+    pool); a worker's exception is raised here."""
+    workers = min(search_threads(), len(starts))
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, starts))  # list(): re-raises a worker's exception here
+    else:
+        for start in starts:
+            run(start)
+
+
 def blocked_topk(n: int, k: int, scores: Callable[[np.ndarray], np.ndarray]
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k of every row by brute force: `scores(queries)` gives the (b, n) block of
@@ -119,13 +124,7 @@ def blocked_topk(n: int, k: int, scores: Callable[[np.ndarray], np.ndarray]
         idx[q], sim[q] = select_topk(scores(q), q, k, np.ones(len(q), np.float32),
                                      overwrite=True)
 
-    workers = min(search_threads(), len(starts))
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(run, starts))  # list(): re-raises a worker's exception here
-    else:
-        for start in starts:
-            run(start)
+    in_threads(run, starts)
     return idx, sim
 
 

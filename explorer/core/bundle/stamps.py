@@ -78,7 +78,5 @@ def stamp(identity: str | None, part: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # O_EXCL | O_NOFOLLOW: never write through something that is already there
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
-    except FileExistsError:
-        return
-    except OSError:
+    except OSError:  # already stamped (FileExistsError), or the folder is not writable
         return
