@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from explorer.core import sweep as sweep_module
 from explorer.core.bundle import Bundle
 from explorer.core.cases import false_positives, missed_pairs, worst_queries
 from explorer.core.config import InbStage, MatchConfig
@@ -48,6 +49,23 @@ def test_sweep_equals_repeated_evaluation(engine, cfg, param):
         assert s.f1[k] == pytest.approx(m.f1, abs=2e-6), v
         assert s.precision[k] == pytest.approx(m.precision, abs=2e-6), v
         assert s.recall[k] == pytest.approx(m.recall, abs=2e-6), v
+
+
+@pytest.mark.parametrize("cfg,param", [c for c in SWEEPS if c[1].startswith("threshold")],
+                         ids=lambda x: str(x) if isinstance(x, str) else x.label)
+def test_sweep_in_small_blocks_on_threads_equals_evaluation(tiny_bundle, monkeypatch, cfg,
+                                                             param):
+    """Events in blocks of 7 rows and binned in chunks of 13, on two threads: the same
+    means as evaluating each value (a block boundary or a thread must change nothing)."""
+    monkeypatch.setattr(sweep_module, "EVENT_BLOCK_ROWS", 7)
+    monkeypatch.setattr(sweep_module, "SWEEP_CHUNK", 13)
+    monkeypatch.setenv("EXPLORER_THREADS", "2")
+    fresh = Engine(Bundle.open(tiny_bundle), "fold2")  # no events cached with other blocks
+    s = sweep(fresh, cfg, param, VALUES)
+    for k, v in enumerate(VALUES):
+        m = fresh.evaluate(with_param(cfg, param, float(v))).metrics
+        assert (s.f1[k], s.precision[k], s.recall[k]) == pytest.approx(
+            (m.f1, m.precision, m.recall), abs=2e-6), v
 
 
 def test_sweep_accepts_unsorted_values(engine):

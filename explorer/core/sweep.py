@@ -19,6 +19,7 @@ import numpy as np
 from explorer.core.config import InbStage, MatchConfig
 from explorer.core.engine import Engine, Stage, select, union_min2_pick
 from explorer.core.metrics import query_metrics
+from explorer.core.spaces import in_threads
 
 
 @dataclass
@@ -45,20 +46,52 @@ class Events:
     n: int
 
 
+EVENT_BLOCK_ROWS = 8192  # rows whose events are computed at a time: the (b, m) temporaries
+# stay in cache, where whole (n, m) arrays cost page faults that dominated at 1M rows
+
+
 def events(eff: np.ndarray, true: np.ndarray, group_size: np.ndarray) -> Events:
     """Events of (n, m) pair scores (the query's own column excluded); +inf marks pairs
     admitted regardless of the threshold, -inf pairs never admitted.
 
     Deltas are float32 (summed in float64): sweep means agree with `Engine.evaluate` to
     about 1e-6, ample for plotting and for choosing thresholds; reported metrics always
-    come from `evaluate`."""
+    come from `evaluate`. Rows are independent: computed in blocks on `search_threads()`
+    threads, concatenated in row order (the result does not depend on either)."""
+    n = len(eff)
+    starts = range(0, n, EVENT_BLOCK_ROWS)
+    parts: dict[int, tuple] = {}
+
+    def run(lo: int) -> None:
+        hi = min(lo + EVENT_BLOCK_ROWS, n)
+        parts[lo] = _events_block(eff[lo:hi], true[lo:hi], group_size[lo:hi])
+
+    in_threads(run, starts)
+    blocks = [parts[lo] for lo in starts]
+    if not blocks:
+        empty = np.zeros(0, np.float32)
+        return Events(empty, (empty, empty, empty), np.zeros(3), empty, 0)
+    score = np.concatenate([b[0] for b in blocks])
+    delta = tuple(np.concatenate([b[1][i] for b in blocks]) for i in range(3))
+    base = np.sum([b[2] for b in blocks], axis=0) / n
+    row_max = np.concatenate([b[3] for b in blocks])
+    return Events(score, delta, base, row_max, n)
+
+
+def _events_block(eff: np.ndarray, true: np.ndarray, group_size: np.ndarray
+                  ) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+    """(scores, deltas, sums of the base F1 / P / R, row maxima) of a block of rows."""
     n = len(eff)
     order = np.argsort(-eff, axis=1)  # any order among ties gives the same sums
     s = np.take_along_axis(eff, order, axis=1)
     t = np.take_along_axis(true, order, axis=1)
+    row_max = s[:, 0].copy() if s.shape[1] else np.full(n, -np.inf, np.float32)
+    # never-admitted pairs sort last: drop the columns that hold only those
+    width = int((s > -np.inf).sum(axis=1).max()) if s.size else 0
+    s, t = s[:, :width], t[:, :width]
     tp_before = np.cumsum(t, axis=1, dtype=np.int32)
     tp_before -= t
-    if s.shape[1] and np.isposinf(s[:, 0]).any():  # rows are sorted: fixed pairs lead
+    if width and np.isposinf(s[:, 0]).any():  # rows are sorted: fixed pairs lead
         fixed = s == np.inf
         n_fixed, tp_fixed = fixed.sum(axis=1), (t & fixed).sum(axis=1)
     else:
@@ -66,11 +99,8 @@ def events(eff: np.ndarray, true: np.ndarray, group_size: np.ndarray) -> Events:
     p0, r0, f0 = query_metrics(1 + tp_fixed, 1 + n_fixed, group_size)
     # before admitting sorted column p, the query predicts itself and the p pairs ranked
     # above it (fixed ones sort first), tp of them true
-    # (n, m) float32 work with few, in-place temporaries: fresh large arrays cost page
-    # faults that dominate at this size
-    m = s.shape[1]
     gs = group_size.astype(np.float32)[:, None]
-    cnt = np.arange(1, m + 1, dtype=np.float32)[None, :]
+    cnt = np.arange(1, width + 1, dtype=np.float32)[None, :]
     den = gs + cnt
     before = tp_before.astype(np.float32)
     before += 1
@@ -81,13 +111,12 @@ def events(eff: np.ndarray, true: np.ndarray, group_size: np.ndarray) -> Events:
     d_p = np.divide(after, cnt + 1, out=after)
     d_p -= np.divide(before, cnt, out=before)
     d_r = np.divide(t, gs, dtype=np.float32)
-    if m and np.isfinite(s[:, 0]).all() and np.isfinite(s[:, -1]).all():  # sorted rows
+    if width and np.isfinite(s[:, 0]).all() and np.isfinite(s[:, -1]).all():  # sorted rows
         score, delta = s.ravel(), (d_f1.ravel(), d_p.ravel(), d_r.ravel())
     else:
         live = np.isfinite(s)
         score, delta = s[live], (d_f1[live], d_p[live], d_r[live])
-    row_max = s[:, 0] if s.shape[1] else np.full(n, -np.inf, np.float32)
-    return Events(score, delta, np.array([f0.mean(), p0.mean(), r0.mean()]), row_max, n)
+    return score, delta, np.array([f0.sum(), p0.sum(), r0.sum()]), row_max
 
 
 def _bins_desc(values_desc: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -123,9 +152,7 @@ def sweep_events(ev: Events, values: np.ndarray, group_size: np.ndarray,
     order = np.argsort(-values, kind="stable")
     vd = values[order]
     T = len(vd)
-    j = _bins_desc(vd, ev.score)  # the event is admitted at vd[k] for every k >= j
-    out = np.stack([np.cumsum(np.bincount(j, weights=d, minlength=T + 1))[:T]
-                    for d in ev.delta]) / ev.n + ev.base[:, None]
+    out = np.cumsum(_binned_deltas(ev, vd), axis=1)[:, :T] / ev.n + ev.base[:, None]
     if min2_pick is not None:
         passes, best_true = min2_pick
         gain = np.stack(min2_gain(group_size, best_true))[:, passes]
@@ -136,6 +163,26 @@ def sweep_events(ev: Events, values: np.ndarray, group_size: np.ndarray,
     res = np.empty_like(out)
     res[:, order] = out
     return res[0], res[1], res[2]
+
+
+SWEEP_CHUNK = 1 << 22  # events binned at a time (bounded float64 temporaries)
+
+
+def _binned_deltas(ev: Events, values_desc: np.ndarray) -> np.ndarray:
+    """(3, T + 1) sums of the F1 / P / R deltas of the events first admitted at each of
+    the decreasing `values_desc` (an event is admitted at values_desc[k] for every k >= its
+    bin); chunks of events binned on threads, their sums added."""
+    T = len(values_desc)
+    starts = range(0, len(ev.score), SWEEP_CHUNK)
+    sums: dict[int, np.ndarray] = {}
+
+    def run(lo: int) -> None:
+        j = _bins_desc(values_desc, ev.score[lo:lo + SWEEP_CHUNK])
+        sums[lo] = np.stack([np.bincount(j, weights=d[lo:lo + SWEEP_CHUNK], minlength=T + 1)
+                             for d in ev.delta])
+
+    in_threads(run, starts)
+    return np.sum([sums[lo] for lo in starts], axis=0) if sums else np.zeros((3, T + 1))
 
 
 def stage_events(st: Stage, group_size: np.ndarray) -> Events:
