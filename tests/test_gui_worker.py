@@ -98,3 +98,29 @@ def test_a_long_view_job_serves_query_requests_between_its_steps(qtbot):
     qtbot.waitUntil(lambda: len(order) == 2, timeout=TIMEOUT)
     assert order[1] == ("view", "view")
     worker.stop()
+
+
+def test_a_curve_job_gives_way_to_a_pending_view(qtbot):
+    """A threshold curve computed in its own lane stops at its next cancel check once a
+    view request is pending (that view brings its own curve); the view then runs."""
+    worker = Worker()
+    done: dict[str, list] = {}
+    worker.finished.connect(lambda lane, g: done.setdefault(lane, []).append(
+        worker.take(lane, g)))
+    looping, saw_cancel = threading.Event(), threading.Event()
+
+    def curve(progress, cancelled):
+        for _ in range(500):  # a sweep, block by block
+            if cancelled():
+                saw_cancel.set()
+                return "stopped"
+            looping.set()
+            threading.Event().wait(0.01)
+        return "curve"
+
+    worker.submit(curve, lane="curve")
+    assert looping.wait(5)
+    worker.submit(lambda p, c: "view", lane="view")
+    qtbot.waitUntil(lambda: "view" in done, timeout=TIMEOUT)
+    assert saw_cancel.is_set() and done["view"] == ["view"]
+    worker.stop()

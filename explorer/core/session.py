@@ -9,7 +9,8 @@ a slow INB request never blocks a repaint and a stale one is simply dropped.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,21 @@ ENGINES = 3  # scopes whose engines a session keeps (see Session.engine)
 
 class Cancelled(Exception):
     """A newer request superseded this computation."""
+
+
+@contextmanager
+def cancellable(engine: Engine, cancelled: Callable[[], bool] | None) -> Iterator[None]:
+    """Engine work inside yields to a newer request: each of its checkpoints (between INB
+    steps, between blocks of a sweep) raises Cancelled once `cancelled()` is true."""
+    def check() -> None:
+        if cancelled is not None and cancelled():
+            raise Cancelled
+
+    engine.checkpoint = check
+    try:
+        yield
+    finally:
+        engine.checkpoint = None
 
 
 @dataclass(frozen=True)
@@ -115,12 +131,7 @@ class Session:
         total = sum(len(c.inb) + 1 for c in todo)
         done = 0
 
-        def check() -> None:
-            if cancelled is not None and cancelled():
-                raise Cancelled
-
-        engine.checkpoint = check  # inside a stage too, between its per-modality steps
-        try:
+        with cancellable(engine, cancelled):  # inside a stage too, between its steps
             for c in todo:
                 for upto in range(len(c.inb) + 1):
                     engine.yield_point()
@@ -128,8 +139,6 @@ class Session:
                     done += 1
                     if progress is not None:
                         progress(done, total)
-        finally:
-            engine.checkpoint = None
         ev = engine.evaluate(cfg)
         base = engine.evaluate(baseline) if baseline is not None else None
         return Snapshot(scope, cfg, engine, ev, base)
@@ -153,10 +162,6 @@ class Session:
         mods = [name for name, _ in self.modalities]
         total, done = len(candidate_modes(mods)) * 4, 0  # x (units, Min2) on / off
 
-        def check() -> None:
-            if cancelled is not None and cancelled():
-                raise Cancelled
-
         def step(_label: str) -> None:
             nonlocal done
             engine.yield_point()
@@ -164,8 +169,5 @@ class Session:
                 progress(done, total)
             done += 1
 
-        engine.checkpoint = check  # INB stages of the search yield between their steps
-        try:
+        with cancellable(engine, cancelled):  # INB stages of the search yield too
             return best(engine, mods, progress=step)[0].config
-        finally:
-            engine.checkpoint = None

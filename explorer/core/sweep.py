@@ -12,6 +12,7 @@ a threshold never separates equal scores, and the deltas of a tied run telescope
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from explorer.core.config import InbStage, MatchConfig
 from explorer.core.engine import Engine, Stage, select, union_min2_pick
 from explorer.core.metrics import query_metrics
-from explorer.core.spaces import in_threads
+from explorer.core.spaces import in_threads, search_threads
 
 
 @dataclass
@@ -50,14 +51,17 @@ EVENT_BLOCK_ROWS = 8192  # rows whose events are computed at a time: the (b, m) 
 # stay in cache, where whole (n, m) arrays cost page faults that dominated at 1M rows
 
 
-def events(eff: np.ndarray, true: np.ndarray, group_size: np.ndarray) -> Events:
+def events(eff: np.ndarray, true: np.ndarray, group_size: np.ndarray,
+           between: Callable[[], None] | None = None) -> Events:
     """Events of (n, m) pair scores (the query's own column excluded); +inf marks pairs
     admitted regardless of the threshold, -inf pairs never admitted.
 
     Deltas are float32 (summed in float64): sweep means agree with `Engine.evaluate` to
     about 1e-6, ample for plotting and for choosing thresholds; reported metrics always
     come from `evaluate`. Rows are independent: computed in blocks on `search_threads()`
-    threads, concatenated in row order (the result does not depend on either)."""
+    threads, concatenated in row order (the result does not depend on either);
+    `between()` is called between batches of blocks (the engine's checkpoint: a job may
+    stop there)."""
     n = len(eff)
     starts = range(0, n, EVENT_BLOCK_ROWS)
     parts: dict[int, tuple] = {}
@@ -66,7 +70,11 @@ def events(eff: np.ndarray, true: np.ndarray, group_size: np.ndarray) -> Events:
         hi = min(lo + EVENT_BLOCK_ROWS, n)
         parts[lo] = _events_block(eff[lo:hi], true[lo:hi], group_size[lo:hi])
 
-    in_threads(run, starts)
+    batch = 4 * search_threads()
+    for first in range(0, len(starts), batch):
+        if between is not None and first:
+            between()
+        in_threads(run, starts[first:first + batch])
     blocks = [parts[lo] for lo in starts]
     if not blocks:
         empty = np.zeros(0, np.float32)
@@ -185,10 +193,11 @@ def _binned_deltas(ev: Events, values_desc: np.ndarray) -> np.ndarray:
     return np.sum([sums[lo] for lo in starts], axis=0) if sums else np.zeros((3, T + 1))
 
 
-def stage_events(st: Stage, group_size: np.ndarray) -> Events:
+def stage_events(st: Stage, group_size: np.ndarray,
+                 between: Callable[[], None] | None = None) -> Events:
     """The cached events of a non-union stage's own score."""
     if st.cache.get("events") is None:
-        st.cache["events"] = events(st.score[:, 1:], st.true[:, 1:], group_size)
+        st.cache["events"] = events(st.score[:, 1:], st.true[:, 1:], group_size, between)
     return st.cache["events"]
 
 
@@ -218,7 +227,7 @@ def sweep(engine: Engine, cfg: MatchConfig, param: str, values: np.ndarray) -> S
     thresholds, min2 = engine._stage_params(cfg, last)
     if name == "threshold":
         if st.masked is None:
-            ev = stage_events(st, gs)
+            ev = stage_events(st, gs, engine.yield_point)
             return Sweep(param, values, *sweep_events(ev, values, gs, _pick(st, min2)))
         i = cfg.modalities.index(mod)
         others = tuple(t for j, t in enumerate(thresholds) if j != i)
@@ -230,7 +239,7 @@ def sweep(engine: Engine, cfg: MatchConfig, param: str, values: np.ndarray) -> S
                     fixed |= s >= np.float32(t)
             eff = np.where(fixed, np.float32(np.inf), st.masked[i])[:, 1:]
             st.cache = {k: v for k, v in st.cache.items() if k[0] != "union events"}
-            st.cache[key] = events(eff, st.true[:, 1:], gs)
+            st.cache[key] = events(eff, st.true[:, 1:], gs, engine.yield_point)
         return Sweep(param, values, *sweep_events(st.cache[key], values, gs,
                                                   _union_pick(st, min2)))
     if st.masked is not None:  # a union's Min2 pick depends on the value itself

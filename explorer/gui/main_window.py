@@ -33,14 +33,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.core.charts import Curve, param_value
 from explorer.core.config import ConfigError, MatchConfig
+from explorer.core.evaluate import last_threshold_param
 from explorer.core.explain import explain_query
 from explorer.core.image_folder import ImageFolder
 from explorer.core.queries import FILTERS
 from explorer.core.session import Session, default_scope, tuning_scope
 from explorer.core.state import SettingsDoc, ViewerState
 from explorer.core.sweep import with_param
-from explorer.core.views import ScopeView, scope_view
+from explorer.core.views import ScopeView, curve_in_job, scope_view
 from explorer.core.wording import describe_config
 from explorer.gui import menus
 from explorer.gui.cases_panel import CasesPanel
@@ -66,6 +68,14 @@ class _Case:
     view: ScopeView
     kind: str
     frame: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class _Curve:
+    """A worker result: the threshold curve of one view (now in view.curve)."""
+
+    view: ScopeView
+    curve: Curve | None
 
 
 @dataclass(frozen=True)
@@ -268,7 +278,7 @@ class MainWindow(QMainWindow):
             snap = session.compute(scope, c, pinned, progress=progress, cancelled=cancelled)
             # the error-case list on screen follows in its own job (_show_cases), so the
             # metrics repaint without waiting for it
-            return scope_view(snap, previous, with_cases=False)
+            return scope_view(snap, previous, with_cases=False, with_curve="cheap")
 
         if best_on:
             label = f"best on {best_on}"
@@ -301,7 +311,7 @@ class MainWindow(QMainWindow):
         self.request(tune_on=tune_on)
 
     def _on_dragged(self, value: float) -> None:
-        if self.view is None or self.view.curve is None:
+        if self.view is None or not self.view.has_curve or self.view.curve is None:
             return
         try:
             self.set_config(with_param(self.config, self.view.curve.param, value))
@@ -317,6 +327,9 @@ class MainWindow(QMainWindow):
             self._on_view(result)
         elif lane == "query":
             self._on_explained(result)
+        elif lane == "curve":
+            if result.view is self.view:
+                self._show_curve(result.view)
         else:
             self._on_case(result)
 
@@ -344,12 +357,13 @@ class MainWindow(QMainWindow):
         self.metrics.set_progress(0, 0)
         anchor = self._top_row()
         self.model.set_table(view.table)
-        if view.curve is not None:
-            same = old is not None and old.curve is not None and old.curve.f1 is view.curve.f1
-            if same:  # only the threshold moved: move the line, keep the curves and axes
-                self.threshold_plot.set_threshold(view.curve.current)
-            else:
-                self.threshold_plot.set_curve(view.curve)
+        if view.has_curve:
+            self._show_curve(view)
+        else:  # a million postings: the curve follows in a job of its own
+            cfg = snap.config
+            self.threshold_plot.set_pending(param_value(cfg, last_threshold_param(cfg)))
+            self.worker.submit(lambda _p, cancelled: _Curve(view, curve_in_job(view, cancelled)),
+                               "threshold curve", lane="curve")
         if view.histogram is not None:
             self.histogram.set_data(*view.histogram)
             bh = view.baseline_histogram
@@ -381,6 +395,17 @@ class MainWindow(QMainWindow):
     def _on_progress(self, generation: int, done: int, total: int) -> None:
         if generation == self.worker.generation("view"):
             self.metrics.set_progress(done, total)
+
+    def _show_curve(self, view: ScopeView) -> None:
+        """Draw the view's computed curve; only the line moves when the curve on screen is
+        the same one (a threshold drag keeps the curves and axes)."""
+        if view.curve is None:
+            return
+        drawn = self.threshold_plot.curve
+        if drawn is not None and drawn.f1 is view.curve.f1:
+            self.threshold_plot.set_threshold(view.curve.current)
+        else:
+            self.threshold_plot.set_curve(view.curve)
 
     def _show_cases(self) -> None:
         """Fill the error-case list on screen: at once when this view has it, else from a

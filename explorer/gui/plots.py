@@ -127,6 +127,15 @@ class ThresholdPlot(_PlotHolder):
         self.plot_item.setXRange(lo, hi, padding=0.02)
         self.set_threshold(curve.current)
 
+    def set_pending(self, value: float) -> None:
+        """No curve yet (computed in a job of its own at a million postings): the old one is
+        cleared, never shown for settings it does not describe; the line stays at `value`."""
+        self.curve = None
+        for item in (*self.curves.values(), self.best_marker):
+            item.setData([], [])
+        self.set_threshold(value)
+        self.title_label.setText("computing the threshold curve…")
+
     def set_threshold(self, value: float) -> None:
         """Move the line (within the curve's range) without emitting a signal."""
         self._quiet = True
@@ -150,6 +159,8 @@ class ThresholdPlot(_PlotHolder):
                 f"best {self.curve.best_f1:.4f} at {self.curve.best:.3f}")
 
     def _update_title(self) -> None:
+        if self.curve is None:
+            return  # "computing…" stays until the curve comes
         # a Qt label, not the plot's title item: retitling the plot re-lays it out and
         # regenerates both axes, which cost more than the rest of a threshold move
         self.title_label.setText(self.title())

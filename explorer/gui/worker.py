@@ -3,10 +3,13 @@
 The engine is touched by this thread only. Requests go to a lane:
 - `view`: the snapshot and ScopeView of the current settings (a slider move, INB, Best);
 - `query`: one query's explanation (the neighbour grid);
-- `cases`: an error-case list of the view on screen.
+- `cases`: an error-case list of the view on screen;
+- `curve`: the threshold curve of the view on screen, when the view came without it (a
+  million postings); it stops at its next checkpoint once a view request is pending (that
+  view brings or asks for its own curve).
 A newer request supersedes only the pending or running request of its own lane, so a
 query click never cancels a view and a slider move never drops a query's grid. Pending
-requests run in the order query, view, cases; and a long view job (INB stage by stage,
+requests run in the order query, view, cases, curve; and a long view job (INB stage by stage,
 the Best search mode by mode) serves pending query and case requests each time it checks
 whether it was cancelled, so a query click never waits behind it. The receiver drops a
 result whose generation is no longer its lane's newest.
@@ -26,8 +29,9 @@ from explorer.core.bundle import BundleError
 from explorer.core.config import ConfigError
 from explorer.core.session import Cancelled
 
-LANES = ("query", "view", "cases")  # the order pending requests are served in
-INTERLEAVED = ("query", "cases")     # served inside a long view job's cancel checks
+LANES = ("query", "view", "cases", "curve")  # the order pending requests are served in
+INTERLEAVED = ("query", "cases")     # served inside a long job's cancel checks
+YIELDS_TO = {"curve": "view"}        # a job of the key's lane stops for a pending request
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,9 @@ class Worker(QObject):
                     self._run(quick)
             finally:
                 self._nested = False
-        return self._superseded(req.lane, req.generation)
+        with self._cond:
+            gives_way = YIELDS_TO.get(req.lane) in self._pending
+        return gives_way or self._superseded(req.lane, req.generation)
 
     def _loop(self) -> None:
         while True:
