@@ -7,11 +7,18 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from escaped_titles import ESCAPED, build_escaped_bundle
 
 from explorer.core.bundle import Bundle
-from explorer.core.titles import decoded_titles, normalise_title, normalise_titles, raw_titles
+from explorer.core.titles import (
+    _may_change,
+    decoded_titles,
+    normalise_title,
+    normalise_titles,
+    raw_titles,
+)
 
 CASES = [
     ("Sabun &amp; Sampo", "Sabun & Sampo"),
@@ -60,6 +67,34 @@ def test_normalise_titles_sees_every_kind_of_whitespace():
     raws = [f"kopi{s}susu" for s in spaces] + [f"kopi {s}susu" for s in spaces] + \
         ["kopi  susu", " kopi susu", "kopi susu "]
     assert normalise_titles(raws).tolist() == ["kopi susu"] * len(raws)
+
+
+
+def hostile_titles() -> list[str]:
+    """Titles built to change under normalise_title in every way: each character up to
+    U+3000 (every class of _MAY_CHANGE_CHAR and all whitespace but one) alone, inside, first
+    and last, every whitespace character anywhere, bytes reprs, spaces at the ends and
+    doubled, escapes and entities, and the plain titles around them."""
+    chars = [chr(c) for c in range(0x3001)]
+    chars += [chr(c) for c in range(0x3001, sys.maxunicode + 1) if chr(c).isspace()]
+    titles = [t for c in chars for t in (c, f"a{c}b", f"{c}ab", f"ab{c}", f" {c} ")]
+    for body in ("", "x", r"\xe2\x9c\xa8", "&amp;", "a b"):
+        titles += [f"b'{body}'", f'b"{body}"', f"b'{body}", f" b'{body}'", f"B'{body}'"]
+    titles += [" kopi", "kopi ", "  kopi", "kopi  susu", "kopi   susu", " ", "  ", "",
+               "&amp;quot;", "&#39;", r"\n", r"\\", "b", "bag", "plain title 250ml"]
+    return titles
+
+
+def test_flagging_never_misses_a_title_that_normalise_title_changes():
+    """normalise_titles decodes only the flagged titles: a title normalise_title changes
+    and the flag misses would be shown undecoded."""
+    titles = hostile_titles()
+    flagged = _may_change(pa.array(titles, type=pa.large_string()))
+    missed = [t for t, f in zip(titles, flagged, strict=True) if not f and normalise_title(t) != t]
+    assert not missed, f"not flagged but changed: {missed[:10]!r}"
+    assert not flagged[titles.index("plain title 250ml")]  # the fast path still skips
+    raws = [*titles, float("nan"), None, pd.NA, 42, ""]
+    assert normalise_titles(raws).tolist() == [normalise_title(t) for t in raws]
 
 
 @pytest.fixture(scope="module")
