@@ -14,6 +14,7 @@ from explorer.core.queries import (
     query_table,
     search_mask,
     sort_order,
+    stable_argsort,
     visible_rows,
 )
 from explorer.core.session import Cancelled, Session, default_scope, tuning_scope
@@ -127,3 +128,19 @@ def test_search_and_sort(session: Session) -> None:
     assert "rank_title" in table.ranks._cols and "rank_posting_id" not in table.ranks._cols
     vis = visible_rows(table, "errors", "", ("f1", False))
     assert set(vis) == set(np.flatnonzero(table.f1 < 1))
+
+
+def test_stable_argsort_equals_numpy_stable_argsort() -> None:
+    """The hashed radix path (few distinct values) and the fallbacks (many distinct values,
+    NaN) give exactly numpy's stable order, -0.0 and 0.0 tied."""
+    rng = np.random.default_rng(3)
+    tp, size = rng.integers(0, 5, 50_000), rng.integers(1, 40, 50_000)
+    f1 = 2.0 * tp / (size + rng.integers(1, 60, 50_000))
+    delta = f1 - f1[rng.permutation(len(f1))]
+    delta[::7] = -0.0
+    delta[1::7] = 0.0
+    with_nan = f1.copy()
+    with_nan[::11] = np.nan
+    for values in (f1, delta, with_nan, rng.random(50_000), f1[:100]):
+        np.testing.assert_array_equal(stable_argsort(values),
+                                      np.argsort(values, kind="stable"))

@@ -162,10 +162,25 @@ def sort_order(table: QueryTable, rows: np.ndarray, column: str, descending: boo
         values = table.column(column)[rows]
         if values.dtype == object:
             values = np.char.lower(values.astype(str))
-    order = np.argsort(values, kind="stable")
     if descending:  # stable descending: reverse the ascending order of the reversed rows
-        order = len(rows) - 1 - np.argsort(values[::-1], kind="stable")[::-1]
+        order = len(rows) - 1 - stable_argsort(values[::-1])[::-1]
+    else:
+        order = stable_argsort(values)
     return rows[order]
+
+
+def stable_argsort(values: np.ndarray) -> np.ndarray:
+    """np.argsort(values, kind="stable"), four times faster when the values take few
+    distinct values (a metric column: F1 = 2 tp / (|X| + |Y|) with small counts takes a
+    few hundred): hashed to codes, the distinct values sorted, and the codes ordered by a
+    radix sort. The list is re-sorted by F1 on every slider move (64 ms -> 15 ms at 1M)."""
+    if values.dtype.kind == "f" and len(values) > 4096:
+        codes, distinct = pd.factorize(values + 0.0)  # + 0.0: -0.0 and 0.0 are one value
+        if len(distinct) <= np.iinfo(np.uint16).max and (codes >= 0).all():  # no NaN
+            rank = np.empty(len(distinct), np.uint16)
+            rank[np.argsort(distinct, kind="stable")] = np.arange(len(distinct))
+            return np.argsort(rank[codes], kind="stable")
+    return np.argsort(values, kind="stable")
 
 
 def visible_rows(table: QueryTable, kind: str = "all", text: str = "",
