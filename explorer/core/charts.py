@@ -127,13 +127,13 @@ def f1_by_group_size(f1: np.ndarray, group_size: np.ndarray) -> SizeTable:
     if f1.shape != size.shape:
         raise ValueError("f1_by_group_size: f1 and group_size differ in shape")
     keep = ~np.isnan(f1)
-    f1, size = f1[keep], size[keep]
-    labels, counts, means = [], [], []
-    for label, lo, hi in SIZE_BUCKETS:
-        inside = (size >= lo) & (size <= hi)
-        n = int(np.count_nonzero(inside))
-        if n:
-            labels.append(label)
-            counts.append(n)
-            means.append(float(f1[inside].mean()))
-    return SizeTable(tuple(labels), np.array(counts, np.int64), np.array(means, np.float64))
+    if not keep.all():
+        f1, size = f1[keep], size[keep]
+    # one pass: each query's bucket (buckets are contiguous from 1 up), then two bincounts
+    los = np.array([lo for _, lo, _ in SIZE_BUCKETS])
+    bucket = np.searchsorted(los, size, side="right") - 1
+    counts = np.bincount(bucket, minlength=len(los))
+    sums = np.bincount(bucket, weights=f1, minlength=len(los))
+    live = np.flatnonzero(counts)
+    return SizeTable(tuple(SIZE_BUCKETS[i][0] for i in live), counts[live].astype(np.int64),
+                     sums[live] / counts[live])
