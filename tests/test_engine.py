@@ -478,3 +478,17 @@ def test_min2_threshold_is_inclusive_and_sharp(fold_engine):
                                                                        np.float32(2))),)))
     assert at.min2_col[q] == col[q] and at.n_pred[q] == 2
     assert above.min2_col[q] == -1 and above.n_pred[q] == 1
+
+
+def test_row_counts_in_blocks_on_threads(monkeypatch):
+    """Per-row counts of predicted and predicted-true cells, whatever the block size."""
+    from explorer.core import engine as engine_module
+
+    rng = np.random.default_rng(5)
+    pred, true = rng.random((1001, 37)) < 0.3, rng.random((1001, 37)) < 0.5
+    monkeypatch.setattr(engine_module, "COUNT_BLOCK_ROWS", 64)
+    monkeypatch.setenv("EXPLORER_THREADS", "2")
+    n_pred, tp = engine_module.row_counts(pred, true)
+    np.testing.assert_array_equal(n_pred, np.count_nonzero(pred, axis=1))
+    np.testing.assert_array_equal(tp, np.count_nonzero(pred & true, axis=1))
+    assert n_pred.dtype == tp.dtype == np.int64

@@ -131,7 +131,9 @@ def f1_by_group_size(f1: np.ndarray, group_size: np.ndarray) -> SizeTable:
         f1, size = f1[keep], size[keep]
     # one pass: each query's bucket (buckets are contiguous from 1 up), then two bincounts
     los = np.array([lo for _, lo, _ in SIZE_BUCKETS])
-    bucket = np.searchsorted(los, size, side="right") - 1
+    top = int(los[-1])  # sizes from the last bucket's start up share its bucket
+    of_size = np.searchsorted(los, np.arange(top + 1), side="right") - 1
+    bucket = of_size[np.minimum(size, top)]
     counts = np.bincount(bucket, minlength=len(los))
     sums = np.bincount(bucket, weights=f1, minlength=len(los))
     live = np.flatnonzero(counts)
