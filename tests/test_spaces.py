@@ -236,3 +236,29 @@ def test_graph_does_not_depend_on_row_blocks_pair_chunks_or_threads(monkeypatch)
     for m in space:
         assert np.array_equal(got.sims[m], want.sims[m])
     assert want.cand.shape[1] > 9  # the modalities' lists differ: a real union
+
+
+def test_in_threads_shares_one_pool_and_nests_without_deadlock(monkeypatch):
+    """Every start runs once; the pool is kept between calls (no thread start per call);
+    in_threads called inside a pool thread runs there instead of waiting on the pool."""
+    import threading
+
+    from explorer.core import spaces
+
+    monkeypatch.setenv("EXPLORER_THREADS", "2")
+    seen: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def inner(outer: int):
+        def run(i: int) -> None:
+            with lock:
+                seen.append((outer, i))
+        return run
+
+    spaces.in_threads(lambda o: spaces.in_threads(inner(o), range(5)), range(4))
+    assert sorted(seen) == [(o, i) for o in range(4) for i in range(5)]
+    pool = spaces._pool(2)
+    spaces.in_threads(lambda i: None, range(3))
+    assert spaces._pool(2) is pool
+    with pytest.raises(ZeroDivisionError):
+        spaces.in_threads(lambda i: 1 // (i - 2), range(4))
