@@ -486,9 +486,28 @@ def test_row_counts_in_blocks_on_threads(monkeypatch):
 
     rng = np.random.default_rng(5)
     pred, true = rng.random((1001, 37)) < 0.3, rng.random((1001, 37)) < 0.5
-    monkeypatch.setattr(engine_module, "COUNT_BLOCK_ROWS", 64)
+    monkeypatch.setattr(engine_module, "BLOCK_ROWS", 64)
     monkeypatch.setenv("EXPLORER_THREADS", "2")
     n_pred, tp = engine_module.row_counts(pred, true)
     np.testing.assert_array_equal(n_pred, np.count_nonzero(pred, axis=1))
     np.testing.assert_array_equal(tp, np.count_nonzero(pred & true, axis=1))
     assert n_pred.dtype == tp.dtype == np.int64
+
+
+@pytest.mark.parametrize("cfg", [MatchConfig("single", ("tfidf",), (0.5,), min2=(0.3,)),
+                                 MatchConfig("sum", ("tfidf", "phash"), (0.7,), units=True),
+                                 MatchConfig("union", ("tfidf", "phash"), (0.6, 0.9))],
+                         ids=lambda c: c.label)
+def test_blocks_on_threads_change_no_evaluation(tiny_bundle, monkeypatch, cfg):
+    """The true-pair mask, a single modality's own columns and the row counts, computed in
+    blocks of 7 rows on two threads, give the evaluation of whole arrays."""
+    from explorer.core import engine as engine_module
+
+    whole = Engine(Bundle.open(tiny_bundle), "fold2").evaluate(cfg)
+    monkeypatch.setattr(engine_module, "BLOCK_ROWS", 7)
+    monkeypatch.setenv("EXPLORER_THREADS", "2")
+    blocked = Engine(Bundle.open(tiny_bundle), "fold2").evaluate(cfg)
+    for name in ("pred", "n_pred", "tp", "f1"):
+        np.testing.assert_array_equal(getattr(blocked, name), getattr(whole, name))
+    np.testing.assert_array_equal(blocked.stage.true, whole.stage.true)
+    np.testing.assert_array_equal(blocked.stage.score, whole.stage.score)
