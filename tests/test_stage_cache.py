@@ -55,3 +55,18 @@ def test_a_session_keeps_only_the_recent_scopes_engines(tiny_bundle):
         assert session.engine("fold0") is first  # in use again: kept
         assert len(session._engines) <= ENGINES
     assert "fold1" not in session._engines and session.engine("fold1") is not tuned
+
+
+def test_stage_bytes_counts_the_sweep_events_a_stage_caches(tiny_bundle):
+    """A threshold curve caches its events in the stage (score and three deltas per pair:
+    16 bytes each, the largest thing a stage holds at a million postings): counted."""
+    from explorer.core.charts import threshold_curve
+
+    engine = Engine(Bundle.open(tiny_bundle), "fold0")
+    single = MatchConfig("single", ("tfidf",), (0.5,))
+    st = engine.stage(single)
+    before = engine.stage_bytes(st)
+    threshold_curve(engine, single)
+    events = st.cache["events"]
+    assert engine.stage_bytes(st) - before >= events.score.nbytes + sum(
+        d.nbytes for d in events.delta)

@@ -339,6 +339,7 @@ class Engine:
         shared = {id(self.graph.cand), id(self._true0), *map(id, self.graph.sims.values())}
         arrays = [st.cand, st.true, st.score, st.conflict, *(st.masked or ()),
                   *st.sims.values()]
+        arrays += _arrays_in(list(st.cache.values()))  # sweep events, Min2 picks
         own = {id(a): a for a in arrays if a is not None and id(a) not in shared}
         total = sum(a.nbytes for a in own.values())
         for space in (st.spaces or {}).values():
@@ -369,6 +370,18 @@ class Engine:
     def describe(self) -> dict[str, Any]:
         return {"scope": self.scope, "n_queries": self.n, "candidates": self.graph.cand.shape[1],
                 "modalities": list(self.modalities), "has_labels": self.has_labels}
+
+
+def _arrays_in(value: Any) -> list[np.ndarray]:
+    """The numpy arrays inside a cached value: an array, a tuple or list of them, or a
+    dataclass holding them (sweep.Events), at any depth."""
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [a for v in value for a in _arrays_in(v)]
+    if hasattr(value, "__dataclass_fields__"):
+        return [a for name in value.__dataclass_fields__ for a in _arrays_in(getattr(value, name))]
+    return []
 
 
 def row_counts(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
