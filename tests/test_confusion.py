@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from explorer.core import confusion
 from explorer.core.bundle import Bundle
 from explorer.core.config import MatchConfig
 from explorer.core.confusion import confused_groups
@@ -82,3 +85,112 @@ def test_pack_sizes_name_their_amounts(engine):
 def test_nothing_to_confuse(engine):
     ev = engine.evaluate(MatchConfig("single", ("tfidf",), (1.0,)))  # only the query itself
     assert confused_groups(engine, ev).empty
+
+
+@pytest.mark.parametrize("cfg", [MatchConfig("sum", ("tfidf", "phash"), (0.3,)),
+                                 MatchConfig("single", ("tfidf",), (0.3,))])
+@pytest.mark.parametrize("block,batch,threads", [(1 << 15, 1 << 16, "1"), (5, 1, "3"),
+                                                 (7, 40, "2")])
+def test_complete_pairs_shortcut_gives_the_full_lists_head(engine, monkeypatch, cfg, block,
+                                                          batch, threads):
+    """The shortcut (completely joined pairs, groups scanned largest first in blocks on
+    threads) lists what summing every pair lists, frame for frame; when fewer than n
+    pairs are complete it defers to the sums."""
+    ev = engine.evaluate(cfg)
+    full = confused_groups(engine, ev, n=None)
+    complete = int((full["coverage"] == 1.0).sum())
+    assert complete > 10
+    monkeypatch.setattr(confusion, "SCAN_FROM", 0)
+    monkeypatch.setattr(confusion, "BLOCK_ROWS", block)
+    monkeypatch.setattr(confusion, "BATCH_ROWS", batch)
+    monkeypatch.setenv("EXPLORER_THREADS", threads)
+    confusion._layouts.clear()  # the layout's blocks follow BLOCK_ROWS
+    for n in (1, 3, complete, complete + 1):
+        shortcut = confusion._fully_joined(engine, ev, n)
+        assert (shortcut is not None) == (n <= complete)
+        got = confused_groups(engine, ev, n=n)
+        pd.testing.assert_frame_equal(got, full.head(n), check_exact=True)
+    confusion._layouts.clear()
+
+
+def test_sums_by_conversion_and_by_product_agree(engine, monkeypatch):
+    ev = engine.evaluate(MatchConfig("sum", ("tfidf", "phash"), (0.3,), min2=(0.2,)))
+    by_conversion = confused_groups(engine, ev, n=None)
+    monkeypatch.setattr(confusion, "PRODUCT_FROM", 0)
+    pd.testing.assert_frame_equal(confused_groups(engine, ev, n=None), by_conversion,
+                                  check_exact=True)
+
+
+class _Scope:
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels = labels
+
+
+def _random_scope(seed: int, width: int = 24):
+    """Labels (groups of 1..8 rows, rows shuffled), candidate lists holding partner
+    groups' postings (pairs that get completely joined) and random others, and a pred
+    mask that predicts most partner cells."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 9, 40)
+    labels = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
+    members = [np.flatnonzero(labels == g) for g in range(len(sizes))]
+    partners: dict[int, set[int]] = {g: set() for g in range(len(sizes))}
+    for g, h in rng.integers(0, len(sizes), (50, 2)):
+        if g != h:
+            partners[g].add(h)
+            partners[h].add(g)
+    n = len(labels)
+    cand = np.full((n, width), -1, np.int32)
+    for q in range(n):
+        near = [members[h] for h in sorted(partners[labels[q]])]
+        rows = np.concatenate([[q], members[labels[q]], *near, rng.integers(0, n, 4)])
+        rows = list(dict.fromkeys(rows.tolist()))[:width]  # each posting once
+        cand[q, :len(rows)] = rows
+    near = np.array([[labels[c] in partners[labels[q]] if c >= 0 else False for c in row]
+                     for q, row in enumerate(cand)])
+    pred = (cand >= 0) & (rng.random(cand.shape) < np.where(near, 0.97, 0.3))
+    pred[:, 0] = True
+    true = (labels[cand] == labels[:, None]) & (cand >= 0)
+    score = np.where(cand >= 0, rng.random(cand.shape), -np.inf).astype(np.float32)
+    return _Scope(labels), SimpleNamespace(pred=pred, stage=SimpleNamespace(
+        cand=cand, true=true, score=score))
+
+
+def _brute_head(scope: _Scope, ev, n: int) -> list[tuple[int, int, int]] | None:
+    labels, cand = scope.labels, ev.stage.cand
+    pairs = Counter()
+    for q, c in zip(*np.nonzero(ev.pred & ~ev.stage.true), strict=True):
+        a, b = labels[q], labels[cand[q, c]]
+        pairs[min(a, b), max(a, b)] += 1
+    size = Counter(labels.tolist())
+    complete = sorted((-k, a, b) for (a, b), k in pairs.items() if k == 2 * size[a] * size[b])
+    return [(a, b, -k) for k, a, b in complete[:n]] if len(complete) >= n else None
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("block,batch", [(1 << 15, 1 << 16), (3, 1), (16, 20)])
+def test_complete_pairs_by_brute_force(monkeypatch, seed, block, batch):
+    monkeypatch.setattr(confusion, "BLOCK_ROWS", block)
+    monkeypatch.setattr(confusion, "BATCH_ROWS", batch)
+    monkeypatch.setenv("EXPLORER_THREADS", "3")
+    scope, ev = _random_scope(seed)
+    for n in (1, 2, 5, 10, 40):
+        got = confusion._fully_joined(scope, ev, n)
+        want = _brute_head(scope, ev, n)
+        assert (got is None) == (want is None)
+        if got is not None:
+            assert list(zip(*(x.tolist() for x in got), strict=True)) == want
+
+
+def test_a_duplicate_candidate_defers_to_the_sums():
+    """A posting listed twice in a row (never from graph.union_candidates) can push a
+    group's count into another past size x size: then the shortcut does not answer."""
+    scope, ev = _random_scope(0)
+    labels, cand = scope.labels, ev.stage.cand
+    size = np.bincount(labels)
+    a = int(np.argmax(size))  # the largest group: scanned first
+    b = next(g for g in range(len(size)) if g != a)
+    for q in np.flatnonzero(labels == a):  # more false positives into b than it has rows
+        cand[q, -size[b] - 1:] = np.flatnonzero(labels == b)[0]
+        ev.pred[q, -size[b] - 1:], ev.stage.true[q, -size[b] - 1:] = True, False
+    assert confusion._fully_joined(scope, ev, 1) is None
