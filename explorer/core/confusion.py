@@ -281,7 +281,7 @@ def _group_pairs(ev: Evaluation, labels: np.ndarray, total: int
         rows = slice(start, min(start + BLOCK_ROWS, n))
         q, c = np.divmod(np.flatnonzero(ev.pred[rows] & ~st.true[rows]), width)
         q += start
-        a, b = labels[q], labels[st.cand[q, c]]
+        a, b = labels[q].astype(np.int32), labels[st.cand[q, c]].astype(np.int32)
         parts[start] = (np.minimum(a, b), np.maximum(a, b), st.score[q, c])
 
     starts = range(0, n, BLOCK_ROWS)
