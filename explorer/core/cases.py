@@ -86,7 +86,7 @@ def _strong_cells(ev: Evaluation, kind: str, m: int
         at = np.flatnonzero(mask)
         val = score.reshape(-1)[at]
         if len(val) > m:  # the block's own m-th highest, ties kept
-            keep = val >= np.partition(val, len(val) - m)[len(val) - m]
+            keep = val >= _mth_highest(val, m)
             at, val = at[keep], val[keep]
         q, c = np.divmod(at, width)
         parts[start] = (q + start, c, val, count)
@@ -97,6 +97,16 @@ def _strong_cells(ev: Evaluation, kind: str, m: int
         return np.zeros(0, np.int64), np.zeros(0, np.int64), ev.stage.score[:0, 0], 0
     q, c, val, count = zip(*(parts[s] for s in starts), strict=True)
     return np.concatenate(q), np.concatenate(c), np.concatenate(val), sum(count)
+
+
+def _mth_highest(val: np.ndarray, m: int) -> np.floating:
+    """The m-th highest of val (1 <= m <= len). The highest when m values tie at it
+    (exact duplicate titles: 110,000 false positives at the top score at 1M rows), where
+    np.partition's selection slows down (10 ms for 120,000 values a block)."""
+    top = val.max()
+    if np.count_nonzero(val == top) >= m:
+        return top
+    return np.partition(val, len(val) - m)[len(val) - m]
 
 
 def _distinct(key: np.ndarray) -> int:
@@ -124,8 +134,7 @@ def _pairs(engine: Engine, ev: Evaluation, kind: str, n: int) -> pd.DataFrame:
         q, c, score, total = _strong_cells(ev, kind, m)
         if m >= total:  # every error cell is in
             break
-        cut = np.partition(score, len(score) - m)[len(score) - m]
-        sub = np.flatnonzero(score >= cut)
+        sub = np.flatnonzero(score >= _mth_highest(score, m))
         lo = np.minimum(q[sub], st.cand[q[sub], c[sub]]).astype(np.int64)
         hi = np.maximum(q[sub], st.cand[q[sub], c[sub]])
         if _distinct(lo * len(ev.f1) + hi) >= n:
