@@ -59,6 +59,9 @@ from explorer.gui.worker import Worker
 
 NEAR_MISSES = 8
 SEARCH_DELAY_MS = 120
+# a large scope's threshold curve (seconds at 1M) starts once the settings rest this long:
+# started after every move of a drag, it would compete with the next move's view
+CURVE_DELAY_MS = 250
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,8 @@ class MainWindow(QMainWindow):
         self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
         self._search_timer.timeout.connect(self._apply_search)
         self.search.textChanged.connect(lambda _: self._search_timer.start())
+        self._curve_timer = QTimer(self, singleShot=True, interval=CURVE_DELAY_MS)
+        self._curve_timer.timeout.connect(self._request_curve)
         self.filter.currentTextChanged.connect(self._on_filter)
         self.grid.tileActivated.connect(self.select_query)
         self.grid.tileClicked.connect(self._show_pair)
@@ -362,8 +367,7 @@ class MainWindow(QMainWindow):
         else:  # a million postings: the curve follows in a job of its own
             cfg = snap.config
             self.threshold_plot.set_pending(param_value(cfg, last_threshold_param(cfg)))
-            self.worker.submit(lambda _p, cancelled: _Curve(view, curve_in_job(view, cancelled)),
-                               "threshold curve", lane="curve")
+            self._curve_timer.start()
         if view.histogram is not None:
             self.histogram.set_data(*view.histogram)
             bh = view.baseline_histogram
@@ -395,6 +399,12 @@ class MainWindow(QMainWindow):
     def _on_progress(self, generation: int, done: int, total: int) -> None:
         if generation == self.worker.generation("view"):
             self.metrics.set_progress(done, total)
+
+    def _request_curve(self) -> None:
+        view = self.view
+        if view is not None and not view.has_curve:
+            self.worker.submit(lambda _p, cancelled: _Curve(view, curve_in_job(view, cancelled)),
+                               "threshold curve", lane="curve")
 
     def _show_curve(self, view: ScopeView) -> None:
         """Draw the view's computed curve; only the line moves when the curve on screen is
@@ -582,5 +592,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.save_state(self.bundle_path, self.document())
+        self._curve_timer.stop()
         self.worker.stop()
         super().closeEvent(event)
