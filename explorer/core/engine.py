@@ -391,10 +391,12 @@ def row_counts(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarr
     n_pred, tp = np.empty(n, np.int64), np.empty(n, np.int64)
 
     def run(lo: int) -> None:
-        p = pred[lo:lo + BLOCK_ROWS]
-        n_pred[lo:lo + len(p)] = p.view(np.uint8).sum(axis=1, dtype=np.int32)
-        both = np.logical_and(p, true[lo:lo + len(p)])
-        tp[lo:lo + len(p)] = both.view(np.uint8).sum(axis=1, dtype=np.int32)
+        # einsum sums short rows faster than .sum(axis=1), and the product of the two
+        # masks in the same pass (no pred & true temporary)
+        p = pred[lo:lo + BLOCK_ROWS].view(np.uint8)
+        t = true[lo:lo + len(p)].view(np.uint8)
+        n_pred[lo:lo + len(p)] = np.einsum("ij->i", p, dtype=np.int32)
+        tp[lo:lo + len(p)] = np.einsum("ij,ij->i", p, t, dtype=np.int32)
 
     in_threads(run, range(0, n, BLOCK_ROWS))
     return n_pred, tp
