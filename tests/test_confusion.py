@@ -89,10 +89,10 @@ def test_nothing_to_confuse(engine):
 
 @pytest.mark.parametrize("cfg", [MatchConfig("sum", ("tfidf", "phash"), (0.3,)),
                                  MatchConfig("single", ("tfidf",), (0.3,))])
-@pytest.mark.parametrize("block,batch,threads", [(1 << 15, 1 << 16, "1"), (5, 1, "3"),
-                                                 (7, 40, "2")])
+@pytest.mark.parametrize("block,batch,threads,dense", [
+    (1 << 15, 1 << 16, "1", 0.25), (5, 1, "3", 0.0), (7, 40, "2", 1.0)])
 def test_complete_pairs_shortcut_gives_the_full_lists_head(engine, monkeypatch, cfg, block,
-                                                          batch, threads):
+                                                          batch, threads, dense):
     """The shortcut (completely joined pairs, groups scanned largest first in blocks on
     threads) lists what summing every pair lists, frame for frame; when fewer than n
     pairs are complete it defers to the sums."""
@@ -103,6 +103,7 @@ def test_complete_pairs_shortcut_gives_the_full_lists_head(engine, monkeypatch, 
     monkeypatch.setattr(confusion, "SCAN_FROM", 0)
     monkeypatch.setattr(confusion, "BLOCK_ROWS", block)
     monkeypatch.setattr(confusion, "BATCH_ROWS", batch)
+    monkeypatch.setattr(confusion, "DENSE_FROM", dense)
     monkeypatch.setenv("EXPLORER_THREADS", threads)
     confusion._layouts.clear()  # the layout's blocks follow BLOCK_ROWS
     for n in (1, 3, complete, complete + 1):
@@ -169,9 +170,11 @@ def _brute_head(scope: _Scope, ev, n: int) -> list[tuple[int, int, int]] | None:
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("block,batch", [(1 << 15, 1 << 16), (3, 1), (16, 20)])
-def test_complete_pairs_by_brute_force(monkeypatch, seed, block, batch):
+@pytest.mark.parametrize("dense", [0.0, 1.0])  # every cell read / the predicted ones
+def test_complete_pairs_by_brute_force(monkeypatch, seed, block, batch, dense):
     monkeypatch.setattr(confusion, "BLOCK_ROWS", block)
     monkeypatch.setattr(confusion, "BATCH_ROWS", batch)
+    monkeypatch.setattr(confusion, "DENSE_FROM", dense)
     monkeypatch.setenv("EXPLORER_THREADS", "3")
     scope, ev = _random_scope(seed)
     for n in (1, 2, 5, 10, 40):

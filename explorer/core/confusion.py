@@ -34,6 +34,9 @@ BATCH_ROWS = 1 << 16
 # the product 1.8 s and 6.9 s)
 SCAN_FROM = 1 << 20
 PRODUCT_FROM = 1 << 24
+# share of predicted cells in a block above which the scan reads every candidate's label
+# (below, only the predicted cells': 0.25 s -> 0.17 s for a sum fusion's 7% at 1M rows)
+DENSE_FROM = 0.25
 _NONE = np.iinfo(np.int32).max  # sorts after every label: not a false positive
 
 
@@ -202,11 +205,10 @@ def _complete_in(ev: Evaluation, lay: _Layout, size: int, start: int, stop: int
     rows) predict every posting of group b as false positives, and whether any group
     counts more false positives into another than size x size (only a posting listed
     twice in a row can: graph.union_candidates lists each once)."""
-    st = ev.stage
     rows = lay.order[start:stop]
-    width = size * st.cand.shape[1]
-    nb = _fp_labels(ev, lay, rows)
-    nb = np.sort(nb.reshape(-1, width), axis=1).reshape(-1)  # one row a group
+    nb = _fp_labels(ev, lay, rows, size)
+    width = nb.shape[1]
+    nb = np.sort(nb, axis=1).reshape(-1)
     new = np.empty(len(nb), bool)
     new[0] = True
     np.not_equal(nb[1:], nb[:-1], out=new[1:])
@@ -222,25 +224,28 @@ def _complete_in(ev: Evaluation, lay: _Layout, size: int, start: int, stop: int
     return a, b[done], bool((count > full).any())
 
 
-def _fp_labels(ev: Evaluation, lay: _Layout, rows: np.ndarray) -> np.ndarray:
-    """(rows, C) label of each false positive's neighbour, _NONE elsewhere. A false
-    positive is a predicted other label: the engine's pred & ~true (true: same label,
-    never at padding), without reading the true mask's rows."""
+def _fp_labels(ev: Evaluation, lay: _Layout, rows: np.ndarray, size: int) -> np.ndarray:
+    """Per group of `size` consecutive rows, the labels of its rows' false positives'
+    neighbours, padded with _NONE: (groups, width). A false positive is a predicted other
+    label: the engine's pred & ~true (true: same label, never at padding), without
+    reading the true mask's rows."""
     cand = ev.stage.cand
     pred = ev.pred[rows]
     own = lay.labels32[rows]
-    if np.count_nonzero(pred) * 4 > pred.size:  # dense: read every cell
+    if np.count_nonzero(pred) > DENSE_FROM * pred.size:  # read every cell
         nb = lay.labels32[cand[rows]]
         nb[~pred | (nb == own[:, None])] = _NONE
-        return nb
-    # sparse (a high threshold, a fusion's wide lists): read the predicted cells only
-    at = np.flatnonzero(pred)
-    q, c = np.divmod(at, pred.shape[1])
+        return nb.reshape(-1, size * pred.shape[1])
+    # sparse (a high threshold, a fusion's wide lists): read the predicted cells only and
+    # pack each group's to the left, so its sort is as wide as the most a group holds
+    q, c = np.divmod(np.flatnonzero(pred), pred.shape[1])
     lab = lay.labels32[cand[rows[q], c]]
     other = lab != own[q]
-    nb = np.full(pred.shape, _NONE, np.int32)
-    nb.reshape(-1)[at[other]] = lab[other]
-    return nb
+    group, lab = q[other] // size, lab[other]
+    held = np.bincount(group, minlength=len(rows) // size)
+    out = np.full((len(held), max(int(held.max(initial=0)), 1)), _NONE, np.int32)
+    out[group, np.arange(len(group)) - (np.cumsum(held) - held)[group]] = lab
+    return out
 
 
 def _complete_back(ev: Evaluation, lay: _Layout, a: np.ndarray, b: np.ndarray
@@ -253,7 +258,7 @@ def _complete_back(ev: Evaluation, lay: _Layout, a: np.ndarray, b: np.ndarray
     sizes = lay.size[groups]
     at = np.repeat(lay.first[groups] - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum())
     rows = lay.order[at]
-    nb = _fp_labels(ev, lay, rows)
+    nb = _fp_labels(ev, lay, rows, 1)
     r, c = np.nonzero(nb != _NONE)
     key = lay.labels32[rows[r]].astype(np.int64) * n_groups + nb[r, c]
     want = np.unique(b * n_groups + a)
