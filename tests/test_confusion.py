@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.core import confusion
+from explorer.core import confusion, joined_groups
 from explorer.core.bundle import Bundle
 from explorer.core.config import MatchConfig
 from explorer.core.confusion import confused_groups
@@ -102,16 +102,17 @@ def test_complete_pairs_shortcut_gives_the_full_lists_head(engine, monkeypatch, 
     assert complete > 10
     monkeypatch.setattr(confusion, "SCAN_FROM", 0)
     monkeypatch.setattr(confusion, "BLOCK_ROWS", block)
-    monkeypatch.setattr(confusion, "BATCH_ROWS", batch)
-    monkeypatch.setattr(confusion, "DENSE_FROM", dense)
+    monkeypatch.setattr(joined_groups, "BLOCK_ROWS", block)
+    monkeypatch.setattr(joined_groups, "BATCH_ROWS", batch)
+    monkeypatch.setattr(joined_groups, "DENSE_FROM", dense)
     monkeypatch.setenv("EXPLORER_THREADS", threads)
-    confusion._layouts.clear()  # the layout's blocks follow BLOCK_ROWS
+    joined_groups._layouts.clear()  # the layout's blocks follow BLOCK_ROWS
     for n in (1, 3, complete, complete + 1):
-        shortcut = confusion._fully_joined(engine, ev, n)
+        shortcut = joined_groups.fully_joined(engine, ev, n)
         assert (shortcut is not None) == (n <= complete)
         got = confused_groups(engine, ev, n=n)
         pd.testing.assert_frame_equal(got, full.head(n), check_exact=True)
-    confusion._layouts.clear()
+    joined_groups._layouts.clear()
 
 
 def test_sums_by_conversion_and_by_product_agree(engine, monkeypatch):
@@ -172,13 +173,13 @@ def _brute_head(scope: _Scope, ev, n: int) -> list[tuple[int, int, int]] | None:
 @pytest.mark.parametrize("block,batch", [(1 << 15, 1 << 16), (3, 1), (16, 20)])
 @pytest.mark.parametrize("dense", [0.0, 1.0])  # every cell read / the predicted ones
 def test_complete_pairs_by_brute_force(monkeypatch, seed, block, batch, dense):
-    monkeypatch.setattr(confusion, "BLOCK_ROWS", block)
-    monkeypatch.setattr(confusion, "BATCH_ROWS", batch)
-    monkeypatch.setattr(confusion, "DENSE_FROM", dense)
+    monkeypatch.setattr(joined_groups, "BLOCK_ROWS", block)
+    monkeypatch.setattr(joined_groups, "BATCH_ROWS", batch)
+    monkeypatch.setattr(joined_groups, "DENSE_FROM", dense)
     monkeypatch.setenv("EXPLORER_THREADS", "3")
     scope, ev = _random_scope(seed)
     for n in (1, 2, 5, 10, 40):
-        got = confusion._fully_joined(scope, ev, n)
+        got = joined_groups.fully_joined(scope, ev, n)
         want = _brute_head(scope, ev, n)
         assert (got is None) == (want is None)
         if got is not None:
@@ -196,4 +197,4 @@ def test_a_duplicate_candidate_defers_to_the_sums():
     for q in np.flatnonzero(labels == a):  # more false positives into b than it has rows
         cand[q, -size[b] - 1:] = np.flatnonzero(labels == b)[0]
         ev.pred[q, -size[b] - 1:], ev.stage.true[q, -size[b] - 1:] = True, False
-    assert confusion._fully_joined(scope, ev, 1) is None
+    assert joined_groups.fully_joined(scope, ev, 1) is None
