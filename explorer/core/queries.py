@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from explorer.core.session import Snapshot
+from explorer.core.text_column import TextColumn
 from explorer.core.titles import decoded_titles, raw_titles
 
 # quick filters; the last three need a pinned baseline
@@ -25,9 +28,9 @@ CHANGE_EPS = 1e-9
 class QueryTable:
     """Column arrays over the scope's postings, indexed by scope-local row."""
 
-    posting_id: np.ndarray
-    title: np.ndarray
-    label: np.ndarray
+    posting_id: TextColumn
+    title: TextColumn
+    label: TextColumn
     group_size: np.ndarray
     n_pred: np.ndarray
     tp: np.ndarray
@@ -38,36 +41,46 @@ class QueryTable:
     ranks: Mapping[str, np.ndarray] = field(default_factory=dict)  # text column -> sort rank
     has_labels: bool = True  # False: group size and P / R / F1 mean nothing
     # the titles as stored (`title` is decoded, explorer.core.titles); None: as `title`
-    title_raw: np.ndarray | None = None
+    title_raw: TextColumn | None = None
     # rows whose stored title differs from the decoded one (searched in both forms)
     raw_differs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __len__(self) -> int:
         return len(self.f1)
 
-    def column(self, name: str) -> np.ndarray:
+    def column(self, name: str) -> np.ndarray | TextColumn:
         if name == "delta_f1":
             return self.delta_f1 if self.delta_f1 is not None else np.zeros(len(self))
         return getattr(self, name)
 
 
-def _text_columns(engine) -> dict[str, np.ndarray]:
-    """posting_id / title (decoded) / title_raw / label of the scope as object arrays, the
-    rows whose raw title differs (and, once sorted by, their ranks: TextRanks); computed
-    once per scope (they never change with the settings)."""
+def _text_columns(engine) -> dict[str, Any]:
+    """posting_id / title (decoded) / title_raw / label of the scope as TextColumns (Arrow
+    strings: no Python object per posting), the rows whose raw title differs (and, once
+    sorted by, their ranks: TextRanks); computed once per scope (they never change with
+    the settings)."""
     key = ("query-columns", engine.scope)
     cache = engine.bundle.derived
     if key not in cache:
-        items = engine.bundle.items.iloc[engine.rows]
-        title = decoded_titles(engine.bundle)[engine.rows]
-        raw = raw_titles(engine.bundle)[engine.rows]
-        cols = {"posting_id": items["posting_id"].astype(str).to_numpy(dtype=object),
-                "title": title, "title_raw": raw,
-                "raw_differs": np.flatnonzero(title != raw),
-                "label": items["label_group"].astype("string").fillna("")
-                .to_numpy(dtype=object)}
-        cache[key] = cols
+        items = engine.bundle.items
+        rows = None if len(engine.rows) == len(items) else engine.rows  # `all`: every row
+
+        def scope(col: TextColumn) -> TextColumn:
+            return col if rows is None else col.take(rows)
+
+        title, raw = scope(decoded_titles(engine.bundle)), scope(raw_titles(engine.bundle))
+        cache[key] = {"posting_id": scope(_texts(items["posting_id"])), "title": title,
+                      "title_raw": raw, "raw_differs": np.flatnonzero(title != raw),
+                      "label": scope(_texts(items["label_group"]))}
     return cache[key]
+
+
+def _texts(col: pd.Series) -> TextColumn:
+    """A column of the items table as strings (nulls ""), from its Arrow data when it has
+    any, else cast by Arrow (integer labels)."""
+    if hasattr(col.array, "__arrow_array__"):
+        return TextColumn(pa.array(col.array))
+    return TextColumn(pa.array(col.to_numpy(), from_pandas=True))
 
 
 class TextRanks(Mapping):
@@ -85,7 +98,10 @@ class TextRanks(Mapping):
             raise KeyError(name)
         key = f"rank_{name}"
         if key not in self._cols:
-            order = np.argsort(np.char.lower(self._cols[name].astype(str)), kind="stable")
+            # Python's lower() (numpy's), as a person compares; made only when the list is
+            # sorted by this column (a str per posting, for the time of the sort)
+            lower = np.char.lower(self._cols[name].to_numpy().astype(str))
+            order = np.argsort(lower, kind="stable")
             rank = np.empty(len(order), np.int64)
             rank[order] = np.arange(len(order))
             self._cols[key] = rank
@@ -138,17 +154,12 @@ def search_mask(table: QueryTable, text: str) -> np.ndarray:
         return np.ones(len(table), bool)
     mask = np.zeros(len(table), bool)
     for col in (table.title, table.posting_id, table.label):
-        mask |= _contains(col, text)
+        mask |= col.contains(text)
     if table.title_raw is not None and len(table.raw_differs):
         # only the titles that decoding changed: the others were searched above
         rows = table.raw_differs
-        mask[rows] |= _contains(table.title_raw[rows], text)
+        mask[rows] |= table.title_raw.take(rows).contains(text)
     return mask
-
-
-def _contains(col: np.ndarray, text: str) -> np.ndarray:
-    return pd.Series(col, dtype="string").str.contains(
-        text, case=False, regex=False, na=False).to_numpy(bool)
 
 
 def sort_order(table: QueryTable, rows: np.ndarray, column: str, descending: bool = False

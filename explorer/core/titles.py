@@ -6,9 +6,11 @@ escapes (``\\xe2\\x9c\\xa8``), the repr of a bytes object (``b"..."``) and HTML 
 encoders embed its output (``precompute.text_encoders`` imports it from here, so what the
 model reads and what the analyst reads are one decoding), and the app shows it.
 
-:func:`decoded_titles` decodes a bundle's titles once, cached on the bundle: the lists and
-tiles index an array instead of decoding on every paint. The raw title stays available
-(:func:`raw_titles`) for tooltips and exports.
+:func:`decoded_titles` decodes a bundle's titles once, cached on the bundle as a
+TextColumn (Arrow strings, explorer.core.text_column): the lists and tiles read rows of it
+instead of decoding on every paint, and only the titles decoding changes ever become
+Python strings. The raw title stays available (:func:`raw_titles`) for tooltips and
+exports.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from explorer.core.text_column import TextColumn
 
 __all__ = ["decoded_titles", "normalise_title", "normalise_titles", "raw_titles"]
 
@@ -105,11 +109,15 @@ def _decode_flagged(text: np.ndarray, may: np.ndarray) -> np.ndarray:
     out = text.copy()
     rows = np.flatnonzero(may)
     if len(rows):
-        todo = text[rows]
-        unique = pd.unique(todo)
-        decoded = dict(zip(unique, map(normalise_title, unique), strict=True))
-        out[rows] = np.array([decoded[t] for t in todo], dtype=object)
+        out[rows] = np.array(_normalised(text[rows]), dtype=object)
     return out
+
+
+def _normalised(todo: np.ndarray) -> list[str]:
+    """normalise_title of each of `todo`, each distinct title decoded once."""
+    unique = pd.unique(todo)
+    decoded = dict(zip(unique, map(normalise_title, unique), strict=True))
+    return [decoded[t] for t in todo]
 
 
 def _arrow_titles(bundle: Any) -> pa.Array | pa.ChunkedArray | None:
@@ -124,28 +132,28 @@ def _arrow_titles(bundle: Any) -> pa.Array | pa.ChunkedArray | None:
     return pc.fill_null(arrow, "")
 
 
-def raw_titles(bundle: Any) -> np.ndarray:
-    """The bundle's titles as stored (NaN as ""), one per bundle row, as an object array;
-    computed once per bundle."""
+def raw_titles(bundle: Any) -> TextColumn:
+    """The bundle's titles as stored (NaN as ""), one per bundle row (a TextColumn: no
+    Python object per title); computed once per bundle."""
     cache = bundle.derived
     if "titles_raw" not in cache:
         arrow = _arrow_titles(bundle)
         if arrow is not None:
-            cache["titles_raw"] = np.asarray(arrow.to_numpy(zero_copy_only=False), object)
+            cache["titles_raw"] = TextColumn(arrow)
         else:
             title = bundle.items["title"]
-            cache["titles_raw"] = (title.astype(object).where(title.notna(), "").astype(str)
-                                   .to_numpy(dtype=object))
+            cache["titles_raw"] = TextColumn.of(
+                title.astype(object).where(title.notna(), "").astype(str).tolist())
     return cache["titles_raw"]
 
 
-def decoded_titles(bundle: Any) -> np.ndarray:
-    """The bundle's titles decoded by :func:`normalise_title`, one per bundle row, as an
-    object array; decoded once per bundle and cached in ``bundle.derived``."""
+def decoded_titles(bundle: Any) -> TextColumn:
+    """The bundle's titles decoded by :func:`normalise_title`, one per bundle row (a
+    TextColumn); only the flagged titles become Python strings, once per bundle, cached
+    in ``bundle.derived``."""
     cache = bundle.derived
     if "titles" not in cache:
-        arrow = _arrow_titles(bundle)
         raw = raw_titles(bundle)
-        cache["titles"] = (normalise_titles(raw) if arrow is None
-                           else _decode_flagged(raw, _may_change(arrow)))
+        rows = np.flatnonzero(_may_change(raw.arrow))
+        cache["titles"] = raw.replaced(rows, _normalised(raw[rows]))
     return cache["titles"]
