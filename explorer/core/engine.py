@@ -218,6 +218,10 @@ class Engine:
     def _score(self, cfg: MatchConfig, cand: np.ndarray, sims: dict[str, np.ndarray],
                topk: dict[str, np.ndarray] | None, conflict: np.ndarray | None
                ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        if cfg.mode == "single" and conflict is None:
+            # the similarities are the score as they are: -inf at padding already (the
+            # bundle's checks, _take's fill, the re-scoring's), no (n, C) copy to make
+            return sims[cfg.modalities[0]], None
         pad = cand < 0
         excluded = pad if conflict is None else pad | conflict
         if cfg.mode in ("single", "union"):
@@ -247,7 +251,7 @@ class Engine:
         conflict = self.graph_conflicts if cfg.units else None
         topk = None
         if cfg.mode == "single":  # keep only the modality's own top-K columns
-            flat = _own_cells(g.topk_mask(cfg.modalities[0]))
+            flat = _own_cells(g.topk, g.modalities.index(cfg.modalities[0]))
             cand, true = _take(g.cand, flat, -1), _take(true, flat, False)
             sims = {m: _take(v, flat, NEG) for m, v in sims.items()}
             conflict = None if conflict is None else _take(conflict, flat, False)
@@ -410,18 +414,35 @@ def blend_weights(st: Stage, pred: np.ndarray) -> sparse.csr_matrix:
     return sparse.csr_matrix((weights, (rows, st.cand[rows, cols])), shape=(n, n))
 
 
-def _own_cells(mask: np.ndarray) -> np.ndarray:
-    """Per row, the flat indices (row * C + column) of the cells where the (n, C) `mask`
-    holds, in column order, padded with -1 to the widest row's count. Usually every row
-    holds the same count (a full top-K list) and these are the set cells in row-major
-    order as they are."""
-    counts = mask.sum(axis=1)
-    width = int(counts.max()) if len(mask) else 0
-    cells = np.flatnonzero(mask)
-    if len(cells) == len(mask) * width:
-        return cells.reshape(len(mask), width)
-    out = np.full((len(mask), width), -1, np.int64)
-    out[np.arange(width) < counts[:, None]] = cells  # row-major: each row's cells first
+def _own_cells(topk: np.ndarray, bit: int) -> np.ndarray:
+    """Per row, the flat indices (row * C + column) of the cells whose top-K bit `bit` is
+    set in the (n, C) `topk`, in column order, padded with -1 to the widest row's count
+    (int32 while n * C allows). In blocks of rows on threads: at a million rows the whole-
+    array version spent 1.8 s of the app's start in page faults of its int64 temporaries."""
+    n, c = topk.shape
+    flag = np.uint8(1 << bit)
+    counts = np.empty(n, np.int64)
+
+    def count(lo: int) -> None:
+        own = (topk[lo:lo + BLOCK_ROWS] & flag) != 0
+        counts[lo:lo + len(own)] = np.einsum("ij->i", own.view(np.uint8), dtype=np.int64)
+
+    starts = range(0, n, BLOCK_ROWS)
+    in_threads(count, starts)
+    width = int(counts.max()) if n else 0
+    out = np.empty((n, width), np.int32 if n * c < np.iinfo(np.int32).max else np.int64)
+
+    def fill(lo: int) -> None:
+        r, col = np.nonzero(topk[lo:lo + BLOCK_ROWS] & flag)  # row-major: each row in order
+        cells = (r + lo).astype(out.dtype) * c + col
+        block = out[lo:lo + BLOCK_ROWS]
+        if len(cells) == block.size:  # every row holds `width` cells (a full top-K list)
+            block[:] = cells.reshape(block.shape)
+        else:
+            block.fill(-1)
+            block[np.arange(width) < counts[lo:lo + len(block), None]] = cells
+
+    in_threads(fill, starts)
     return out
 
 
