@@ -27,7 +27,8 @@ from explorer.core.bundle import Bundle
 from explorer.core.config import MatchConfig
 from explorer.core.engine import Engine
 from explorer.core.metrics import Metrics
-from explorer.core.tune import best, tune, tune_chain, weight_grid
+from explorer.core.modes.sum_fusion import weight_grid
+from explorer.core.tune import best, tune, tune_chain
 
 TUNE_SCOPE, TEST_SCOPE = "fold1", "fold0"
 INB_DEPTH = 3

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from explorer.core import modes
 from explorer.core.bundle import Bundle, BundleError
 from explorer.core.config import MAX_INB, ConfigError, InbStage, MatchConfig, parse_mode
 from explorer.core.state import SettingsDoc, read_settings
@@ -66,7 +67,7 @@ def _config(args: argparse.Namespace, bundle: Bundle,
         raise ConfigError(f"give --mode (one of {', '.join(names)}, or a fusion such as "
                           f"sum:{','.join(names[:2])}) or --best")
     mode, mods, weights = parse_mode(args.mode)
-    n = len(mods) if mode == "union" else 1
+    n = modes.MODES[mode].n_thresholds(len(mods))
     fixed: set[str] = set()
     thresholds = (0.5,) * n
     if args.threshold:

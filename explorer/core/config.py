@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-MODES = ("single", "union", "sum", "prob")
+from explorer.core import modes
+
 MAX_INB = 5
 # Every score the engine thresholds lies in [-1, 1]: a modality's similarity is a cosine
 # (dense, TF-IDF, a --fuse modality; also after INB blending, whose rows are re-normalised)
@@ -61,16 +62,18 @@ class MatchConfig:
 
     def __post_init__(self) -> None:
         self._check_values()
-        if self.mode not in MODES:
-            raise ConfigError(f"mode {_show(self.mode)}: expected one of {', '.join(MODES)}")
+        mode = modes.find(self.mode)
+        if mode is None:
+            raise ConfigError(f"mode {_show(self.mode)}: expected one of "
+                              f"{', '.join(modes.names())}")
         n = len(self.modalities)
-        if self.mode == "single" and n != 1:
+        if not mode.fusion and n != 1:
             raise ConfigError("a single-modality mode names exactly one modality")
-        if self.mode != "single" and n < 2:
+        if mode.fusion and n < 2:
             raise ConfigError(f"{self.mode}: a fusion needs at least two modalities")
         if len(set(self.modalities)) != n:
             raise ConfigError(f"{self.mode}: a modality is named twice")
-        want = n if self.mode == "union" else 1
+        want = mode.n_thresholds(n)
         if len(self.thresholds) != want:
             raise ConfigError(f"{self.label}: needs {want} threshold(s), got "
                               f"{len(self.thresholds)}")
@@ -78,13 +81,14 @@ class MatchConfig:
             raise ConfigError(f"{self.label}: Min2 needs {want} threshold(s), got "
                               f"{len(self.min2)}")
         if self.weights is not None:
-            if self.mode != "sum":
-                raise ConfigError("weights apply only to sum fusion")
+            if not mode.weighted:
+                raise ConfigError("weights apply only to " + " or ".join(
+                    m.words for m in modes.MODES.values() if m.weighted))
             if len(self.weights) != n or min(self.weights) < 0 or sum(self.weights) <= 0:
                 raise ConfigError(f"{self.label}: needs {n} non-negative weights, not all zero")
-        if self.inb and self.mode == "union":
-            raise ConfigError("INB blends one embedding space: use a single modality, sum or "
-                              "prob fusion, not a union")
+        if self.inb and not mode.blends:
+            raise ConfigError(f"INB blends one embedding space: use a single modality, sum or "
+                              f"prob fusion, not a {mode.words}")
         if len(self.inb) > MAX_INB:
             raise ConfigError(f"INB: at most {MAX_INB} iterations")
 
@@ -96,10 +100,11 @@ class MatchConfig:
         mods = _sequence(self.modalities, "modalities")
         if not all(isinstance(m, str) and m for m in mods):
             raise ConfigError(f"modalities: {_show(mods)} are not all names")
-        union = self.mode == "union" and len(mods) > 1
+        mode = modes.find(self.mode)
+        per_modality = mode is not None and mode.per_modality and len(mods) > 1
 
         def names(kind: str, values: tuple) -> list[str]:
-            if union and len(values) == len(mods):
+            if per_modality and len(values) == len(mods):
                 return [f"{kind} of {m}" for m in mods]
             return [kind if len(values) == 1 else f"{kind} {k + 1}" for k in range(len(values))]
 
@@ -135,12 +140,17 @@ class MatchConfig:
     # -- naming -------------------------------------------------------------------------
     @property
     def label(self) -> str:
-        if self.mode == "single":
+        if not self.spec.fusion:
             return self.modalities[0]
         text = f"{self.mode}:{','.join(self.modalities)}"
         if self.weights is not None:
             text += ":" + ",".join(f"{w:g}" for w in self.weights)
         return text
+
+    @property
+    def spec(self) -> modes.Mode:
+        """The mode's properties (explorer.core.modes)."""
+        return modes.MODES[self.mode]
 
     @property
     def fusion_weights(self) -> tuple[float, ...]:
@@ -233,12 +243,17 @@ def parse_mode(text: str) -> tuple[str, tuple[str, ...], tuple[float, ...] | Non
             raise ConfigError(f"mode {_show(text)}: name one modality, or a fusion like sum:A,B")
         return "single", (parts[0],), None
     mode, names = parts[0], tuple(p.strip() for p in parts[1].split(",") if p.strip())
-    if mode not in MODES[1:]:
-        raise ConfigError(f"mode {_show(text)}: fusion must be union, sum or prob")
+    spec = modes.find(mode)
+    if spec is None or not spec.fusion:
+        fusion_names = [m.name for m in modes.fusions()]
+        raise ConfigError(f"mode {_show(text)}: fusion must be {', '.join(fusion_names[:-1])} or "
+                          f"{fusion_names[-1]}")
     weights = None
     if len(parts) == 3:
-        if mode != "sum":
-            raise ConfigError(f"mode {_show(text)}: only sum takes weights")
+        if not spec.weighted:
+            raise ConfigError(f"mode {_show(text)}: only "
+                              f"{' or '.join(m.name for m in modes.fusions() if m.weighted)} "
+                              f"takes weights")
         try:
             weights = tuple(float(w) for w in parts[2].split(","))
         except ValueError:

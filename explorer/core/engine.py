@@ -215,47 +215,25 @@ class Engine:
                                   f"(it has: {', '.join(self.modalities)})")
 
     # -- stages ---------------------------------------------------------------------------
-    def _score(self, cfg: MatchConfig, cand: np.ndarray, sims: dict[str, np.ndarray],
+    @staticmethod
+    def _score(cfg: MatchConfig, cand: np.ndarray, sims: dict[str, np.ndarray],
                topk: dict[str, np.ndarray] | None, conflict: np.ndarray | None
                ) -> tuple[np.ndarray, list[np.ndarray] | None]:
-        if cfg.mode == "single" and conflict is None:
-            # the similarities are the score as they are: -inf at padding already (the
-            # bundle's checks, _take's fill, the re-scoring's), no (n, C) copy to make
-            return sims[cfg.modalities[0]], None
-        pad = cand < 0
-        excluded = pad if conflict is None else pad | conflict
-        if cfg.mode in ("single", "union"):
-            masked = []
-            for m in cfg.modalities:
-                keep = ~excluded if topk is None else topk[m] & ~excluded
-                masked.append(np.where(keep, sims[m], NEG))
-            if cfg.mode == "single":
-                return masked[0], None
-            return np.maximum.reduce(masked), masked
-        # a modality with no embedding for a posting (-inf) contributes 0 to a fusion
-        if cfg.mode == "sum":
-            w = np.asarray(cfg.fusion_weights, np.float32)
-            w = w / w.sum()
-            score = sum(np.where(np.isfinite(sims[m]), sims[m], 0) * w[i]
-                        for i, m in enumerate(cfg.modalities))
-        else:  # prob: 1 - prod(1 - s), similarities clipped to [0, 1] as probabilities
-            keep = np.ones(cand.shape, np.float32)
-            for m in cfg.modalities:
-                keep *= 1 - np.clip(np.where(np.isfinite(sims[m]), sims[m], 0), 0, 1)
-            score = 1 - keep
-        return np.where(excluded, NEG, score).astype(np.float32), None
+        """The mode's score of the pairs (explorer.core.modes), and per-modality masked
+        scores for a mode thresholded per modality."""
+        return cfg.spec.score(cfg, cand, sims, topk, conflict)
 
     def _stage0(self, cfg: MatchConfig) -> Stage:
         g = self.graph
         cand, true, sims = g.cand, self._true0, {m: g.sims[m] for m in cfg.modalities}
         conflict = self.graph_conflicts if cfg.units else None
         topk = None
-        if cfg.mode == "single":  # keep only the modality's own top-K columns
+        if cfg.spec.columns == "own":  # keep only the modality's own top-K columns
             flat = _own_cells(g.topk, g.modalities.index(cfg.modalities[0]))
             cand, true = _take(g.cand, flat, -1), _take(true, flat, False)
             sims = {m: _take(v, flat, NEG) for m, v in sims.items()}
             conflict = None if conflict is None else _take(conflict, flat, False)
-        elif cfg.mode == "union":
+        elif cfg.spec.columns == "each":
             topk = {m: g.topk_mask(m) for m in cfg.modalities}
         score, masked = self._score(cfg, cand, sims, topk, conflict)
         return Stage(cand, true, sims, score, masked, conflict)

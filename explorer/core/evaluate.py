@@ -46,7 +46,7 @@ class Report:
 def last_threshold_param(cfg: MatchConfig) -> str:
     if cfg.inb:
         return f"inb{len(cfg.inb)}.threshold"
-    return f"threshold:{cfg.modalities[0]}" if cfg.mode == "union" else "threshold"
+    return f"threshold:{cfg.modalities[0]}" if cfg.spec.per_modality else "threshold"
 
 
 def _last_threshold(cfg: MatchConfig) -> float:

@@ -26,13 +26,11 @@ def _admitted_by(ev: Evaluation, q: int, cols: np.ndarray) -> list[str]:
             out.append("Min2" + (f" ({stage})" if stage else ""))
         elif stage:
             out.append(stage)
-        elif cfg.mode == "union":
+        elif cfg.spec.per_modality:
             sides = [m for m, s, t in zip(cfg.modalities, st.masked, thresholds, strict=True)
                      if s[q, c] >= np.float32(t)]
-            out.append("union: " + "+".join(sides))
-        elif cfg.mode == "single":
-            out.append(cfg.modalities[0])
-        else:  # "sum fusion", not the settings' "sum:tfidf,phash:0.5,0.25"
+            out.append(f"{mode_words(cfg)}: " + "+".join(sides))
+        else:  # its modality, or "sum fusion", not the settings' "sum:tfidf,phash:0.5,0.25"
             out.append(mode_words(cfg))
     return out
 

@@ -283,7 +283,7 @@ def parse_param(cfg: MatchConfig, param: str) -> tuple[int, str, str | None]:
     name, _, mod = text.partition(":")
     if name not in ("threshold", "min2"):
         raise ValueError(f"sweep: unknown parameter {param!r}")
-    union = cfg.mode == "union" and stage == 0
+    union = cfg.spec.per_modality and stage == 0
     if union and mod not in cfg.modalities:
         raise ValueError(f"sweep: {param!r}: a union names the modality, e.g. {name}:"
                          f"{cfg.modalities[0]}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explorer.core import modes
 from explorer.core.config import THRESHOLD_RANGE, InbStage, MatchConfig
 from explorer.core.engine import Engine, Stage
 from explorer.core.sweep import min2_gain, stage_events, sweep, sweep_events, with_param
@@ -128,7 +129,7 @@ def _tune_union(engine: Engine, cfg: MatchConfig, fixed: frozenset = frozenset()
 def tune_stage0(engine: Engine, cfg: MatchConfig, fixed: frozenset = frozenset()
                 ) -> MatchConfig:
     base = cfg.replace(inb=())
-    if cfg.mode == "union":
+    if cfg.spec.per_modality:
         if cfg.min2 is not None and "min2" not in fixed:
             base = base.replace(min2=tuple(_looser(t) for t in base.thresholds))
         return _tune_union(engine, base, fixed)
@@ -153,7 +154,7 @@ def tune_chain(engine: Engine, cfg: MatchConfig, depth: int) -> list[Tuned]:
     one result per depth (0..depth)."""
     cur = tune_stage0(engine, cfg.replace(inb=()))
     out = [Tuned(cur, engine.evaluate(cur).metrics.f1)]
-    if cfg.mode == "union":
+    if not cfg.spec.blends:
         return out
     for _ in range(depth):
         cur = cur.replace(inb=(*cur.inb, InbStage(0.5, None if cur.min2 is None else 0.4)))
@@ -162,25 +163,18 @@ def tune_chain(engine: Engine, cfg: MatchConfig, depth: int) -> list[Tuned]:
     return out
 
 
-def weight_grid(n: int, step: float = 0.1) -> list[tuple[float, ...]]:
-    """Weight vectors on the simplex (all positive) for sum fusion; equal weights past 3."""
-    if n > 3:
-        return [(1.0,) * n]
-    ticks = np.round(np.arange(step, 1.0, step), 4)
-    return [tuple(float(x) for x in (*w, round(1 - sum(w), 4)))
-            for w in itertools.product(ticks, repeat=n - 1) if 1 - sum(w) > 1e-9]
-
-
 def candidate_modes(modalities: Iterable[str]) -> list[MatchConfig]:
-    """Every mode `best` tries: each modality alone, then union / sum (weight grid) / prob
-    over every subset of two or more."""
+    """Every mode `best` tries, in the registry's order (explorer.core.modes): each
+    modality alone under every one-modality mode, then for every subset of two or more
+    each fusion, a weighted one once per vector of its weight grid."""
     mods = tuple(modalities)
-    out = [MatchConfig("single", (m,), (0.5,)) for m in mods]
+    out = [MatchConfig(mode.name, (m,), (0.5,))
+           for mode in modes.MODES.values() if not mode.fusion for m in mods]
     for r in range(2, len(mods) + 1):
         for sub in itertools.combinations(mods, r):
-            out.append(MatchConfig("union", sub, (0.5,) * r))
-            out.extend(MatchConfig("sum", sub, (0.5,), weights=w) for w in weight_grid(r))
-            out.append(MatchConfig("prob", sub, (0.5,)))
+            for mode in modes.fusions():
+                out.extend(MatchConfig(mode.name, sub, (0.5,) * mode.n_thresholds(r),
+                                       weights=w) for w in mode.weight_grid(r))
     return out
 
 
@@ -200,7 +194,7 @@ def best(engine: Engine, modalities: Iterable[str], *, max_inb: int = 3,
                               min2=(tuple(_looser(t) for t in cfg.thresholds) if m2 else None))
             if progress:
                 progress(f"{cfg.label} units={u} min2={m2}")
-            if cfg.mode == "sum":
+            if cfg.spec.weighted:  # weights chosen without INB, INB on the best below
                 t = tune_chain(engine, cfg, 0)[0]
                 results.append(t)
                 top = best_sum.get(cfg.modalities)

@@ -10,13 +10,10 @@ from explorer.core.config import MatchConfig
 
 __all__ = ["describe_config", "mode_words", "param_label"]
 
-_MODE_WORDS = {"sum": "sum fusion", "prob": "prob fusion", "union": "union"}
-
-
 def mode_words(cfg: MatchConfig) -> str:
-    """What the threshold of `cfg` cuts: its modality, or "sum fusion" / "prob fusion" /
-    "union"."""
-    return cfg.modalities[0] if cfg.mode == "single" else _MODE_WORDS[cfg.mode]
+    """What the threshold of `cfg` cuts: its modality, or its mode's words ("sum fusion",
+    "prob fusion", "union": explorer.core.modes)."""
+    return cfg.spec.threshold_words(cfg.modalities)
 
 
 def param_label(param: str, cfg: MatchConfig | None = None) -> str:
@@ -41,7 +38,7 @@ def param_label(param: str, cfg: MatchConfig | None = None) -> str:
 
 
 def _at_least(values: tuple[float, ...], cfg: MatchConfig) -> str:
-    if cfg.mode == "union":
+    if cfg.spec.per_modality:
         return ", ".join(f"{m} ≥ {v:g}" for m, v in zip(cfg.modalities, values, strict=True))
     return f"≥ {values[0]:g}"
 
@@ -50,10 +47,10 @@ def describe_config(cfg: MatchConfig) -> str:
     """`cfg` in words, e.g. "union of tfidf ≥ 0.5, phash ≥ 0.9 · Min2 tfidf ≥ 0.4, phash ≥
     0.8 · unit filter" or "sum fusion of tfidf + phash (weights 0.5, 0.25) ≥ 0.6 · INB 2
     iterations (≥ 0.6, ≥ 0.7)"."""
-    if cfg.mode == "single":
+    if not cfg.spec.fusion:
         head = f"{cfg.modalities[0]} {_at_least(cfg.thresholds, cfg)}"
-    elif cfg.mode == "union":
-        head = f"union of {_at_least(cfg.thresholds, cfg)}"
+    elif cfg.spec.per_modality:
+        head = f"{mode_words(cfg)} of {_at_least(cfg.thresholds, cfg)}"
     else:
         weights = ("" if cfg.weights is None
                    else f" (weights {', '.join(f'{w:g}' for w in cfg.weights)})")
