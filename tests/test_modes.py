@@ -23,7 +23,8 @@ def _max_score(cfg, cand, sims, topk, conflict):
 
 
 MAX = Mode("max", fusion=True, per_modality=False, weighted=False, blends=True,
-           columns="all", words="max fusion", score=_max_score)
+           columns="all", words="max fusion", choice="max (best similarity)",
+           score=_max_score)
 
 
 @pytest.fixture
@@ -77,3 +78,20 @@ def test_the_built_in_modes_keep_their_rules(name):
         with pytest.raises(ConfigError, match="needs 2 threshold"):
             MatchConfig(name, mods, (0.5,))
 
+
+
+def test_the_controls_offer_a_registered_mode(with_max, qtbot):
+    from PySide6.QtWidgets import QComboBox
+
+    from explorer.gui.controls import ControlsPanel
+
+    panel = ControlsPanel()
+    qtbot.addWidget(panel)
+    panel.set_choices(["fold0", "fold1"], [("tfidf", "text"), ("phash", "image")])
+    combo = panel.findChild(QComboBox, "modeCombo")
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert texts[-1] == "max (best similarity)"
+    with qtbot.waitSignal(panel.configChanged, timeout=1000) as got:
+        combo.setCurrentIndex(len(texts) - 1)
+    cfg = got.args[0]
+    assert cfg.mode == "max" and len(cfg.modalities) == 2 and len(cfg.thresholds) == 1

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.core import modes
 from explorer.core.config import MAX_INB, ConfigError, InbStage, MatchConfig
 from explorer.core.state import ViewerState
 from explorer.gui.value_rows import (
@@ -42,18 +43,12 @@ from explorer.gui.value_rows import (
     weight_box,
 )
 
-FUSIONS = ("union", "sum", "prob")
-FUSION_TEXT = {
-    "union": "union (each on its own threshold)",
-    "sum": "sum (weighted mean of cosines)",
-    "prob": "prob (a + b - ab)",
-}
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_WEIGHT = 0.5  # shown for weights=None; sum fusion normalises, so equal = unweighted
 INB_TIP = ("Iterative neighbourhood blending: replace each embedding by the similarity-"
            "weighted sum of its predicted matches, search again and threshold again.")
-INB_UNION_TIP = ("INB blends one embedding space, and a union has one per modality: "
-                 "choose a single modality, sum or prob fusion to use INB.")
+NO_INB_TIP = ("INB blends one embedding space, and a {words} keeps one per modality: "
+              "choose a single modality, sum or prob fusion to use INB.")
 EXACT_TIP = ("Search the blended embeddings exactly over the whole scope instead of "
              "re-ranking the original top-K candidates.")
 
@@ -72,7 +67,7 @@ def default_fusion(modalities: Sequence[tuple[str, str]]) -> tuple[str, ...]:
 
 def _memory_keys(mode: str, modalities: tuple[str, ...]) -> tuple[str, ...]:
     """What a threshold belongs to: a modality (single, union) or the fused score."""
-    if mode in ("single", "union"):
+    if modes.MODES[mode].own_thresholds:
         return modalities
     return (f"{mode}:{','.join(sorted(modalities))}",)
 
@@ -227,9 +222,11 @@ class ControlsPanel(QWidget):
             raise ValueError("the controls need at least one scope and one modality")
         self._scopes, self._modalities = list(scopes), list(modalities)
         names = [n for n, _ in modalities]
-        self._modes = [("single", n) for n in names]
+        # each modality under every one-modality mode, then the fusions (explorer.core.modes)
+        self._modes = [(m.name, n) for m in modes.MODES.values() if not m.fusion
+                       for n in names]
         if len(names) >= 2:
-            self._modes += [(m, None) for m in FUSIONS]
+            self._modes += [(m.name, None) for m in modes.fusions()]
         with QSignalBlocker(self.scope_combo), QSignalBlocker(self.tune_scope), \
                 QSignalBlocker(self.mode_combo), QSignalBlocker(self.fusion_list):
             self.scope_combo.clear()
@@ -240,7 +237,8 @@ class ControlsPanel(QWidget):
             self.mode_combo.clear()
             for mode, name in self._modes:
                 kind = dict(modalities).get(name or "", "")
-                self.mode_combo.addItem(f"{name} ({kind})" if name else FUSION_TEXT[mode])
+                self.mode_combo.addItem(f"{name} ({kind})" if name
+                                        else modes.MODES[mode].choice)
             self.fusion_list.clear()
             for name, kind in modalities:
                 item = QListWidgetItem(f"{name} ({kind})")
@@ -256,7 +254,7 @@ class ControlsPanel(QWidget):
         self._fusion_mem = ()
         cfg = self._cfg
         if cfg is None or not set(cfg.modalities) <= set(names) or \
-                (cfg.mode != "single" and len(names) < 2):
+                (cfg.spec.fusion and len(names) < 2):
             cfg = MatchConfig("single", (names[0],), (DEFAULT_THRESHOLD,))
         scope = self._scope if self._scope in scopes else \
             ("fold0" if "fold0" in scopes else scopes[0])
@@ -314,7 +312,7 @@ class ControlsPanel(QWidget):
         self._thr_mem.update(zip(keys, cfg.thresholds, strict=True))
         if cfg.min2 is not None:
             self._min2_mem.update(zip(keys, cfg.min2, strict=True))
-        if cfg.mode != "single":
+        if cfg.spec.fusion:
             self._fusion_mem = cfg.modalities
 
     def _commit(self, make: Callable[[MatchConfig], MatchConfig], rebuild: bool) -> None:
@@ -343,11 +341,12 @@ class ControlsPanel(QWidget):
         if cfg.min2 is not None:
             min2 = tuple(self._min2_mem.get(k, min2_default(t))
                          for k, t in zip(keys, thresholds, strict=True))
+        spec = modes.MODES[mode]
         weights = None
-        if mode == "sum" and cfg.weights is not None:
+        if spec.weighted and cfg.weights is not None:
             old = dict(zip(cfg.modalities, cfg.weights, strict=True))
             weights = tuple(old.get(m, DEFAULT_WEIGHT) for m in modalities)
-        inb = () if mode == "union" else cfg.inb
+        inb = cfg.inb if spec.blends else ()
         return cfg.replace(mode=mode, modalities=modalities, thresholds=thresholds,
                            weights=weights, min2=min2, inb=inb)
 
@@ -357,8 +356,8 @@ class ControlsPanel(QWidget):
     def _show(self, cfg: MatchConfig) -> None:
         """Every widget to `cfg`, without signals; rows are rebuilt only when their shape
         changes."""
-        fused = cfg.mode != "single"
-        entry = (cfg.mode, None) if fused else ("single", cfg.modalities[0])
+        fused = cfg.spec.fusion
+        entry = (cfg.mode, None) if fused else (cfg.mode, cfg.modalities[0])
         with QSignalBlocker(self.mode_combo):
             self.mode_combo.setCurrentIndex(self._modes.index(entry))
         # a single mode keeps the list on the fusion the mode combo would switch to
@@ -370,14 +369,14 @@ class ControlsPanel(QWidget):
                 item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
         for w in (self._fusion_label, self.fusion_list):
             w.setVisible(fused)
-        is_sum = cfg.mode == "sum"
+        weighted = cfg.spec.weighted
         for w in (self._weights_label, self.weights):
-            w.setVisible(is_sum)
-        if is_sum:
+            w.setVisible(weighted)
+        if weighted:
             self.weights.set_rows(cfg.modalities,
                                   cfg.weights or (DEFAULT_WEIGHT,) * len(cfg.modalities))
 
-        labels = cfg.modalities if cfg.mode in ("single", "union") else (cfg.mode,)
+        labels = cfg.modalities if cfg.spec.own_thresholds else (cfg.mode,)
         self.thresholds.set_rows(labels, cfg.thresholds)
         with QSignalBlocker(self.min2_check):
             self.min2_check.setChecked(cfg.min2 is not None)
@@ -385,16 +384,17 @@ class ControlsPanel(QWidget):
         self.min2_rows.set_rows(labels, cfg.min2 or tuple(min2_default(t)
                                                           for t in cfg.thresholds))
 
-        union = cfg.mode == "union"
+        blends = cfg.spec.blends
+        no_inb = NO_INB_TIP.format(words=cfg.spec.words)
         with QSignalBlocker(self.inb_spin):
             self.inb_spin.setValue(len(cfg.inb))
-        self.inb_spin.setEnabled(not union)
-        self.inb_spin.setToolTip(INB_UNION_TIP if union else INB_TIP)
+        self.inb_spin.setEnabled(blends)
+        self.inb_spin.setToolTip(INB_TIP if blends else no_inb)
         self.inb_rows.set_stages(cfg.inb)
         with QSignalBlocker(self.inb_exact):
             self.inb_exact.setChecked(cfg.inb_exact)
-        self.inb_exact.setEnabled(not union)
-        self.inb_exact.setToolTip(INB_UNION_TIP if union else EXACT_TIP)
+        self.inb_exact.setEnabled(blends)
+        self.inb_exact.setToolTip(EXACT_TIP if blends else no_inb)
         with QSignalBlocker(self.units_check):
             self.units_check.setChecked(cfg.units)
 
@@ -416,7 +416,7 @@ class ControlsPanel(QWidget):
             if name is not None:
                 mods: tuple[str, ...] = (name,)
             else:
-                mods = cfg.modalities if cfg.mode != "single" else self._fusion_members()
+                mods = cfg.modalities if cfg.spec.fusion else self._fusion_members()
             return self._restructured(cfg, mode, mods)
 
         self._commit(change, rebuild=True)

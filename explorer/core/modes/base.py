@@ -32,6 +32,7 @@ class Mode:
     blends: bool            # INB may follow (it blends one embedding space)
     columns: str            # see COLUMNS
     words: str              # what its threshold cuts ("": the modality's own name)
+    choice: str             # how the app's mode list shows a fusion ("": one per modality)
     score: Scorer
     # the weight vectors `best` tries for r modalities (weighted modes), else [None]
     weight_grid: Callable[[int], list[tuple[float, ...] | None]] = lambda r: [None]
@@ -42,6 +43,12 @@ class Mode:
 
     def n_thresholds(self, n_modalities: int) -> int:
         return n_modalities if self.per_modality else 1
+
+    @property
+    def own_thresholds(self) -> bool:
+        """Its thresholds cut each modality's own similarity (a single modality, a union),
+        not a fused score: the app remembers them per modality."""
+        return not self.fusion or self.per_modality
 
     def threshold_words(self, modalities: tuple[str, ...]) -> str:
         """What one threshold of this mode cuts, e.g. "tfidf" or "sum fusion"."""

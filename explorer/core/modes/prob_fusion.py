@@ -16,4 +16,4 @@ def _score(cfg, cand, sims, topk, conflict):
 
 
 MODE = Mode("prob", fusion=True, per_modality=False, weighted=False, blends=True,
-            columns="all", words="prob fusion", score=_score)
+            columns="all", words="prob fusion", choice="prob (a + b - ab)", score=_score)

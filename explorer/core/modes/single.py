@@ -18,4 +18,4 @@ def _score(cfg, cand, sims, topk, conflict):
 
 
 MODE = Mode("single", fusion=False, per_modality=False, weighted=False, blends=True,
-            columns="own", words="", score=_score)
+            columns="own", words="", choice="", score=_score)

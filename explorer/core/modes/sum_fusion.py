@@ -27,4 +27,5 @@ def weight_grid(n: int, step: float = 0.1) -> list[tuple[float, ...]]:
 
 
 MODE = Mode("sum", fusion=True, per_modality=False, weighted=True, blends=True,
-            columns="all", words="sum fusion", score=_score, weight_grid=weight_grid)
+            columns="all", words="sum fusion", choice="sum (weighted mean of cosines)",
+            score=_score, weight_grid=weight_grid)

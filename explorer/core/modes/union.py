@@ -15,4 +15,5 @@ def _score(cfg, cand, sims, topk, conflict):
 
 
 MODE = Mode("union", fusion=True, per_modality=True, weighted=False, blends=False,
-            columns="each", words="union", score=_score)
+            columns="each", words="union", choice="union (each on its own threshold)",
+            score=_score)
