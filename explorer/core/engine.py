@@ -123,21 +123,70 @@ def _stage_cache_bytes() -> int:
     return int(max(mb, 0) * (1 << 20))
 
 
+@dataclass
+class ScopeData:
+    """What an engine computes on, bundle or not: a scope's candidate graph, each of its
+    postings' label code (None: no labels), the unit conflicts of (query, candidate) pairs
+    of global rows (None: no unit filter), each modality's embedding space (None: no INB),
+    and K, the width of an exact INB re-search. `scope_data` reads them from a bundle; a
+    training step can build them for a selection of its own."""
+
+    graph: ScopeGraph
+    labels: np.ndarray | None
+    conflicts: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    spaces: Callable[[str], Space] | None = None
+    k: int = 50
+
+
+def scope_data(bundle: Bundle, scope: str) -> ScopeData:
+    """A bundle scope's ScopeData: its graph (checked, memory-mapped), labels, the unit
+    filter over its titles as shown, and its modalities' embeddings."""
+    graph = load_graph(bundle, scope)
+    codes = label_codes(bundle)
+    return ScopeData(graph, None if codes is None else codes[graph.rows],
+                     lambda rows, cols: quantity_table(bundle).conflicts(rows, cols),
+                     lambda name: _bundle_space(bundle, scope, graph.rows, name),
+                     bundle.manifest.k)
+
+
+def _bundle_space(bundle: Bundle, scope: str, rows: np.ndarray, name: str) -> Space:
+    mod = bundle.manifest.modality(name)
+    # rows without an embedding (an image that could not be read) must stay nobody's
+    # neighbour through INB and exact re-search too
+    present = bundle.present(name)
+    present = None if present is None else np.asarray(present)[rows]
+    if mod.storage == "sparse":
+        return SparseSpace(bundle.sparse(name, scope))
+    if mod.storage == "bits":
+        return BitSpace(np.asarray(bundle.embeddings(name))[rows], present=present)
+    return DenseSpace(np.asarray(bundle.embeddings(name))[rows], present=present)
+
+
 class Engine:
-    """All matching on one scope of a bundle."""
+    """All matching on one scope: of a bundle (`Engine(bundle, scope)`) or of any
+    ScopeData (`Engine.from_data`, with `bundle` None)."""
 
     def __init__(self, bundle: Bundle, scope: str) -> None:
+        self._setup(scope_data(bundle, scope), bundle)
+
+    @classmethod
+    def from_data(cls, data: ScopeData) -> Engine:
+        engine = cls.__new__(cls)
+        engine._setup(data, None)
+        return engine
+
+    def _setup(self, data: ScopeData, bundle: Bundle | None) -> None:
         self.bundle = bundle
-        self.scope = scope
-        self.graph: ScopeGraph = load_graph(bundle, scope)
+        self.data = data
+        self.graph: ScopeGraph = data.graph
+        self.scope = self.graph.scope
         self.rows = self.graph.rows
-        codes = label_codes(bundle)
-        self.has_labels = codes is not None
+        self.has_labels = data.labels is not None
         n = self.graph.n
-        if codes is None:
-            self.labels = np.arange(n, dtype=np.int64)
-        else:
-            self.labels = codes[self.rows]
+        self.labels = (np.arange(n, dtype=np.int64) if data.labels is None
+                       else np.asarray(data.labels, np.int64))
+        if len(self.labels) != n:
+            raise ValueError(f"scope {self.scope}: {len(self.labels)} labels for {n} rows")
         _, inverse, counts = np.unique(self.labels, return_inverse=True, return_counts=True)
         self.group_size = counts[inverse].astype(np.int64)
         self._labels32: np.ndarray | None = None  # see true_mask
@@ -176,9 +225,11 @@ class Engine:
 
     def conflicts(self, cand: np.ndarray) -> np.ndarray:
         """Pairs whose titles name different amounts of one dimension (never column 0)."""
-        table = quantity_table(self.bundle)
+        if self.data.conflicts is None:
+            raise ConfigError(f"scope {self.scope}: no titles to read amounts from: the unit "
+                              "filter is not available")
         glob = np.where(cand >= 0, self.rows[np.maximum(cand, 0)], -1)
-        out = table.conflicts(np.broadcast_to(self.rows[:, None], cand.shape), glob)
+        out = self.data.conflicts(np.broadcast_to(self.rows[:, None], cand.shape), glob)
         out[:, 0] = False
         return out
 
@@ -192,20 +243,9 @@ class Engine:
     def space(self, name: str) -> Space:
         """The scope's embeddings of one modality, for INB and exact re-search."""
         if name not in self._spaces:
-            mod = self.bundle.manifest.modality(name)
-            # rows without an embedding (an image that could not be read) must stay
-            # nobody's neighbour through INB and exact re-search too
-            present = self.bundle.present(name)
-            present = None if present is None else np.asarray(present)[self.rows]
-            if mod.storage == "sparse":
-                sp: Space = SparseSpace(self.bundle.sparse(name, self.scope))
-            elif mod.storage == "bits":
-                sp = BitSpace(np.asarray(self.bundle.embeddings(name))[self.rows],
-                              present=present)
-            else:
-                emb = np.asarray(self.bundle.embeddings(name))[self.rows]
-                sp = DenseSpace(emb, present=present)
-            self._spaces[name] = sp
+            if self.data.spaces is None:
+                raise ConfigError(f"scope {self.scope}: no embeddings: INB is not available")
+            self._spaces[name] = self.data.spaces(name)
         return self._spaces[name]
 
     def _check(self, cfg: MatchConfig) -> None:
@@ -247,7 +287,7 @@ class Engine:
             self.yield_point()
             spaces[m] = base[m].blend(w)
         if cfg.inb_exact:
-            k = self.bundle.manifest.k
+            k = self.data.k
             knn = {}
             for m in cfg.modalities:
                 self.yield_point()
