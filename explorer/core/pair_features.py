@@ -1,0 +1,144 @@
+"""Features of a scope's candidate pairs for a learned pair classifier (issue 11): what the
+graph says about a pair in every modality, both ways round.
+
+Per modality m, for the pair (query q, candidate c):
+- `m.sim`: the pair's similarity (NaN where a posting has no embedding);
+- `m.rank`, `m.rank_back`: c's place in q's own top-K list of m (1 = best other), q's in
+  c's list (NaN: not in it);
+- `m.first_q`, `m.fifth_q`, `m.first_c`, `m.fifth_c`: similarity of the 1st and 5th
+  other neighbour in q's and c's own lists (how dense each neighbourhood is);
+- `m.gap`: the query's best other similarity minus this pair's;
+- `m.shared10`: how many postings q's and c's 10 best others share.
+And `units.conflict`: 1 when the titles name different amounts of one dimension, 0 when
+not, NaN when the scope has no titles. Missing values are NaN (LightGBM's missing).
+
+Title-text features (edit distance, token sets, numbers) and the INB-blended similarity
+are not computed yet (issue 11, a later step)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from explorer.core.engine import BLOCK_ROWS, Engine
+from explorer.core.spaces import in_threads
+
+__all__ = ["PER_MODALITY", "PairFeatures", "pair_features"]
+
+PER_MODALITY = ("sim", "rank", "rank_back", "first_q", "fifth_q", "first_c", "fifth_c",
+                "gap", "shared10")
+SHARED = 10  # neighbours compared for `shared10`
+
+
+@dataclass(frozen=True)
+class PairFeatures:
+    """One row per candidate pair (q, candidate column) of the scope, row-major; the
+    query itself and padding are not pairs."""
+
+    rows: np.ndarray        # (P,) scope-local query
+    cols: np.ndarray        # (P,) column of the pair in the candidate graph
+    names: tuple[str, ...]
+    values: np.ndarray      # (P, F) float32, NaN missing
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[:, self.names.index(name)]
+
+
+@dataclass(frozen=True)
+class _Lists:
+    """A modality's own top-K lists read from the graph: per row the columns of its other
+    neighbours best first (-1 padding), and each own cell's rank (1-based, NaN else)."""
+
+    order: np.ndarray  # (n, W) columns, best first
+    rank: np.ndarray   # (n, C) float32
+
+
+def pair_features(engine: Engine) -> PairFeatures:
+    """Every candidate pair's features (see the module docstring)."""
+    g = engine.graph
+    live = g.cand >= 0
+    live[:, 0] = False
+    rows, cols = np.nonzero(live)
+    other = g.cand[rows, cols].astype(np.int64)
+    back = _reverse_cells(g.cand.shape, rows, cols, other)
+    names: list[str] = []
+    columns: list[np.ndarray] = []
+    for m in g.modalities:
+        sims = np.where(np.isfinite(g.sims[m]), g.sims[m], np.nan).astype(np.float32)
+        lists = _own_lists(sims, g.topk_mask(m))
+        first, fifth = _nth_other(sims, lists.order, 0), _nth_other(sims, lists.order, 4)
+        best = first
+        rank_back = np.full(len(rows), np.nan, np.float32)
+        found = back >= 0
+        rank_back[found] = lists.rank.ravel()[back[found]]
+        columns += [sims[rows, cols], lists.rank[rows, cols], rank_back, first[rows],
+                    fifth[rows], first[other], fifth[other], best[rows] - sims[rows, cols],
+                    _shared(g.cand, lists.order, rows, other)]
+        names += [f"{m}.{f}" for f in PER_MODALITY]
+    names.append("units.conflict")
+    if engine.data.conflicts is None:
+        columns.append(np.full(len(rows), np.nan, np.float32))
+    else:
+        columns.append(engine.graph_conflicts[rows, cols].astype(np.float32))
+    values = np.stack(columns, axis=1).astype(np.float32) if columns else np.zeros((0, 0))
+    return PairFeatures(rows, cols, tuple(names), values)
+
+
+def _own_lists(sims: np.ndarray, own: np.ndarray) -> _Lists:
+    """Each row's own-list cells (column 0, the query, aside) best first, ties by the lower
+    posting (the graph's columns are ascending after column 0, and the sort is stable)."""
+    n, width = sims.shape
+    valid = own & np.isfinite(sims)  # a missing similarity (NaN) is in no list
+    valid[:, 0] = False
+    key = np.where(valid, sims, -np.inf)
+    counts = valid.sum(axis=1)
+    keep = int(counts.max()) if n else 0
+    order = np.argsort(-key, axis=1, kind="stable")[:, :keep]
+    order = np.where(np.arange(keep) < counts[:, None], order, -1)
+    rank = np.full((n, width), np.nan, np.float32)
+    r, k = np.nonzero(order >= 0)
+    rank[r, order[r, k]] = k + 1
+    return _Lists(order, rank)
+
+
+def _nth_other(sims: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the similarity of its (k+1)-th best other own neighbour (NaN: none)."""
+    out = np.full(len(sims), np.nan, np.float32)
+    if order.shape[1] > k:
+        has = order[:, k] >= 0
+        out[has] = sims[np.flatnonzero(has), order[has, k]]
+    return out
+
+
+def _reverse_cells(shape: tuple[int, int], rows: np.ndarray, cols: np.ndarray,
+                   other: np.ndarray) -> np.ndarray:
+    """For each pair (row, other) at cell (row, col), the flat cell of (other, row), -1
+    where `other`'s candidates do not hold `row`. Columns 1.. of a row are ascending and
+    the pairs come row-major, so their keys row * (n + 1) + other are sorted: one
+    searchsorted finds every reverse pair."""
+    n, width = shape
+    key = rows.astype(np.int64) * (n + 1) + other
+    if not len(key):
+        return np.zeros(0, np.int64)
+    want = other * (n + 1) + rows
+    at = np.minimum(np.searchsorted(key, want), len(key) - 1)
+    flat = rows.astype(np.int64) * width + cols
+    return np.where(key[at] == want, flat[at], -1)
+
+
+def _shared(cand: np.ndarray, order: np.ndarray, rows: np.ndarray,
+            other: np.ndarray) -> np.ndarray:
+    """How many of the SHARED best other neighbours of `rows` and of `other` coincide, in
+    blocks of pairs on threads."""
+    top = order[:, :SHARED]
+    ids = np.where(top >= 0, np.take_along_axis(cand, np.maximum(top, 0), axis=1), -1)
+    out = np.empty(len(rows), np.float32)
+
+    def run(lo: int) -> None:
+        a, b = ids[rows[lo:lo + BLOCK_ROWS]], ids[other[lo:lo + BLOCK_ROWS]]
+        same = (a[:, :, None] == b[:, None, :]) & (a[:, :, None] >= 0)
+        out[lo:lo + len(a)] = same.any(axis=2).sum(axis=1)
+
+    in_threads(run, range(0, len(rows), BLOCK_ROWS))
+    return out
