@@ -4,13 +4,17 @@ knn files), pair by pair, on every scope of the tiny bundle."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
+from rapidfuzz import fuzz
 
 from explorer.core.bundle import Bundle
 from explorer.core.engine import Engine, ScopeData
 from explorer.core.pair_features import PER_MODALITY, SHARED, pair_features
+from explorer.core.title_features import TITLE_FEATURES
+from explorer.core.titles import decoded_titles
 
 
 def _reference(bundle: Bundle, engine: Engine, q: int, c: int) -> dict[str, float]:
@@ -38,6 +42,14 @@ def _reference(bundle: Bundle, engine: Engine, q: int, c: int) -> dict[str, floa
         out[f"{m}.gap"] = (sq[0] - s) if sq else math.nan
         out[f"{m}.shared10"] = len(set(lq[:SHARED]) & set(lc[:SHARED]))
     out["units.conflict"] = float(engine.graph_conflicts[q, col])
+    a, b = decoded_titles(bundle)[gq], decoded_titles(bundle)[gc]
+    out["title.ratio"] = fuzz.ratio(a, b) / 100
+    out["title.token_set"] = fuzz.token_set_ratio(a, b) / 100
+    out["title.length_ratio"] = (min(len(a), len(b)) / max(len(a), len(b))
+                                 if a or b else math.nan)
+    na, nb = ({x.replace(",", ".") for x in re.findall(r"\d+(?:[.,]\d+)?", t)}
+              for t in (a, b))
+    out["title.numbers_differ"] = float(na != nb) if na and nb else math.nan
     return out
 
 
@@ -47,7 +59,7 @@ def test_features_equal_a_pair_by_pair_reference(tiny_bundle, scope):
     engine = Engine(bundle, scope)
     f = pair_features(engine)
     per_modality = [f"{m}.{x}" for m in engine.modalities for x in PER_MODALITY]
-    assert f.names == (*per_modality, "units.conflict")
+    assert f.names == (*per_modality, "units.conflict", *TITLE_FEATURES)
     live = engine.graph.cand >= 0
     live[:, 0] = False
     assert len(f.rows) == live.sum()  # every candidate pair once, the query itself not
@@ -90,3 +102,4 @@ def test_a_hand_built_scope_by_hand():
     assert math.isnan(b["t.rank"]) and b["t.rank_back"] == 1
     assert b["t.gap"] == pytest.approx(0.9 - 0.2) and math.isnan(b["t.fifth_q"])
     assert b["t.first_c"] == pytest.approx(0.5) and math.isnan(b["units.conflict"])
+    assert all(math.isnan(b[name]) for name in TITLE_FEATURES)  # no titles given

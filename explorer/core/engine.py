@@ -23,6 +23,7 @@ from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.graph import ScopeGraph, build_graph, load_graph
 from explorer.core.metrics import Metrics, query_metrics
 from explorer.core.spaces import BitSpace, DenseSpace, Space, SparseSpace, in_threads
+from explorer.core.titles import decoded_titles
 
 STAGE_CACHE = 8
 # ...and at most this many bytes of arrays they own (EXPLORER_STAGE_CACHE_MB): at 34k
@@ -105,7 +106,6 @@ def label_codes(bundle: Bundle) -> np.ndarray | None:
 
 def quantity_table(bundle: Bundle):
     if "quantities" not in bundle.derived:
-        from explorer.core.titles import decoded_titles
         from explorer.core.units import QuantityTable
 
         # the titles as shown (escapes and entities decoded), so the filter and the pair
@@ -128,14 +128,16 @@ class ScopeData:
     """What an engine computes on, bundle or not: a scope's candidate graph, each of its
     postings' label code (None: no labels), the unit conflicts of (query, candidate) pairs
     of global rows (None: no unit filter), each modality's embedding space (None: no INB),
-    and K, the width of an exact INB re-search. `scope_data` reads them from a bundle; a
-    training step can build them for a selection of its own."""
+    K, the width of an exact INB re-search, and the titles. `scope_data` reads them from a
+    bundle; a training step can build them for a selection of its own."""
 
     graph: ScopeGraph
     labels: np.ndarray | None
     conflicts: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     spaces: Callable[[str], Space] | None = None
     k: int = 50
+    # the titles as shown, indexed by global row (a TextColumn), made on first use
+    titles: Callable[[], Any] | None = None
 
 
 def scope_data(bundle: Bundle, scope: str) -> ScopeData:
@@ -146,7 +148,7 @@ def scope_data(bundle: Bundle, scope: str) -> ScopeData:
     return ScopeData(graph, None if codes is None else codes[graph.rows],
                      lambda rows, cols: quantity_table(bundle).conflicts(rows, cols),
                      lambda name: _bundle_space(bundle, scope, graph.rows, name),
-                     bundle.manifest.k)
+                     bundle.manifest.k, lambda: decoded_titles(bundle))
 
 
 def _bundle_space(bundle: Bundle, scope: str, rows: np.ndarray, name: str) -> Space:

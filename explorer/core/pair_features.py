@@ -10,10 +10,10 @@ Per modality m, for the pair (query q, candidate c):
 - `m.gap`: the query's best other similarity minus this pair's;
 - `m.shared10`: how many postings q's and c's 10 best others share.
 And `units.conflict`: 1 when the titles name different amounts of one dimension, 0 when
-not, NaN when the scope has no titles. Missing values are NaN (LightGBM's missing).
+not, NaN when the scope has no titles; and the titles' TITLE_FEATURES
+(explorer.core.title_features). Missing values are NaN (LightGBM's missing).
 
-Title-text features (edit distance, token sets, numbers) and the INB-blended similarity
-are not computed yet (issue 11, a later step)."""
+The INB-blended similarity is not computed yet (issue 11, a later step)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from explorer.core.engine import BLOCK_ROWS, Engine
 from explorer.core.spaces import in_threads
+from explorer.core.title_features import TITLE_FEATURES, title_features
 
 __all__ = ["PER_MODALITY", "PairFeatures", "pair_features"]
 
@@ -81,6 +82,11 @@ def pair_features(engine: Engine) -> PairFeatures:
         columns.append(np.full(len(rows), np.nan, np.float32))
     else:
         columns.append(engine.graph_conflicts[rows, cols].astype(np.float32))
+    names += TITLE_FEATURES
+    if engine.data.titles is None:
+        columns += [np.full(len(rows), np.nan, np.float32)] * len(TITLE_FEATURES)
+    else:
+        columns += title_features(engine.data.titles(), engine.rows[rows], engine.rows[other])
     values = np.stack(columns, axis=1).astype(np.float32) if columns else np.zeros((0, 0))
     return PairFeatures(rows, cols, tuple(names), values)
 
