@@ -1,0 +1,186 @@
+"""A learned pair classifier (issue 11): LightGBM gradient-boosted trees over the pair
+features (explorer.core.pair_features), trained on the candidate pairs of train scopes and
+early-stopped on a selection scope, kept as LightGBM's own text format plus a JSON record
+of its features, the dataset it was trained on and the scopes it saw. Nothing is
+unpickled: a model file is parsed by LightGBM's text reader, and one that does not parse,
+comes from another dataset or names features this scope lacks is refused in one line.
+
+Fold 0 is the test fold of the study's protocol: training never reads it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+
+from explorer.core.atomic_write import write_atomic
+from explorer.core.config import ConfigError
+from explorer.core.engine import Engine
+from explorer.core.pair_features import PairFeatures, pair_features
+from explorer.core.spaces import search_threads
+
+__all__ = ["PairModel", "load_model", "train_model"]
+
+FORMAT = 1
+TEST_SCOPE = "fold0"
+MODEL_FILE, META_FILE = "model.txt", "model.json"
+MAX_MODEL_BYTES = 256 << 20
+PARSE_TIMEOUT_S = 120
+PARAMS = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 63,
+          "min_data_in_leaf": 20, "feature_fraction": 0.9, "bagging_fraction": 0.8,
+          "bagging_freq": 1, "deterministic": True, "force_row_wise": True,
+          "verbosity": -1}
+
+
+@dataclass(frozen=True)
+class PairModel:
+    booster: lgb.Booster
+    features: tuple[str, ...]
+    dataset_sha256: str
+    train_scopes: tuple[str, ...]
+    select_scope: str
+    best_iteration: int
+
+    def probabilities(self, features: PairFeatures) -> np.ndarray:
+        """The classifier's probability that each pair is one product."""
+        missing = [f for f in self.features if f not in features.names]
+        if missing:
+            raise ConfigError(f"the model needs feature(s) {', '.join(missing)} that this "
+                              "scope does not have")
+        x = features.values[:, [features.names.index(f) for f in self.features]]
+        return np.asarray(self.booster.predict(x, num_iteration=self.best_iteration,
+                                               num_threads=search_threads()), np.float32)
+
+    def save(self, folder: Path) -> None:
+        """model.txt and model.json in an existing folder (each written atomically)."""
+        text = self.booster.model_to_string(num_iteration=self.best_iteration).encode()
+        meta = {"format": FORMAT, "features": list(self.features),
+                "model_sha256": hashlib.sha256(text).hexdigest(),
+                "dataset_sha256": self.dataset_sha256, "train": list(self.train_scopes),
+                "select": self.select_scope, "best_iteration": self.best_iteration}
+        write_atomic(folder / MODEL_FILE, lambda f: f.write(text))
+        write_atomic(folder / META_FILE, lambda f: f.write(json.dumps(meta, indent=1)
+                                                           .encode("utf-8")))
+
+
+def _labelled_pairs(engine: Engine) -> tuple[PairFeatures, np.ndarray]:
+    """The scope's pair features and whether each pair is one product."""
+    if not engine.has_labels:
+        raise ConfigError(f"learning needs labels: scope {engine.scope} has no label_group")
+    if engine.scope == TEST_SCOPE:
+        raise ConfigError(f"{TEST_SCOPE} is the test fold: learning never reads it")
+    f = pair_features(engine)
+    return f, engine.true_mask(engine.graph.cand)[f.rows, f.cols]
+
+
+def train_model(train: list[Engine], select: Engine, dataset_sha256: str, *,
+                rounds: int = 2000, patience: int = 50, seed: int = 0) -> PairModel:
+    """A classifier of the train scopes' candidate pairs, early-stopped on the select
+    scope's (log loss); one line when a scope has no labels, is fold 0, or a train scope
+    has no pair of one product among its candidates."""
+    if not train:
+        raise ConfigError("learning needs at least one train scope")
+    parts = []
+    for engine in train:
+        f, y = _labelled_pairs(engine)
+        if not y.any():
+            raise ConfigError(f"train scope {engine.scope} has no candidate pair of one "
+                              "product: nothing to learn from")
+        parts.append((f, y))
+    fs, ys = _labelled_pairs(select)
+    names = parts[0][0].names
+    params = {**PARAMS, "seed": seed, "num_threads": search_threads()}
+    data = lgb.Dataset(np.concatenate([f.values for f, _ in parts]),
+                       np.concatenate([y for _, y in parts]).astype(np.float32),
+                       feature_name=list(names), free_raw_data=True)
+    valid = lgb.Dataset(fs.values, ys.astype(np.float32), reference=data)
+    booster = lgb.train(params, data, num_boost_round=rounds, valid_sets=[valid],
+                        callbacks=[lgb.early_stopping(patience, verbose=False)])
+    return PairModel(booster, tuple(names), dataset_sha256,
+                     tuple(e.scope for e in train), select.scope,
+                     int(booster.best_iteration or booster.current_iteration()))
+
+
+def load_model(folder: Path, dataset_sha256: str, available: tuple[str, ...]) -> PairModel:
+    """The model saved in `folder`, refused in one line naming the file when its record is
+    malformed, it was trained on another dataset, it needs features that `available` lacks,
+    its text changed since it was saved, or LightGBM cannot parse it (in a child process
+    first: a tampered file is never run, only parsed, and cannot crash this one)."""
+    meta_path, model_path = folder / META_FILE, folder / MODEL_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{meta_path}: unreadable model record ({type(exc).__name__})"
+                          ) from None
+    _check_meta(meta_path, meta)
+    if meta["dataset_sha256"] != dataset_sha256:
+        raise ConfigError(f"{meta_path}: the model was trained on another dataset "
+                          f"(sha256 {meta['dataset_sha256'][:12]}…)")
+    missing = [f for f in meta["features"] if f not in available]
+    if missing:
+        raise ConfigError(f"{meta_path}: the model needs feature(s) {', '.join(missing)} "
+                          "that this bundle does not have")
+    try:
+        if model_path.stat().st_size > MAX_MODEL_BYTES:
+            raise ConfigError(f"{model_path}: larger than {MAX_MODEL_BYTES >> 20} MiB")
+        data = model_path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{model_path}: unreadable ({type(exc).__name__})") from None
+    if hashlib.sha256(data).hexdigest() != meta["model_sha256"]:
+        raise ConfigError(f"{model_path}: changed since it was saved (its sha256 is not "
+                          f"the one {META_FILE} records)")
+    _parses_apart(model_path)
+    try:
+        booster = lgb.Booster(model_str=data.decode("utf-8"))
+    except (UnicodeDecodeError, lgb.basic.LightGBMError) as exc:
+        raise ConfigError(f"{model_path}: not a LightGBM model ({type(exc).__name__})"
+                          ) from None
+    if tuple(booster.feature_name()) != tuple(meta["features"]):
+        raise ConfigError(f"{model_path}: its features differ from {META_FILE}'s")
+    return PairModel(booster, tuple(meta["features"]), meta["dataset_sha256"],
+                     tuple(meta["train"]), meta["select"], meta["best_iteration"])
+
+
+def _parses_apart(path: Path) -> None:
+    """LightGBM's text reader aborts the whole process on some malformed files (a crash no
+    exception can catch), so a file is parsed first in a short-lived child process; one
+    that the child cannot load is refused in one line."""
+    code = "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                              timeout=PARSE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"{path}: parsing it took over {PARSE_TIMEOUT_S} s") from None
+    if proc.returncode != 0:
+        raise ConfigError(f"{path}: not a LightGBM model (LightGBM cannot read it)")
+
+
+def _check_meta(path: Path, meta: object) -> None:
+    def bad(field: str) -> ConfigError:
+        return ConfigError(f"{path}: field {field} is missing or of the wrong type")
+
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{path}: not a JSON object")
+    if meta.get("format") != FORMAT:
+        raise ConfigError(f"{path}: model format {meta.get('format')!r}, this explorer "
+                          f"reads {FORMAT}")
+    if not (isinstance(meta.get("features"), list) and meta["features"]
+            and all(isinstance(f, str) for f in meta["features"])):
+        raise bad("features")
+    for field in ("dataset_sha256", "model_sha256"):
+        if not isinstance(meta.get(field), str):
+            raise bad(field)
+    if not (isinstance(meta.get("train"), list)
+            and all(isinstance(s, str) for s in meta["train"])):
+        raise bad("train")
+    if not isinstance(meta.get("select"), str):
+        raise bad("select")
+    best = meta.get("best_iteration")
+    if not isinstance(best, int) or isinstance(best, bool) or best < 1:
+        raise bad("best_iteration")
