@@ -1,5 +1,6 @@
-"""`explorer` command line. `explorer evaluate BUNDLE ...` prints the app's numbers
-headless. (The desktop app is not part of this release: see the README.)"""
+"""`explorer` command line: `explorer [BUNDLE]` opens the desktop app, `explorer evaluate
+BUNDLE ...` prints the app's numbers headless, `explorer learn BUNDLE ...` trains the pair
+classifier into the bundle (explorer/learn.py)."""
 
 from __future__ import annotations
 
@@ -186,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "evaluate":
             return evaluate(argv[1:])
+        if argv and argv[0] == "learn":
+            from explorer.learn import learn  # LightGBM only when learning
+
+            return learn(argv[1:])
         from explorer.gui.app import run_app  # Qt only for the app, not for `evaluate`
 
         return run_app(argv)

@@ -1,0 +1,84 @@
+"""`explorer learn`: trains into models/NAME of the bundle (written beside and renamed in),
+never reads fold 0, replaces only its own earlier model with --force, and says what is
+wrong in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explorer.cli import main
+from explorer.core.bundle import Bundle
+from explorer.core.engine import Engine
+from explorer.core.pair_features import pair_features
+from explorer.core.pair_model import load_model
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["learn", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_learn_writes_a_model_the_bundle_loads(bundle_copy, capsys):
+    code, out, err = run(capsys, bundle_copy, "--train", "fold2,fold3", "--rounds", "50")
+    assert code == 0, err
+    folder = bundle_copy / "models" / "pairs"
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model.txt"]
+    assert [p.name for p in (bundle_copy / "models").iterdir()] == ["pairs"]  # no leftovers
+    assert str(folder) in out and "select fold1" in out
+    bundle = Bundle.open(bundle_copy)  # the bundle still opens and checks
+    f = pair_features(Engine(bundle, "fold4"))
+    model = load_model(folder, bundle.manifest.dataset["sha256"], f.names)
+    p = model.probabilities(f)
+    assert p.shape == (len(f.rows),) and np.isfinite(p).all()
+    assert model.train_scopes == ("fold2", "fold3") and model.select_scope == "fold1"
+
+
+def test_fold0_a_bad_name_and_unknown_scopes_are_one_line(bundle_copy, capsys):
+    for argv, want in ((("--train", "fold0,fold2"), "fold0 is the test fold"),
+                       (("--select", "fold0"), "fold0 is the test fold"),
+                       (("--select", "fold2"), "also a train scope"),
+                       (("--name", "../x"), "--name"),
+                       (("--rounds", "0"), "--rounds"),
+                       (("--train", "fold9"), "scope 'fold9' is not in this bundle")):
+        code, _, err = run(capsys, bundle_copy, *argv)
+        assert code == 2 and want in err and len(err.strip().splitlines()) == 1, err
+    assert not (bundle_copy / "models").exists() or not any((bundle_copy / "models").iterdir())
+
+
+def test_an_existing_model_is_replaced_only_with_force_and_only_if_ours(bundle_copy, capsys):
+    assert run(capsys, bundle_copy, "--rounds", "20", "--train", "fold2")[0] == 0
+    code, _, err = run(capsys, bundle_copy, "--rounds", "20", "--train", "fold2")
+    assert code == 2 and "give --force" in err
+    first = (bundle_copy / "models" / "pairs" / "model.json").read_text()
+    code, _, err = run(capsys, bundle_copy, "--rounds", "20", "--train", "fold3", "--force")
+    assert code == 0, err
+    assert (bundle_copy / "models" / "pairs" / "model.json").read_text() != first
+    (bundle_copy / "models" / "pairs" / "notes.txt").write_text("mine")
+    code, _, err = run(capsys, bundle_copy, "--rounds", "20", "--train", "fold2", "--force")
+    assert code == 2 and "did not write" in err
+    assert (bundle_copy / "models" / "pairs" / "notes.txt").read_text() == "mine"
+
+
+def test_a_bundle_without_labels_is_one_line(capsys, tmp_path):
+    from conftest import synthetic_table
+
+    from precompute.build import BuildOptions, build
+
+    csv = tmp_path / "u.csv"
+    synthetic_table(n_groups=10).drop(columns="label_group").to_csv(csv, index=False)
+    copy = build(BuildOptions(csv=csv, out=tmp_path / "u.bundle", k=6, progress=False))
+    code, _, err = run(capsys, copy)
+    assert code == 2 and "learning needs labels" in err
+    assert not (copy / "models" / "pairs").exists()
+
+
+@pytest.mark.parametrize("bad", ["file", "link"])
+def test_a_models_path_that_is_not_a_folder_is_refused(bundle_copy, capsys, tmp_path, bad):
+    if bad == "file":
+        (bundle_copy / "models").write_text("x")
+    else:
+        (bundle_copy / "models").symlink_to(tmp_path)
+    code, _, err = run(capsys, bundle_copy, "--rounds", "5")
+    assert code == 2 and "not a folder" in err
