@@ -19,9 +19,9 @@ from pathlib import Path
 from explorer.core.bundle import Bundle
 from explorer.core.config import ConfigError
 from explorer.core.engine import Engine
-from explorer.core.pair_model import META_FILE, MODEL_FILE, TEST_SCOPE, train_model
+from explorer.core.modes.learned import DEFAULT_MODEL
+from explorer.core.pair_model import META_FILE, MODEL_FILE, MODELS, TEST_SCOPE, train_model
 
-MODELS = "models"
 _NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 
 
@@ -31,7 +31,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--train", default="fold2,fold3,fold4",
                    help="comma-separated train scopes (default fold2,fold3,fold4)")
     p.add_argument("--select", default="fold1", help="early-stopping scope (default fold1)")
-    p.add_argument("--name", default="pairs", help="the model's name (default pairs)")
+    p.add_argument("--name", default=DEFAULT_MODEL,
+                   help=f"the model's name (default {DEFAULT_MODEL})")
     p.add_argument("--rounds", type=int, default=2000, help="at most this many trees")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true",

@@ -82,3 +82,36 @@ def test_a_models_path_that_is_not_a_folder_is_refused(bundle_copy, capsys, tmp_
         (bundle_copy / "models").symlink_to(tmp_path)
     code, _, err = run(capsys, bundle_copy, "--rounds", "5")
     assert code == 2 and "not a folder" in err
+
+
+def test_the_learned_mode_evaluates_the_models_probabilities(bundle_copy, capsys):
+    """`explorer evaluate --mode learned[:NAME]`: the model's probability of each candidate
+    pair thresholded like a similarity (Min2 and the unit filter as for any mode)."""
+    import json
+
+    from explorer.core.config import MatchConfig, parse_mode
+
+    assert run(capsys, bundle_copy, "--rounds", "40")[0] == 0
+    assert parse_mode("learned") == ("learned", ("learned:pairs",), None)
+    code = main(["evaluate", str(bundle_copy), "--scope", "fold0", "--mode", "learned",
+                 "--threshold", "0.4", "--min2", "0.3", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["config"]["mode"] == "learned:pairs"
+    bundle = Bundle.open(bundle_copy)
+    engine = Engine(bundle, "fold0")
+    f = pair_features(engine)
+    prob = load_model(bundle_copy / "models" / "pairs", bundle.manifest.dataset["sha256"],
+                      f.names).probabilities(f)
+    cfg = MatchConfig("learned", ("learned:pairs",), (0.4,), min2=(0.3,))
+    ev = engine.evaluate(cfg)
+    np.testing.assert_array_equal(ev.stage.score[f.rows, f.cols], prob)
+    assert (ev.pred[f.rows, f.cols] >= (prob >= np.float32(0.4))).all()  # Min2 only adds
+    assert out["metrics"]["f1"] == pytest.approx(ev.metrics.f1, abs=1e-9)
+
+
+def test_the_learned_mode_without_a_model_is_one_line(bundle_copy, capsys):
+    code = main(["evaluate", str(bundle_copy), "--scope", "fold0", "--mode", "learned:x",
+                 "--threshold", "0.5"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no model 'x' in this bundle" in err and "explorer learn" in err
+    assert len(err.strip().splitlines()) == 1

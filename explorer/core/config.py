@@ -236,8 +236,15 @@ def _flag(value: Any, what: str) -> bool:
 
 
 def parse_mode(text: str) -> tuple[str, tuple[str, ...], tuple[float, ...] | None]:
-    """'tfidf' | 'union:A,B' | 'sum:A,B[:wA,wB]' | 'prob:A,B' -> (mode, modalities, weights)."""
+    """'tfidf' | 'union:A,B' | 'sum:A,B[:wA,wB]' | 'prob:A,B' | 'learned[:NAME]' ->
+    (mode, modalities, weights); a derived mode's one modality is 'learned:NAME'."""
     parts = text.strip().split(":")
+    spec = modes.find(parts[0])
+    if spec is not None and spec.derived:  # learned[:NAME]: the model is its modality
+        name = parts[1].strip() if len(parts) == 2 else modes.learned.DEFAULT_MODEL
+        if len(parts) > 2 or not name:
+            raise ConfigError(f"mode {_show(text)}: {parts[0]} or {parts[0]}:NAME")
+        return spec.name, (f"{spec.name}:{name}",), None
     if len(parts) == 1:
         if not parts[0] or "," in parts[0]:
             raise ConfigError(f"mode {_show(text)}: name one modality, or a fusion like sum:A,B")

@@ -138,6 +138,8 @@ class ScopeData:
     k: int = 50
     # the titles as shown, indexed by global row (a TextColumn), made on first use
     titles: Callable[[], Any] | None = None
+    # (engine, "learned:NAME") -> the (n, C) scores of a derived modality (a model's)
+    derive: Callable[[Any, str], np.ndarray] | None = None
 
 
 def scope_data(bundle: Bundle, scope: str) -> ScopeData:
@@ -148,7 +150,14 @@ def scope_data(bundle: Bundle, scope: str) -> ScopeData:
     return ScopeData(graph, None if codes is None else codes[graph.rows],
                      lambda rows, cols: quantity_table(bundle).conflicts(rows, cols),
                      lambda name: _bundle_space(bundle, scope, graph.rows, name),
-                     bundle.manifest.k, lambda: decoded_titles(bundle))
+                     bundle.manifest.k, lambda: decoded_titles(bundle),
+                     lambda engine, name: _derived_scores(bundle, engine, name))
+
+
+def _derived_scores(bundle: Bundle, engine: Engine, name: str) -> np.ndarray:
+    from explorer.core.pair_model import learned_scores  # LightGBM only when asked for
+
+    return learned_scores(bundle, engine, name)
 
 
 def _bundle_space(bundle: Bundle, scope: str, rows: np.ndarray, name: str) -> Space:
@@ -200,6 +209,7 @@ class Engine:
         # raise to abandon a superseded computation (nothing half-computed is cached)
         self.checkpoint: Callable[[], None] | None = None
         self._graph_conflicts: np.ndarray | None = None
+        self._derived: dict[str, np.ndarray] = {}  # a derived modality's scores, once
 
     @property
     def n(self) -> int:
@@ -250,7 +260,20 @@ class Engine:
             self._spaces[name] = self.data.spaces(name)
         return self._spaces[name]
 
+    def sims(self, modality: str) -> np.ndarray:
+        """The (n, C) similarity of a modality of the graph, or a derived one's scores."""
+        return self._derived[modality] if modality in self._derived else \
+            self.graph.sims[modality]
+
     def _check(self, cfg: MatchConfig) -> None:
+        if cfg.spec.derived:
+            name = cfg.modalities[0]
+            if name not in self._derived:
+                if self.data.derive is None:
+                    raise ConfigError(f"scope {self.scope}: no models: the {cfg.mode} mode "
+                                      "needs a bundle with one (explorer learn)")
+                self._derived[name] = self.data.derive(self, name)
+            return
         for m in cfg.modalities:
             if m not in self.modalities:
                 raise ConfigError(f"modality {m!r} is not in this bundle "
@@ -267,7 +290,7 @@ class Engine:
 
     def _stage0(self, cfg: MatchConfig) -> Stage:
         g = self.graph
-        cand, true, sims = g.cand, self._true0, {m: g.sims[m] for m in cfg.modalities}
+        cand, true, sims = g.cand, self._true0, {m: self.sims(m) for m in cfg.modalities}
         conflict = self.graph_conflicts if cfg.units else None
         topk = None
         if cfg.spec.columns == "own":  # keep only the modality's own top-K columns

@@ -18,14 +18,34 @@ The INB-blended similarity is not computed yet (issue 11, a later step)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
-from explorer.core.engine import BLOCK_ROWS, Engine
+from explorer.core.graph import ScopeGraph
 from explorer.core.spaces import in_threads
 from explorer.core.title_features import TITLE_FEATURES, title_features
 
-__all__ = ["PER_MODALITY", "PairFeatures", "pair_features"]
+__all__ = ["PER_MODALITY", "PairFeatures", "Scope", "pair_features"]
+
+BLOCK_ROWS = 1 << 15  # pairs compared at a time for `shared10`, on threads
+
+
+class Scope(Protocol):
+    """What the features (and the classifier) read of a scope: explorer.core.engine's
+    Engine is one. A protocol, so that the engine can use the classifier (the learned
+    mode) without the two modules importing each other."""
+
+    scope: str
+    graph: ScopeGraph
+    rows: np.ndarray
+    data: Any            # ScopeData: its `conflicts` and `titles` (None when absent)
+    has_labels: bool
+
+    @property
+    def graph_conflicts(self) -> np.ndarray: ...
+
+    def true_mask(self, cand: np.ndarray) -> np.ndarray: ...
 
 PER_MODALITY = ("sim", "rank", "rank_back", "first_q", "fifth_q", "first_c", "fifth_c",
                 "gap", "shared10")
@@ -55,7 +75,7 @@ class _Lists:
     rank: np.ndarray   # (n, C) float32
 
 
-def pair_features(engine: Engine) -> PairFeatures:
+def pair_features(engine: Scope) -> PairFeatures:
     """Every candidate pair's features (see the module docstring)."""
     g = engine.graph
     live = g.cand >= 0

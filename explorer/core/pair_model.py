@@ -21,15 +21,14 @@ import numpy as np
 
 from explorer.core.atomic_write import write_atomic
 from explorer.core.config import ConfigError
-from explorer.core.engine import Engine
-from explorer.core.pair_features import PairFeatures, pair_features
+from explorer.core.pair_features import PairFeatures, Scope, pair_features
 from explorer.core.spaces import search_threads
 
 __all__ = ["PairModel", "load_model", "train_model"]
 
 FORMAT = 1
 TEST_SCOPE = "fold0"
-MODEL_FILE, META_FILE = "model.txt", "model.json"
+MODELS, MODEL_FILE, META_FILE = "models", "model.txt", "model.json"
 MAX_MODEL_BYTES = 256 << 20
 PARSE_TIMEOUT_S = 120
 PARAMS = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 63,
@@ -69,7 +68,7 @@ class PairModel:
                                                            .encode("utf-8")))
 
 
-def _labelled_pairs(engine: Engine) -> tuple[PairFeatures, np.ndarray]:
+def _labelled_pairs(engine: Scope) -> tuple[PairFeatures, np.ndarray]:
     """The scope's pair features and whether each pair is one product."""
     if not engine.has_labels:
         raise ConfigError(f"learning needs labels: scope {engine.scope} has no label_group")
@@ -79,7 +78,7 @@ def _labelled_pairs(engine: Engine) -> tuple[PairFeatures, np.ndarray]:
     return f, engine.true_mask(engine.graph.cand)[f.rows, f.cols]
 
 
-def train_model(train: list[Engine], select: Engine, dataset_sha256: str, *,
+def train_model(train: list[Scope], select: Scope, dataset_sha256: str, *,
                 rounds: int = 2000, patience: int = 50, seed: int = 0) -> PairModel:
     """A classifier of the train scopes' candidate pairs, early-stopped on the select
     scope's (log loss); one line when a scope has no labels, is fold 0, or a train scope
@@ -145,6 +144,29 @@ def load_model(folder: Path, dataset_sha256: str, available: tuple[str, ...]) ->
         raise ConfigError(f"{model_path}: its features differ from {META_FILE}'s")
     return PairModel(booster, tuple(meta["features"]), meta["dataset_sha256"],
                      tuple(meta["train"]), meta["select"], meta["best_iteration"])
+
+
+def learned_scores(bundle, engine: Scope, modality: str) -> np.ndarray:
+    """The (n, C) scores of `learned:NAME` on the engine's scope: the probability of every
+    candidate pair of the graph by the bundle's model models/NAME (1 for the query
+    itself, -inf at padding). One line when there is no such model or it does not fit."""
+    from explorer.core.bundle import BundleError
+    from explorer.core.bundle.files import bundle_file
+
+    name = modality.partition(":")[2]
+    try:
+        meta = bundle_file(bundle.root, bundle.real_root, f"{MODELS}/{name}/{META_FILE}")
+        bundle_file(bundle.root, bundle.real_root, f"{MODELS}/{name}/{MODEL_FILE}")
+    except BundleError as exc:
+        raise ConfigError(f"no model {name!r} in this bundle ({exc}): train one with "
+                          f"explorer learn --name {name}") from None
+    f = pair_features(engine)
+    model = load_model(meta.parent, str(bundle.manifest.dataset.get("sha256", "")), f.names)
+    g = engine.graph
+    scores = np.full(g.cand.shape, -np.inf, np.float32)
+    scores[:, 0] = 1.0
+    scores[f.rows, f.cols] = model.probabilities(f)
+    return scores
 
 
 def _parses_apart(path: Path) -> None:

@@ -169,7 +169,8 @@ def candidate_modes(modalities: Iterable[str]) -> list[MatchConfig]:
     each fusion, a weighted one once per vector of its weight grid."""
     mods = tuple(modalities)
     out = [MatchConfig(mode.name, (m,), (0.5,))
-           for mode in modes.MODES.values() if not mode.fusion for m in mods]
+           for mode in modes.MODES.values() if not mode.fusion and not mode.derived
+           for m in mods]
     for r in range(2, len(mods) + 1):
         for sub in itertools.combinations(mods, r):
             for mode in modes.fusions():

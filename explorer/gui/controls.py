@@ -223,7 +223,8 @@ class ControlsPanel(QWidget):
         self._scopes, self._modalities = list(scopes), list(modalities)
         names = [n for n, _ in modalities]
         # each modality under every one-modality mode, then the fusions (explorer.core.modes)
-        self._modes = [(m.name, n) for m in modes.MODES.values() if not m.fusion
+        self._modes = [(m.name, n) for m in modes.MODES.values()
+                       if not m.fusion and not m.derived
                        for n in names]
         if len(names) >= 2:
             self._modes += [(m.name, None) for m in modes.fusions()]

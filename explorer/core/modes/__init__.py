@@ -5,14 +5,14 @@ read its properties, so adding a mode is adding a module and a line here."""
 
 from __future__ import annotations
 
-from explorer.core.modes import prob_fusion, single, sum_fusion, union
+from explorer.core.modes import learned, prob_fusion, single, sum_fusion, union
 from explorer.core.modes.base import NEG, Mode
 
 __all__ = ["MODES", "NEG", "Mode", "find", "fusions", "names"]
 
 # in the order `best` tries them and the controls list them
 MODES: dict[str, Mode] = {m.name: m for m in (single.MODE, union.MODE, sum_fusion.MODE,
-                                              prob_fusion.MODE)}
+                                              prob_fusion.MODE, learned.MODE)}
 
 
 def names() -> tuple[str, ...]:

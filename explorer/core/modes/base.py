@@ -36,6 +36,9 @@ class Mode:
     score: Scorer
     # the weight vectors `best` tries for r modalities (weighted modes), else [None]
     weight_grid: Callable[[int], list[tuple[float, ...] | None]] = lambda r: [None]
+    # its one modality is derived by the engine ("NAME:model", e.g. learned:pairs), not
+    # one of the bundle's: not offered per bundle modality, nor tried by `best` yet
+    derived: bool = False
 
     def __post_init__(self) -> None:
         if self.columns not in COLUMNS:
