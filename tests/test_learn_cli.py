@@ -115,3 +115,22 @@ def test_the_learned_mode_without_a_model_is_one_line(bundle_copy, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "no model 'x' in this bundle" in err and "explorer learn" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_best_also_tries_the_bundles_models(bundle_copy, capsys):
+    from explorer.core.pair_model import bundle_models, learned_modalities
+    from explorer.core.tune import best, candidate_modes
+
+    bundle = Bundle.open(bundle_copy)
+    assert bundle_models(bundle) == [] and learned_modalities(bundle) == []
+    assert run(capsys, bundle_copy, "--rounds", "40")[0] == 0
+    (bundle_copy / "models" / ".half.x").mkdir()  # a model being written: not listed
+    (bundle_copy / "models" / "broken").mkdir()   # no files: not listed
+    assert bundle_models(bundle) == ["pairs"]
+    names = learned_modalities(bundle)
+    assert names == ["learned:pairs"]
+    cands = candidate_modes(["tfidf", "phash"], names)
+    assert cands[-1].mode == "learned" and cands[-1].modalities == ("learned:pairs",)
+    assert cands[:-1] == candidate_modes(["tfidf", "phash"])  # the rest as without models
+    results = best(Engine(bundle, "fold1"), ["tfidf", "phash"], max_inb=0, derived=names)
+    assert any(r.config.mode == "learned" for r in results)

@@ -13,6 +13,7 @@ import numpy as np
 from explorer.core.bundle import Bundle
 from explorer.core.config import THRESHOLD_RANGE, ConfigError, MatchConfig
 from explorer.core.engine import Engine, Evaluation
+from explorer.core.pair_model import learned_modalities
 from explorer.core.sweep import sweep, with_param
 from explorer.core.tune import best, tune
 
@@ -90,7 +91,8 @@ def run(bundle: Bundle, *, scope: str, cfg: MatchConfig | None, tune_on: str | N
     if search_best:
         tuner = Engine(bundle, tune_on) if tune_on and tune_on != scope else engine
         mods = modalities or engine.modalities
-        results = best(tuner, mods, exact=bool(cfg and cfg.inb_exact), progress=progress)
+        results = best(tuner, mods, exact=bool(cfg and cfg.inb_exact), progress=progress,
+                       derived=learned_modalities(bundle))
         cfg = results[0].config
         candidates = [{"config": r.config.to_dict(), "tuned_f1": r.f1} for r in results[:10]]
         tune_on = tuner.scope

@@ -15,8 +15,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 
 from explorer.core.atomic_write import write_atomic
@@ -39,7 +39,7 @@ PARAMS = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 63,
 
 @dataclass(frozen=True)
 class PairModel:
-    booster: lgb.Booster
+    booster: Any                        # lightgbm.Booster
     features: tuple[str, ...]
     dataset_sha256: str
     train_scopes: tuple[str, ...]
@@ -83,6 +83,8 @@ def train_model(train: list[Scope], select: Scope, dataset_sha256: str, *,
     """A classifier of the train scopes' candidate pairs, early-stopped on the select
     scope's (log loss); one line when a scope has no labels, is fold 0, or a train scope
     has no pair of one product among its candidates."""
+    import lightgbm as lgb  # imported when used: `explorer evaluate` need not load it
+
     if not train:
         raise ConfigError("learning needs at least one train scope")
     parts = []
@@ -111,6 +113,8 @@ def load_model(folder: Path, dataset_sha256: str, available: tuple[str, ...]) ->
     malformed, it was trained on another dataset, it needs features that `available` lacks,
     its text changed since it was saved, or LightGBM cannot parse it (in a child process
     first: a tampered file is never run, only parsed, and cannot crash this one)."""
+    import lightgbm as lgb
+
     meta_path, model_path = folder / META_FILE, folder / MODEL_FILE
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -144,6 +148,34 @@ def load_model(folder: Path, dataset_sha256: str, available: tuple[str, ...]) ->
         raise ConfigError(f"{model_path}: its features differ from {META_FILE}'s")
     return PairModel(booster, tuple(meta["features"]), meta["dataset_sha256"],
                      tuple(meta["train"]), meta["select"], meta["best_iteration"])
+
+
+def bundle_models(bundle: Any) -> list[str]:
+    """Names of the models stored in the bundle (models/NAME holding both files, each a
+    regular file inside the bundle), sorted."""
+    from explorer.core.bundle import BundleError
+    from explorer.core.bundle.files import bundle_file
+
+    folder = bundle.root / MODELS
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    names = []
+    for child in sorted(folder.iterdir()):
+        if child.name.startswith(".") or not child.is_dir() or child.is_symlink():
+            continue  # a model being written (.NAME.*) or anything else
+        try:
+            for f in (META_FILE, MODEL_FILE):
+                bundle_file(bundle.root, bundle.real_root, f"{MODELS}/{child.name}/{f}")
+        except BundleError:
+            continue
+        names.append(child.name)
+    return names
+
+
+def learned_modalities(bundle: Any) -> list[str]:
+    """The derived modalities of the bundle's models (`learned:NAME`), which `--best`
+    and the app's Best search also try."""
+    return [f"learned:{name}" for name in bundle_models(bundle)]
 
 
 def learned_scores(bundle, engine: Scope, modality: str) -> np.ndarray:

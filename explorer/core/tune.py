@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.core import modes
-from explorer.core.config import THRESHOLD_RANGE, InbStage, MatchConfig
+from explorer.core.config import THRESHOLD_RANGE, ConfigError, InbStage, MatchConfig
 from explorer.core.engine import Engine, Stage
 from explorer.core.sweep import min2_gain, stage_events, sweep, sweep_events, with_param
 
@@ -163,10 +163,12 @@ def tune_chain(engine: Engine, cfg: MatchConfig, depth: int) -> list[Tuned]:
     return out
 
 
-def candidate_modes(modalities: Iterable[str]) -> list[MatchConfig]:
+def candidate_modes(modalities: Iterable[str], derived: Iterable[str] = ()
+                    ) -> list[MatchConfig]:
     """Every mode `best` tries, in the registry's order (explorer.core.modes): each
     modality alone under every one-modality mode, then for every subset of two or more
-    each fusion, a weighted one once per vector of its weight grid."""
+    each fusion, a weighted one once per vector of its weight grid; then each derived
+    modality (`learned:NAME`, a model of the bundle) under its mode."""
     mods = tuple(modalities)
     out = [MatchConfig(mode.name, (m,), (0.5,))
            for mode in modes.MODES.values() if not mode.fusion and not mode.derived
@@ -176,21 +178,29 @@ def candidate_modes(modalities: Iterable[str]) -> list[MatchConfig]:
             for mode in modes.fusions():
                 out.extend(MatchConfig(mode.name, sub, (0.5,) * mode.n_thresholds(r),
                                        weights=w) for w in mode.weight_grid(r))
+    for name in derived:
+        mode = modes.find(name.partition(":")[0])
+        if mode is None or not mode.derived:
+            raise ConfigError(f"{name}: not a derived modality (expected e.g. learned:NAME)")
+        out.append(MatchConfig(mode.name, (name,), (0.5,)))
     return out
 
 
 def best(engine: Engine, modalities: Iterable[str], *, max_inb: int = 3,
          units: Iterable[bool] = (False, True), min2: Iterable[bool] = (False, True),
-         exact: bool = False, progress: Callable[[str], None] | None = None) -> list[Tuned]:
+         exact: bool = False, progress: Callable[[str], None] | None = None,
+         derived: Iterable[str] = ()) -> list[Tuned]:
     """Search mode, fusion weights, Min2, INB depth (0..max_inb) and the unit filter for
     the best mean F1 on the engine's scope. Returns every tried configuration, best first.
     Sum weights are chosen without INB; then the best weights of each modality subset, per
-    (Min2, units), get INB (so a larger set of modalities never does worse than a subset)."""
+    (Min2, units), get INB (so a larger set of modalities never does worse than a subset).
+    `derived` adds modalities the engine derives (`learned:NAME`: the bundle's models)."""
     results: list[Tuned] = []
+    derived = tuple(derived)
     units, min2 = tuple(units), tuple(min2)
     for u, m2 in itertools.product(units, min2):
         best_sum: dict[tuple[str, ...], Tuned] = {}
-        for cfg in candidate_modes(modalities):
+        for cfg in candidate_modes(modalities, derived):
             cfg = cfg.replace(units=u, inb_exact=exact,
                               min2=(tuple(_looser(t) for t in cfg.thresholds) if m2 else None))
             if progress:
