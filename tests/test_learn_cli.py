@@ -134,3 +134,12 @@ def test_best_also_tries_the_bundles_models(bundle_copy, capsys):
     assert cands[:-1] == candidate_modes(["tfidf", "phash"])  # the rest as without models
     results = best(Engine(bundle, "fold1"), ["tfidf", "phash"], max_inb=0, derived=names)
     assert any(r.config.mode == "learned" for r in results)
+
+
+def test_the_apps_best_search_leaves_models_out_until_the_app_shows_them(bundle_copy, capsys):
+    """The app's controls cannot show the learned mode yet: its Best search (Session.best)
+    must not hand them one, whatever the bundle holds."""
+    from explorer.core.session import Session
+
+    assert run(capsys, bundle_copy, "--rounds", "40")[0] == 0
+    assert Session(Bundle.open(bundle_copy)).best("fold1").mode != "learned"

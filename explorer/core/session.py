@@ -19,7 +19,6 @@ from explorer.core.bundle import Bundle
 from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.metrics import Metrics
-from explorer.core.pair_model import learned_modalities
 from explorer.core.tune import best, candidate_modes, tune
 
 ENGINES = 3  # scopes whose engines a session keeps (see Session.engine)
@@ -161,8 +160,7 @@ class Session:
         if not engine.has_labels:
             raise ConfigError("the best search needs labels: this bundle has no label_group")
         mods = [name for name, _ in self.modalities]
-        derived = learned_modalities(self.bundle)
-        total, done = len(candidate_modes(mods, derived)) * 4, 0  # x (units, Min2) on / off
+        total, done = len(candidate_modes(mods)) * 4, 0  # x (units, Min2) on / off
 
         def step(_label: str) -> None:
             nonlocal done
@@ -172,4 +170,6 @@ class Session:
             done += 1
 
         with cancellable(engine, cancelled):  # INB stages of the search yield too
-            return best(engine, mods, progress=step, derived=derived)[0].config
+            # the bundle's models (learned:NAME) are not searched here until the app's
+            # controls show that mode (issue 11); `explorer evaluate --best` does search them
+            return best(engine, mods, progress=step)[0].config
