@@ -136,10 +136,20 @@ def test_best_also_tries_the_bundles_models(bundle_copy, capsys):
     assert any(r.config.mode == "learned" for r in results)
 
 
-def test_the_apps_best_search_leaves_models_out_until_the_app_shows_them(bundle_copy, capsys):
+def test_the_apps_best_search_leaves_models_out_until_the_app_shows_them(bundle_copy, capsys,
+                                                                         monkeypatch):
     """The app's controls cannot show the learned mode yet: its Best search (Session.best)
-    must not hand them one, whatever the bundle holds."""
-    from explorer.core.session import Session
+    must not search the bundle's models, whatever the bundle holds."""
+    from explorer.core import session as session_module
 
     assert run(capsys, bundle_copy, "--rounds", "40")[0] == 0
-    assert Session(Bundle.open(bundle_copy)).best("fold1").mode != "learned"
+    searched: list[tuple] = []
+    real = session_module.best
+
+    def spy(engine, mods, **kw):
+        searched.append(tuple(kw.get("derived", ())))
+        return real(engine, mods, **kw)
+
+    monkeypatch.setattr(session_module, "best", spy)
+    cfg = session_module.Session(Bundle.open(bundle_copy)).best("fold1")
+    assert searched == [()] and cfg.mode != "learned"
