@@ -93,3 +93,13 @@ def test_foreign_incomplete_or_tampered_models_are_refused(bundle, model, tmp_pa
         (tmp_path / "model.json").write_text(json.dumps({**meta, "model_sha256": digest}))
         with pytest.raises(ConfigError, match="not a LightGBM model"):
             load_model(tmp_path, SHA, names)
+
+
+def test_a_lightgbm_that_cannot_load_is_one_line(bundle, monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # import raises ImportError
+    with pytest.raises(ConfigError, match=r"LightGBM cannot be loaded.*libgomp1"):
+        train_model([Engine(bundle, "fold2")], Engine(bundle, "fold1"), SHA)
+    with pytest.raises(ConfigError, match="LightGBM cannot be loaded"):
+        load_model(tmp_path, SHA, ())

@@ -83,8 +83,7 @@ def train_model(train: list[Scope], select: Scope, dataset_sha256: str, *,
     """A classifier of the train scopes' candidate pairs, early-stopped on the select
     scope's (log loss); one line when a scope has no labels, is fold 0, or a train scope
     has no pair of one product among its candidates."""
-    import lightgbm as lgb  # imported when used: `explorer evaluate` need not load it
-
+    lgb = _lightgbm()
     if not train:
         raise ConfigError("learning needs at least one train scope")
     parts = []
@@ -113,8 +112,7 @@ def load_model(folder: Path, dataset_sha256: str, available: tuple[str, ...]) ->
     malformed, it was trained on another dataset, it needs features that `available` lacks,
     its text changed since it was saved, or LightGBM cannot parse it (in a child process
     first: a tampered file is never run, only parsed, and cannot crash this one)."""
-    import lightgbm as lgb
-
+    lgb = _lightgbm()
     meta_path, model_path = folder / META_FILE, folder / MODEL_FILE
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -199,6 +197,17 @@ def learned_scores(bundle, engine: Scope, modality: str) -> np.ndarray:
     scores[:, 0] = 1.0
     scores[f.rows, f.cols] = model.probabilities(f)
     return scores
+
+
+def _lightgbm() -> Any:
+    """LightGBM, imported when a model is trained or loaded (`explorer evaluate` and the
+    app need not load it); a library that cannot load is one line saying why."""
+    try:
+        import lightgbm
+    except (ImportError, OSError) as exc:  # OSError: its OpenMP runtime is missing
+        raise ConfigError(f"LightGBM cannot be loaded ({exc}); on Linux it needs the "
+                          "OpenMP runtime: apt install libgomp1") from None
+    return lightgbm
 
 
 def _parses_apart(path: Path) -> None:
