@@ -36,6 +36,7 @@ from explorer.core.config import InbStage, MatchConfig
 from explorer.core.engine import Engine
 from explorer.core.error_pairs import error_pairs
 from explorer.core.metrics import query_metrics
+from explorer.core.pair_model import learned_modalities
 from explorer.core.spaces import DenseSpace
 from explorer.core.sweep import sweep
 
@@ -85,7 +86,9 @@ def bench_recompute(bundle: Bundle, repeats: int) -> Engine:
         engine = Engine(bundle, "all")
     figure(f"Engine(bundle, 'all') construction ({engine.n} queries, "
            f"{engine.graph.cand.shape[1]} candidate columns)", t.ms, "ms")
-    for base in (TFIDF, UNION, SUM):
+    # and the bundle's learned classifiers (`explorer learn BUNDLE` adds one)
+    learned = [MatchConfig("learned", (m,), (0.5,)) for m in learned_modalities(bundle)]
+    for base in (TFIDF, UNION, SUM, *learned):
         for cfg in (base, with_min2(base)):
             engine.evaluate(cfg)  # the stage is computed and cached, as after the first move
             t0 = cfg.thresholds[0]
