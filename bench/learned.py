@@ -22,10 +22,11 @@ from results import cpu_model
 
 from explorer.core.bundle import Bundle
 from explorer.core.config import MatchConfig
-from explorer.core.engine import Engine, ScopeData
+from explorer.core.engine import Engine
 from explorer.core.graph import ScopeGraph
 from explorer.core.pair_features import pair_features
 from explorer.core.pair_model import train_model
+from explorer.core.scope_data import ScopeData
 from explorer.core.tune import tune
 
 

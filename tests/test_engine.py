@@ -9,8 +9,9 @@ import pytest
 
 from explorer.core.bundle import Bundle
 from explorer.core.config import ConfigError, InbStage, MatchConfig
-from explorer.core.engine import Engine, Stage, blend_weights, quantity_table
+from explorer.core.engine import Engine, Stage, blend_weights
 from explorer.core.metrics import query_metrics, set_metrics
+from explorer.core.scope_data import quantity_table
 from explorer.core.spaces import DenseSpace
 
 

@@ -8,8 +8,9 @@ import pytest
 
 from explorer.core.bundle import Bundle
 from explorer.core.config import ConfigError, InbStage, MatchConfig
-from explorer.core.engine import Engine, ScopeData, scope_data
+from explorer.core.engine import Engine
 from explorer.core.graph import ScopeGraph
+from explorer.core.scope_data import ScopeData, scope_data
 
 CONFIGS = [MatchConfig("single", ("tfidf",), (0.5,), min2=(0.3,)),
            MatchConfig("sum", ("tfidf", "phash"), (0.6,), units=True),

@@ -11,8 +11,9 @@ import pytest
 from rapidfuzz import fuzz
 
 from explorer.core.bundle import Bundle
-from explorer.core.engine import Engine, ScopeData
+from explorer.core.engine import Engine
 from explorer.core.pair_features import PER_MODALITY, SHARED, pair_features
+from explorer.core.scope_data import ScopeData
 from explorer.core.title_features import TITLE_FEATURES
 from explorer.core.titles import decoded_titles
 

@@ -13,9 +13,10 @@ import pytest
 
 from explorer.core.bundle import Bundle
 from explorer.core.config import ConfigError
-from explorer.core.engine import Engine, ScopeData
+from explorer.core.engine import Engine
 from explorer.core.pair_features import pair_features
 from explorer.core.pair_model import load_model, train_model
+from explorer.core.scope_data import ScopeData
 
 SHA = "a" * 64
 

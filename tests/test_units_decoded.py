@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from explorer.core.engine import quantity_table
+from explorer.core.scope_data import quantity_table
 
 
 def test_escaped_amounts_are_read_decoded():

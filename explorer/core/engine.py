@@ -20,10 +20,10 @@ from scipy import sparse
 
 from explorer.core.bundle import Bundle, BundleError
 from explorer.core.config import ConfigError, MatchConfig
-from explorer.core.graph import ScopeGraph, build_graph, load_graph
+from explorer.core.graph import ScopeGraph, build_graph
 from explorer.core.metrics import Metrics, query_metrics
-from explorer.core.spaces import BitSpace, DenseSpace, Space, SparseSpace, in_threads
-from explorer.core.titles import decoded_titles
+from explorer.core.scope_data import ScopeData, scope_data
+from explorer.core.spaces import Space, in_threads
 
 STAGE_CACHE = 8
 # ...and at most this many bytes of arrays they own (EXPLORER_STAGE_CACHE_MB): at 34k
@@ -95,82 +95,12 @@ class Evaluation:
         return (m.f1, m.precision, m.recall) if m else (np.nan, np.nan, np.nan)
 
 
-def label_codes(bundle: Bundle) -> np.ndarray | None:
-    if "label_codes" not in bundle.derived:
-        labels = bundle.items["label_group"]
-        has = bundle.manifest.has_labels and labels.notna().all()
-        codes = np.asarray(labels.factorize()[0], np.int64) if has else None
-        bundle.derived["label_codes"] = codes
-    return bundle.derived["label_codes"]
-
-
-def quantity_table(bundle: Bundle):
-    if "quantities" not in bundle.derived:
-        from explorer.core.units import QuantityTable
-
-        # the titles as shown (escapes and entities decoded), so the filter and the pair
-        # view's "different amounts" read the same amounts
-        titles = decoded_titles(bundle).tolist()
-        bundle.derived["quantities"] = QuantityTable.from_titles(titles)
-    return bundle.derived["quantities"]
-
-
 def _stage_cache_bytes() -> int:
     try:
         mb = float(os.environ.get("EXPLORER_STAGE_CACHE_MB", STAGE_CACHE_MB))
     except ValueError:
         mb = STAGE_CACHE_MB
     return int(max(mb, 0) * (1 << 20))
-
-
-@dataclass
-class ScopeData:
-    """What an engine computes on, bundle or not: a scope's candidate graph, each of its
-    postings' label code (None: no labels), the unit conflicts of (query, candidate) pairs
-    of global rows (None: no unit filter), each modality's embedding space (None: no INB),
-    K, the width of an exact INB re-search, and the titles. `scope_data` reads them from a
-    bundle; a training step can build them for a selection of its own."""
-
-    graph: ScopeGraph
-    labels: np.ndarray | None
-    conflicts: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-    spaces: Callable[[str], Space] | None = None
-    k: int = 50
-    # the titles as shown, indexed by global row (a TextColumn), made on first use
-    titles: Callable[[], Any] | None = None
-    # (engine, "learned:NAME") -> the (n, C) scores of a derived modality (a model's)
-    derive: Callable[[Any, str], np.ndarray] | None = None
-
-
-def scope_data(bundle: Bundle, scope: str) -> ScopeData:
-    """A bundle scope's ScopeData: its graph (checked, memory-mapped), labels, the unit
-    filter over its titles as shown, and its modalities' embeddings."""
-    graph = load_graph(bundle, scope)
-    codes = label_codes(bundle)
-    return ScopeData(graph, None if codes is None else codes[graph.rows],
-                     lambda rows, cols: quantity_table(bundle).conflicts(rows, cols),
-                     lambda name: _bundle_space(bundle, scope, graph.rows, name),
-                     bundle.manifest.k, lambda: decoded_titles(bundle),
-                     lambda engine, name: _derived_scores(bundle, engine, name))
-
-
-def _derived_scores(bundle: Bundle, engine: Engine, name: str) -> np.ndarray:
-    from explorer.core.pair_model import learned_scores  # LightGBM only when asked for
-
-    return learned_scores(bundle, engine, name)
-
-
-def _bundle_space(bundle: Bundle, scope: str, rows: np.ndarray, name: str) -> Space:
-    mod = bundle.manifest.modality(name)
-    # rows without an embedding (an image that could not be read) must stay nobody's
-    # neighbour through INB and exact re-search too
-    present = bundle.present(name)
-    present = None if present is None else np.asarray(present)[rows]
-    if mod.storage == "sparse":
-        return SparseSpace(bundle.sparse(name, scope))
-    if mod.storage == "bits":
-        return BitSpace(np.asarray(bundle.embeddings(name))[rows], present=present)
-    return DenseSpace(np.asarray(bundle.embeddings(name))[rows], present=present)
 
 
 class Engine:
