@@ -136,10 +136,9 @@ def test_best_also_tries_the_bundles_models(bundle_copy, capsys):
     assert any(r.config.mode == "learned" for r in results)
 
 
-def test_the_apps_best_search_leaves_models_out_until_the_app_shows_them(bundle_copy, capsys,
-                                                                         monkeypatch):
-    """The app's controls cannot show the learned mode yet: its Best search (Session.best)
-    must not search the bundle's models, whatever the bundle holds."""
+def test_the_apps_best_search_tries_the_bundles_models(bundle_copy, capsys, monkeypatch):
+    """The app lists the learned mode, so its Best search (Session.best) tries the
+    bundle's models as `explorer evaluate --best` does."""
     from explorer.core import session as session_module
 
     assert run(capsys, bundle_copy, "--rounds", "40")[0] == 0
@@ -151,5 +150,38 @@ def test_the_apps_best_search_leaves_models_out_until_the_app_shows_them(bundle_
         return real(engine, mods, **kw)
 
     monkeypatch.setattr(session_module, "best", spy)
-    cfg = session_module.Session(Bundle.open(bundle_copy)).best("fold1")
-    assert searched == [()] and cfg.mode != "learned"
+    session = session_module.Session(Bundle.open(bundle_copy))
+    assert session.derived == ["learned:pairs"]
+    session.best("fold1")
+    assert searched == [("learned:pairs",)]
+
+
+def test_the_app_lists_and_shows_the_learned_mode(bundle_copy, capsys, qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QComboBox, QSpinBox
+
+    from explorer.core.config import MatchConfig
+    from explorer.core.session import Session
+    from explorer.gui.app import app_context
+    from explorer.gui.main_window import MainWindow
+    from explorer.gui.settings import AppSettings
+
+    assert run(capsys, bundle_copy, "--rounds", "40")[0] == 0
+    settings = AppSettings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    w = MainWindow(Session(Bundle.open(bundle_copy)), bundle_copy, app_context(settings))
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.viewApplied, timeout=60_000):
+        w.show()
+    combo = w.controls.findChild(QComboBox, "modeCombo")
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert texts[-1] == "learned:pairs (classifier)"
+    with qtbot.waitSignal(w.viewApplied, timeout=60_000):
+        combo.setCurrentIndex(len(texts) - 1)
+    cfg = w.config
+    assert cfg.mode == "learned" and cfg.modalities == ("learned:pairs",)
+    spin = w.controls.findChild(QSpinBox, "inbIterations")
+    assert not spin.isEnabled() and "learned:pairs does not have" in spin.toolTip()
+    want = Engine(Bundle.open(bundle_copy), w.scope).evaluate(
+        MatchConfig("learned", ("learned:pairs",), cfg.thresholds, min2=cfg.min2))
+    assert w.view.snapshot.metrics.f1 == pytest.approx(want.metrics.f1, abs=1e-9)
+    w.worker.stop()

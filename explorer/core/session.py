@@ -19,6 +19,7 @@ from explorer.core.bundle import Bundle
 from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.metrics import Metrics
+from explorer.core.pair_model import learned_modalities
 from explorer.core.tune import best, candidate_modes, tune
 
 ENGINES = 3  # scopes whose engines a session keeps (see Session.engine)
@@ -86,6 +87,7 @@ class Session:
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._derived = learned_modalities(bundle)
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -95,6 +97,12 @@ class Session:
     def modalities(self) -> list[tuple[str, str]]:
         """(name, kind) of every modality, in the bundle's order."""
         return [(m.name, m.kind) for m in self.bundle.manifest.modalities]
+
+    @property
+    def derived(self) -> list[str]:
+        """The modalities the engine derives for this bundle: one per stored model
+        (`learned:NAME`), listed when the session opened the bundle."""
+        return list(self._derived)
 
     def engine(self, scope: str) -> Engine:
         """The scope's engine (built on first use). At most ENGINES are kept, the least
@@ -160,7 +168,7 @@ class Session:
         if not engine.has_labels:
             raise ConfigError("the best search needs labels: this bundle has no label_group")
         mods = [name for name, _ in self.modalities]
-        total, done = len(candidate_modes(mods)) * 4, 0  # x (units, Min2) on / off
+        total, done = len(candidate_modes(mods, self._derived)) * 4, 0  # x units, Min2
 
         def step(_label: str) -> None:
             nonlocal done
@@ -170,6 +178,4 @@ class Session:
             done += 1
 
         with cancellable(engine, cancelled):  # INB stages of the search yield too
-            # the bundle's models (learned:NAME) are not searched here until the app's
-            # controls show that mode (issue 11); `explorer evaluate --best` does search them
-            return best(engine, mods, progress=step)[0].config
+            return best(engine, mods, progress=step, derived=self._derived)[0].config

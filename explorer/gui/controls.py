@@ -47,8 +47,8 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_WEIGHT = 0.5  # shown for weights=None; sum fusion normalises, so equal = unweighted
 INB_TIP = ("Iterative neighbourhood blending: replace each embedding by the similarity-"
            "weighted sum of its predicted matches, search again and threshold again.")
-NO_INB_TIP = ("INB blends one embedding space, and a {words} keeps one per modality: "
-              "choose a single modality, sum or prob fusion to use INB.")
+NO_INB_TIP = ("INB blends one embedding space, which {words} does not have: choose a "
+              "single modality, sum or prob fusion to use INB.")
 EXACT_TIP = ("Search the blended embeddings exactly over the whole scope instead of "
              "re-ranking the original top-K candidates.")
 
@@ -91,6 +91,7 @@ class ControlsPanel(QWidget):
         self._state: ViewerState | None = None
         self._scopes: list[str] = []
         self._modalities: list[tuple[str, str]] = []
+        self._derived: list[str] = []  # the bundle's models (learned:NAME)
         self._modes: list[tuple[str, str | None]] = []  # mode combo rows: (mode, modality)
         # what the analyst last set, to restore on the way back through a mode
         self._thr_mem: dict[str, float] = {}
@@ -214,7 +215,8 @@ class ControlsPanel(QWidget):
         return QSize(320, super().sizeHint().height())
 
     # -- public API -----------------------------------------------------------------------
-    def set_choices(self, scopes: list[str], modalities: list[tuple[str, str]]) -> None:
+    def set_choices(self, scopes: list[str], modalities: list[tuple[str, str]],
+                    derived: list[str] | tuple[str, ...] = ()) -> None:
         """The bundle's scopes and its modalities as (name, kind), kind image/text/fused.
         Keeps the current state where it still fits, else falls back to the first modality
         at threshold 0.5 on fold0 (or the first scope). Emits nothing."""
@@ -228,6 +230,10 @@ class ControlsPanel(QWidget):
                        for n in names]
         if len(names) >= 2:
             self._modes += [(m.name, None) for m in modes.fusions()]
+        # then the bundle's models (learned:NAME), each under its derived mode
+        self._derived = list(derived)
+        self._modes += [(m.name, d) for m in modes.MODES.values() if m.derived
+                        for d in derived if d.partition(":")[0] == m.name]
         with QSignalBlocker(self.scope_combo), QSignalBlocker(self.tune_scope), \
                 QSignalBlocker(self.mode_combo), QSignalBlocker(self.fusion_list):
             self.scope_combo.clear()
@@ -237,7 +243,7 @@ class ControlsPanel(QWidget):
             self.tune_scope.setCurrentText("fold1" if "fold1" in scopes else scopes[0])
             self.mode_combo.clear()
             for mode, name in self._modes:
-                kind = dict(modalities).get(name or "", "")
+                kind = dict(modalities).get(name or "", "classifier")
                 self.mode_combo.addItem(f"{name} ({kind})" if name
                                         else modes.MODES[mode].choice)
             self.fusion_list.clear()
@@ -263,7 +269,8 @@ class ControlsPanel(QWidget):
 
     def set_state(self, cfg: MatchConfig, scope: str) -> None:
         """Show `cfg` and `scope` on every widget, emitting nothing."""
-        unknown = [m for m in cfg.modalities if m not in dict(self._modalities)]
+        known = {*dict(self._modalities), *self._derived}
+        unknown = [m for m in cfg.modalities if m not in known]
         if unknown:
             raise ValueError(f"modality {unknown[0]!r} is not among the choices "
                              "(call set_choices first)")
@@ -386,7 +393,8 @@ class ControlsPanel(QWidget):
                                                           for t in cfg.thresholds))
 
         blends = cfg.spec.blends
-        no_inb = NO_INB_TIP.format(words=cfg.spec.words)
+        no_inb = NO_INB_TIP.format(words=f"a {cfg.spec.words}" if cfg.spec.words
+                                   else cfg.label)
         with QSignalBlocker(self.inb_spin):
             self.inb_spin.setValue(len(cfg.inb))
         self.inb_spin.setEnabled(blends)

@@ -115,7 +115,7 @@ class MainWindow(QMainWindow):
         self.worker.failed.connect(self._on_failed)
         self.worker.progress.connect(self._on_progress)
         self.cache = ThumbnailCache(session.bundle, parent=self)
-        names = {n for n, _ in session.modalities}
+        names = {n for n, _ in session.modalities} | set(session.derived)
         doc = self.settings.load_state(self.bundle_path, session.scopes, names)
         tune_on = None
         if doc is None:
@@ -126,7 +126,7 @@ class MainWindow(QMainWindow):
         self.state = ViewerState(session.scopes, names, doc.scope, doc.config, doc.pinned)
         self._build()
         menus.install(self)
-        self.controls.set_choices(list(session.scopes), session.modalities)
+        self.controls.set_choices(list(session.scopes), session.modalities, session.derived)
         self.controls.bind(self.state)
         self.state.subscribe(self._on_state)
         self.request(tune_on=tune_on)
