@@ -9,9 +9,9 @@ nothing but a model this command wrote (never anything else). Fold 0 is never re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -81,8 +81,9 @@ def _check_scopes(train: list[str], select: str) -> None:
 
 
 def _target(path: Path, force: bool) -> Path:
-    """models/NAME, checked before any work: absent, or (with --force) a folder holding
-    only a model this command wrote."""
+    """models/NAME, checked before any work (and again just before the swap: training
+    takes a while): absent, or (with --force) a folder holding only a model this command
+    wrote."""
     parent = path.parent
     if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
         raise ConfigError(f"{parent}: not a folder; refusing to write a model there")
@@ -100,23 +101,41 @@ def _target(path: Path, force: bool) -> Path:
 
 
 def _store(model, target: Path) -> None:
-    """Write the model into a new folder beside `target`, then rename it into place (the
-    old model, checked by _target, is moved aside first and removed last)."""
+    """Write the model into a new folder beside `target`, then rename it into place; an
+    old model (checked again now) is moved aside first and removed last. Only the two
+    files this command writes are ever deleted, and a folder only when that empties it."""
     target.parent.mkdir(exist_ok=True)
+    _target(target, force=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    old = None
+    aside = None
     try:
         model.save(work)
         os.chmod(work, 0o755)
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.rename(target, old / target.name)
+            aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.rename(target, aside / target.name)
         os.rename(work, target)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        if old is not None and (old / target.name).exists() and not target.exists():
-            os.rename(old / target.name, target)  # put the previous model back
+        _remove_model(work)
+        if aside is not None and (aside / target.name).exists() and not target.exists():
+            os.rename(aside / target.name, target)  # put the previous model back
         raise
     finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        if aside is not None:
+            _remove_model(aside / target.name)
+            _remove_empty(aside)
+
+
+def _remove_model(folder: Path) -> None:
+    """Delete model.txt and model.json (regular files only) and the folder if that empties
+    it; anything else found there is left in place."""
+    for name in (MODEL_FILE, META_FILE):
+        f = folder / name
+        if f.is_file() and not f.is_symlink():
+            f.unlink()
+    _remove_empty(folder)
+
+
+def _remove_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # absent, or not empty: left as it is
+        folder.rmdir()

@@ -185,3 +185,25 @@ def test_the_app_lists_and_shows_the_learned_mode(bundle_copy, capsys, qtbot, tm
         MatchConfig("learned", ("learned:pairs",), cfg.thresholds, min2=cfg.min2))
     assert w.view.snapshot.metrics.f1 == pytest.approx(want.metrics.f1, abs=1e-9)
     w.worker.stop()
+
+
+def test_a_file_added_while_training_is_never_deleted(bundle_copy, capsys, monkeypatch):
+    """The model folder is checked again just before the swap: a file that appears there
+    during training makes --force refuse, and the file stays."""
+    from explorer import learn as learn_module
+
+    assert run(capsys, bundle_copy, "--rounds", "20", "--train", "fold2")[0] == 0
+    folder = bundle_copy / "models" / "pairs"
+    real = learn_module.train_model
+
+    def train_then_meddle(*a, **k):
+        model = real(*a, **k)
+        (folder / "notes.txt").write_text("mine")
+        return model
+
+    monkeypatch.setattr(learn_module, "train_model", train_then_meddle)
+    code, _, err = run(capsys, bundle_copy, "--rounds", "20", "--train", "fold3", "--force")
+    assert code == 2 and "did not write" in err
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model.txt", "notes.txt"]
+    assert [p.name for p in (bundle_copy / "models").iterdir()] == ["pairs"]  # no leftovers
