@@ -24,8 +24,7 @@ from explorer.core.bundle import Bundle
 from explorer.core.config import MatchConfig
 from explorer.core.engine import Engine
 from explorer.core.graph import ScopeGraph
-from explorer.core.pair_features import pair_features
-from explorer.core.pair_model import train_model
+from explorer.core.pair_model import pair_scores, train_model
 from explorer.core.scope_data import ScopeData
 from explorer.core.tune import tune
 
@@ -34,10 +33,7 @@ def learned_engine(engine: Engine, model) -> Engine:
     """The scope with one modality, `learned`: the classifier's probability of each
     candidate pair (1 for the query itself, -inf at padding), every candidate in its list."""
     g = engine.graph
-    f = pair_features(engine)
-    prob = np.full(g.cand.shape, -np.inf, np.float32)
-    prob[:, 0] = 1.0
-    prob[f.rows, f.cols] = model.probabilities(f)
+    prob = pair_scores(model, engine)
     topk = np.where(g.cand >= 0, 1, 0).astype(np.uint8)
     graph = ScopeGraph(g.scope, g.rows, g.cand, topk, {"learned": prob}, ("learned",))
     return Engine.from_data(ScopeData(graph, engine.labels, engine.data.conflicts,

@@ -192,8 +192,15 @@ def learned_scores(bundle, engine: Scope, modality: str) -> np.ndarray:
                           f"explorer learn --name {name}") from None
     f = pair_features(engine)
     model = load_model(meta.parent, str(bundle.manifest.dataset.get("sha256", "")), f.names)
-    g = engine.graph
-    scores = np.full(g.cand.shape, -np.inf, np.float32)
+    return pair_scores(model, engine, f)
+
+
+def pair_scores(model: PairModel, engine: Scope, features: PairFeatures | None = None
+                ) -> np.ndarray:
+    """(n, C) scores of the scope's candidate graph by `model`: each pair's probability,
+    1 for the query itself, -inf at padding."""
+    f = pair_features(engine) if features is None else features
+    scores = np.full(engine.graph.cand.shape, -np.inf, np.float32)
     scores[:, 0] = 1.0
     scores[f.rows, f.cols] = model.probabilities(f)
     return scores

@@ -5,17 +5,13 @@ graph's union: the classifier scores them all, not one modality's list."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from explorer.core.modes.base import NEG, Mode, excluded
+from explorer.core.modes import single
+from explorer.core.modes.base import Mode
 
 DEFAULT_MODEL = "pairs"  # what `explorer learn` names a model by default
 
 
-def _score(cfg, cand, sims, topk, conflict):
-    prob = sims[cfg.modalities[0]]
-    return (prob if conflict is None else np.where(excluded(cand, conflict), NEG, prob)), None
-
-
+# scored as one modality is (its probability as it is, the unit filter's pairs excluded);
+# what differs is which pairs: all of the union ("all"), not a list of its own
 MODE = Mode("learned", fusion=False, per_modality=False, weighted=False, blends=False,
-            columns="all", words="", choice="", score=_score, derived=True)
+            columns="all", words="", choice="", score=single.MODE.score, derived=True)
