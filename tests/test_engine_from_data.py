@@ -60,3 +60,32 @@ def test_what_a_scope_without_embeddings_or_titles_cannot_do_is_one_line():
     data.labels = np.array([1, 2, 3])
     with pytest.raises(ValueError, match="3 labels for 4 rows"):
         Engine.from_data(data)
+
+
+def _probability_scope() -> ScopeData:
+    """Four postings whose only score is a derived one (a classifier's probability): A (0)
+    is matched to B (1) at 0.9 and C (2) at 0.8; B and C score each other 0.3; D (3) is
+    alone. Labels: A, B, C one product, D another."""
+    cand = np.array([[0, 1, 2], [1, 0, 2], [2, 0, 1], [3, -1, -1]], np.int32)
+    prob = np.array([[1, 0.9, 0.8], [1, 0.9, 0.3], [1, 0.8, 0.3], [1, -np.inf, -np.inf]],
+                    np.float32)
+    graph = ScopeGraph("hand", np.arange(4), cand, np.ones_like(cand, np.uint8),
+                       {"tfidf": prob}, ("tfidf",))
+    return ScopeData(graph, np.array([5, 5, 5, 6]), derive=lambda engine, name: prob)
+
+
+def test_inb_over_a_classifiers_predicted_neighbours_by_hand():
+    engine = Engine.from_data(_probability_scope())
+    cfg = MatchConfig("learned", ("learned:m",), (0.5,))
+    assert engine.evaluate(cfg).pred[1, 2] == np.False_  # B-C at 0.3: not predicted
+    # one step over the identity space: A' = norm(A + 0.9 B + 0.8 C), B' = norm(B + 0.9 A),
+    # C' = norm(C + 0.8 A), D' = D; B'.C' = 0.9 * 0.8 / (|B + 0.9 A| |C + 0.8 A|)
+    st = engine.stage(cfg.replace(inb=(InbStage(0.3),)))
+    a, b, c = np.array([1, .9, .8]), np.array([.9, 1, 0]), np.array([.8, 0, 1])
+    a, b, c = (v / np.linalg.norm(v) for v in (a, b, c))
+    np.testing.assert_allclose(st.sims["learned:m"][1, 2], b @ c, rtol=1e-6)
+    np.testing.assert_allclose(st.sims["learned:m"][0, 1:], [a @ b, a @ c], rtol=1e-6)
+    assert b @ c == pytest.approx(0.72 / np.sqrt(1.81 * 1.64))
+    ev = engine.evaluate(cfg.replace(inb=(InbStage(0.3),)))
+    assert ev.pred[1, 2] and ev.pred[2, 2]  # the blend joins B and C through A
+    np.testing.assert_allclose(ev.f1, [1, 1, 1, 1])

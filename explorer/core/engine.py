@@ -23,7 +23,7 @@ from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.graph import ScopeGraph, build_graph
 from explorer.core.metrics import Metrics, query_metrics
 from explorer.core.scope_data import ScopeData, scope_data
-from explorer.core.spaces import Space, in_threads
+from explorer.core.spaces import Space, SparseSpace, in_threads
 
 STAGE_CACHE = 8
 # ...and at most this many bytes of arrays they own (EXPLORER_STAGE_CACHE_MB): at 34k
@@ -183,11 +183,19 @@ class Engine:
         return self._graph_conflicts
 
     def space(self, name: str) -> Space:
-        """The scope's embeddings of one modality, for INB and exact re-search."""
+        """The scope's embeddings of one modality, for INB and exact re-search. A derived
+        modality (a classifier's probability) has no embedding: its space is the identity
+        (each posting its own axis), so one INB step makes a posting the score-weighted
+        sum of its predicted neighbours and a pair's new similarity the cosine of the two
+        neighbourhoods, which is INB over the classifier's predicted neighbours."""
         if name not in self._spaces:
-            if self.data.spaces is None:
+            if name in self._derived:
+                eye = sparse.identity(self.n, dtype=np.float32, format="csr")
+                self._spaces[name] = SparseSpace(eye)
+            elif self.data.spaces is None:
                 raise ConfigError(f"scope {self.scope}: no embeddings: INB is not available")
-            self._spaces[name] = self.data.spaces(name)
+            else:
+                self._spaces[name] = self.data.spaces(name)
         return self._spaces[name]
 
     def sims(self, modality: str) -> np.ndarray:

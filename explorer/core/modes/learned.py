@@ -1,7 +1,11 @@
 """Learned: the pair classifier's probability (explorer.core.pair_model) thresholded like
 a similarity. Its one "modality" is the model, `learned:NAME` (the bundle's
 models/NAME), which the engine derives once per scope for every candidate pair of the
-graph's union: the classifier scores them all, not one modality's list."""
+graph's union: the classifier scores them all, not one modality's list.
+
+INB blends over the classifier's predicted neighbours: the model has no embedding, so the
+engine gives it the identity space (explorer.core.engine.Engine.space); after one step a
+pair scores the cosine of the two postings' probability-weighted neighbourhoods."""
 
 from __future__ import annotations
 
@@ -13,5 +17,5 @@ DEFAULT_MODEL = "pairs"  # what `explorer learn` names a model by default
 
 # scored as one modality is (its probability as it is, the unit filter's pairs excluded);
 # what differs is which pairs: all of the union ("all"), not a list of its own
-MODE = Mode("learned", fusion=False, per_modality=False, weighted=False, blends=False,
+MODE = Mode("learned", fusion=False, per_modality=False, weighted=False, blends=True,
             columns="all", words="", choice="", score=single.MODE.score, derived=True)
