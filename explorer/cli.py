@@ -11,7 +11,7 @@ from pathlib import Path
 
 from explorer.core import modes
 from explorer.core.bundle import Bundle, BundleError
-from explorer.core.config import MAX_INB, ConfigError, InbStage, MatchConfig, parse_mode
+from explorer.core.config import MAX_INB, ConfigError, InbStage, MatchConfig, Post, parse_mode
 from explorer.core.state import SettingsDoc, read_settings
 
 
@@ -36,8 +36,18 @@ def _evaluate_parser() -> argparse.ArgumentParser:
                    "each posting's candidates)")
     p.add_argument("--units", action="store_true", help="drop pairs whose titles name "
                    "different quantities (250ml vs 500ml)")
+    p.add_argument("--mutual", type=float, nargs="*", metavar="T",
+                   help="post-processing: keep a pair only when the other posting scores "
+                   "the query back at least T (tuned when T is not given)")
+    p.add_argument("--merge", type=float, nargs="*", metavar="V",
+                   help="post-processing: merge predicted groups, best pair first, toward a "
+                   "mean group size TARGET with groups of at most MAX postings "
+                   "(--merge TARGET MAX; tuned when not given)")
+    p.add_argument("--chisel", type=float, nargs="*", metavar="V",
+                   help="post-processing: a query predicting more than SIZE postings keeps "
+                   "only pairs scoring T or more (--chisel SIZE T; tuned when not given)")
     p.add_argument("--best", action="store_true", help="also search the mode, weights, Min2, "
-                   "INB iterations and the unit filter on --tune-on")
+                   "INB iterations, the unit filter and post-processing on --tune-on")
     p.add_argument("--settings", type=Path, help="settings JSON exported by the app or --json")
     p.add_argument("--export-csv", type=Path, metavar="PATH",
                    help="write predictions as posting_id,matches (competition format)")
@@ -58,8 +68,8 @@ def _config(args: argparse.Namespace, bundle: Bundle,
             doc: SettingsDoc | None) -> tuple[MatchConfig | None, set[str]]:
     """The configuration the flags describe and the names of the parameters they fix."""
     if doc is not None:
-        fixed = {"threshold", "min2", *(f"inb{k}.{p}" for k in range(1, MAX_INB + 1)
-                                         for p in ("threshold", "min2"))}
+        fixed = {"threshold", "min2", "mutual", "merge", "chisel",
+                 *(f"inb{k}.{p}" for k in range(1, MAX_INB + 1) for p in ("threshold", "min2"))}
         return doc.config, (set() if args.tune_on else fixed)
     if args.mode is None:
         if args.best:
@@ -87,9 +97,14 @@ def _config(args: argparse.Namespace, bundle: Bundle,
     fixed |= {f"inb{k + 1}.threshold" for k in range(len(inb_t))}
     stages = tuple(InbStage(inb_t[k] if k < len(inb_t) else 0.5,
                             None if min2 is None else 0.4) for k in range(depth))
-    cfg = MatchConfig(mode, mods, thresholds, weights, min2, stages, args.inb_exact, args.units)
+    post, post_fixed = _post(args)
+    fixed |= post_fixed
+    cfg = MatchConfig(mode, mods, thresholds, weights, min2, stages, args.inb_exact, args.units,
+                      post)
     if not args.tune_on and not args.best:
         missing = [x for x in ("threshold",) if x not in fixed]
+        missing += [x for x in ("mutual", "merge", "chisel")
+                    if getattr(post, x) is not None and x not in fixed]
         missing += [f"inb{k + 1}.threshold" for k in range(len(inb_t), depth)]
         if min2 is not None and "min2" not in fixed:
             missing.append("min2")
@@ -97,6 +112,27 @@ def _config(args: argparse.Namespace, bundle: Bundle,
             raise ConfigError(f"no value for {', '.join(missing)}: give it, or --tune-on SCOPE "
                               "to tune it")
     return cfg, fixed
+
+
+def _post(args: argparse.Namespace) -> tuple[Post, set[str]]:
+    """The post-processing stages the flags switch on (placeholder values where a stage's
+    values are to be tuned) and the names of those given values."""
+    given: dict[str, object] = {}
+    fixed: set[str] = set()
+    shapes = {"mutual": (1, 0.0), "merge": (2, (3.0, 51)), "chisel": (2, (10, 0.9))}
+    for name, (count, default) in shapes.items():
+        values = getattr(args, name)
+        if values is None:
+            continue
+        if values and len(values) != count:
+            usage = {"mutual": "T", "merge": "TARGET MAX", "chisel": "SIZE T"}[name]
+            raise ConfigError(f"--{name}: give {usage}, or no value to tune it")
+        if values:
+            given[name] = values[0] if count == 1 else tuple(values)
+            fixed.add(name)
+        else:
+            given[name] = default
+    return Post(**given), fixed
 
 
 # export kind (explorer.core.export.FRAMES) -> its option's attribute

@@ -92,6 +92,17 @@ def test_json_report_matches_the_core_on_a_harder_bundle(hard_bundle, capsys):
     assert out["metrics"] == core_metrics(hard_bundle, "fold0", out["config"])
 
 
+def test_post_processing_flags_are_tuned_or_kept_and_match_the_core(hard_bundle, capsys):
+    out = evaluate_json(capsys, hard_bundle, "--scope", "fold0", "--tune-on", "fold1",
+                        "--mode", "tfidf", "--mutual", "--merge", "--chisel", "10", "0.95",
+                        "--no-timing")
+    post = out["config"]["post"]
+    assert set(post) == {"mutual", "merge", "chisel"}
+    assert post["chisel"] == {"size": 10, "threshold": 0.95}  # given: kept
+    assert post["merge"]["max_size"] in (5, 10, 25, 51)  # tuned on its grid
+    assert out["metrics"] == core_metrics(hard_bundle, "fold0", out["config"])
+
+
 def test_fixed_threshold_is_kept(tiny_bundle, capsys):
     out = evaluate_json(capsys, tiny_bundle, "--scope", "fold2", "--mode", "phash",
                         "--threshold", "0.8", "--no-timing")
@@ -203,6 +214,13 @@ ERRORS = {
                       ["fold9"]),
     "unknown-tune-scope": (["--mode", "tfidf", "--tune-on", "valid"], ["valid"]),
     "no-mode": (["--threshold", "0.5"], ["--mode"]),
+    "post-untuned": (["--mode", "tfidf", "--threshold", "0.5", "--mutual"], ["mutual",
+                                                                             "--tune-on"]),
+    "merge-one-value": (["--mode", "tfidf", "--threshold", "0.5", "--merge", "3"],
+                        ["--merge", "TARGET MAX"]),
+    "chisel-size-fraction": (["--mode", "tfidf", "--threshold", "0.5", "--chisel", "2.5",
+                              "0.9"], ["chisel size", "whole number"]),
+    "mutual-nan": (["--mode", "tfidf", "--threshold", "0.5", "--mutual", "nan"], ["mutual"]),
     "export-folder-missing": (["--mode", "tfidf", "--threshold", "0.5", "--export-errors",
                                "/nonexistent/errors.csv"], ["--export-errors", "does not exist"]),
 }

@@ -49,6 +49,72 @@ class InbStage:
     min2: float | None = None
 
 
+# a merge's target mean group size and largest group, a chisel's set size: postings
+GROUP_SIZE_RANGE = (1, 100_000)
+
+
+@dataclass(frozen=True)
+class Post:
+    """Graph post-processing after the last stage's selection (explorer.core.post), each
+    stage optional (None: off): `mutual`, the reverse score a pair needs; `merge`,
+    (target mean group size, largest group); `chisel`, (set size, stricter threshold)."""
+
+    mutual: float | None = None
+    merge: tuple[float, int] | None = None
+    chisel: tuple[int, float] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.mutual is not None or self.merge is not None or self.chisel is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.mutual is not None:
+            out["mutual"] = self.mutual
+        if self.merge is not None:
+            out["merge"] = {"target": self.merge[0], "max_size": self.merge[1]}
+        if self.chisel is not None:
+            out["chisel"] = {"size": self.chisel[0], "threshold": self.chisel[1]}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Post:
+        if not isinstance(data, dict):
+            raise ConfigError(f"post: {_show(data)} is not an object")
+        unknown = set(data) - {"mutual", "merge", "chisel"}
+        if unknown:
+            raise ConfigError(f"post: unknown stage(s) {', '.join(sorted(map(str, unknown)))}"
+                              " (expected mutual, merge, chisel)")
+
+        def pair(name: str, keys: tuple[str, str]) -> tuple | None:
+            value = data.get(name)
+            if value is None:
+                return None
+            if not isinstance(value, dict) or set(value) != set(keys):
+                raise ConfigError(f"post.{name}: expected {{{', '.join(keys)}}}, not "
+                                  f"{_show(value)}")
+            return tuple(value[k] for k in keys)
+
+        return cls(data.get("mutual"), pair("merge", ("target", "max_size")),
+                   pair("chisel", ("size", "threshold")))
+
+    def checked(self) -> Post:
+        """The same stages with every number checked and stored as float / int."""
+        lo, hi = THRESHOLD_RANGE
+        glo, ghi = GROUP_SIZE_RANGE
+        mutual = None if self.mutual is None else _number(self.mutual, "mutual", lo, hi)
+        merge = chisel = None
+        if self.merge is not None:
+            target, size = _two(self.merge, "merge")
+            merge = (_number(target, "merge target", glo, ghi),
+                     _integer(size, "merge largest group", 2, ghi))
+        if self.chisel is not None:
+            size, t = _two(self.chisel, "chisel")
+            chisel = (_integer(size, "chisel size", glo, ghi), _number(t, "chisel threshold",
+                                                                      lo, hi))
+        return Post(mutual, merge, chisel)
+
+
 @dataclass(frozen=True)
 class MatchConfig:
     mode: str
@@ -59,6 +125,7 @@ class MatchConfig:
     inb: tuple[InbStage, ...] = field(default_factory=tuple)
     inb_exact: bool = False
     units: bool = False
+    post: Post = field(default_factory=Post)
 
     def __post_init__(self) -> None:
         self._check_values()
@@ -134,6 +201,9 @@ class MatchConfig:
         fix["inb"] = tuple(stages)
         fix["inb_exact"] = _flag(self.inb_exact, "inb_exact")
         fix["units"] = _flag(self.units, "units")
+        if not isinstance(self.post, Post):
+            raise ConfigError(f"post: {_show(self.post)} is not post-processing stages")
+        fix["post"] = self.post.checked()
         for name, value in fix.items():
             object.__setattr__(self, name, value)
 
@@ -170,7 +240,7 @@ class MatchConfig:
             "inb": [{"threshold": s.threshold, "min2": s.min2} for s in self.inb],
             "inb_exact": self.inb_exact,
             "units": self.units,
-        }
+        } | ({"post": self.post.to_dict()} if self.post.active else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MatchConfig:
@@ -200,6 +270,7 @@ class MatchConfig:
             min2=None if min2 is None else _sequence(min2, "min2"),
             inb=tuple(stages), inb_exact=data.get("inb_exact", False),
             units=data.get("units", False),
+            post=Post.from_dict(data.get("post", {})),
         )
 
     def to_json(self) -> str:
@@ -227,6 +298,21 @@ def _number(value: Any, what: str, lo: float, hi: float) -> float:
     if math.isnan(x) or not lo <= x <= hi:  # (NaN fails both comparisons anyway)
         raise ConfigError(f"{what}: {x!r} is not {span}")  # repr: 1.0000001, not 1
     return x
+
+
+def _integer(value: Any, what: str, lo: int, hi: int) -> int:
+    """`value` as an int in [lo, hi] (an integral float such as 3.0 too), else one line."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+            not math.isfinite(value) or value != int(value) or not lo <= value <= hi:
+        raise ConfigError(f"{what}: {_show(value)} is not a whole number in [{lo}, {hi}]")
+    return int(value)
+
+
+def _two(value: Any, what: str) -> tuple:
+    seq = _sequence(value, what)
+    if len(seq) != 2:
+        raise ConfigError(f"{what}: {_show(value)} is not two numbers")
+    return seq
 
 
 def _flag(value: Any, what: str) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from explorer.core import post
 from explorer.core.bundle import Bundle, BundleError
 from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.graph import ScopeGraph, build_graph
@@ -81,6 +82,9 @@ class Evaluation:
     recall: np.ndarray
     f1: np.ndarray
     has_labels: bool
+    # (n, C) int8: what each post-processing stage did to a cell (explorer.core.post
+    # CODES; 0 untouched), None when no stage is on
+    post: np.ndarray | None = None
 
     @property
     def metrics(self) -> Metrics | None:
@@ -346,11 +350,14 @@ class Engine:
     def evaluate(self, cfg: MatchConfig) -> Evaluation:
         st = self.stage(cfg)
         t, m2 = self._stage_params(cfg, len(cfg.inb))
-        pred, min2_col = select(cfg, st, t, m2)
+        code = np.zeros(st.cand.shape, np.int8) if cfg.post.active else None
+        pred, min2_col = select(cfg, st, t, m2, mutual=cfg.post.mutual, code=code)
+        if code is not None:
+            pred = post.apply_post(cfg.post, pred, st.cand, st.score, code)
         n_pred, tp = row_counts(pred, st.true)
         p, r, f = query_metrics(tp, n_pred, self.group_size)
         return Evaluation(cfg, st, pred, min2_col, n_pred, tp, self.group_size, p, r, f,
-                          self.has_labels)
+                          self.has_labels, code)
 
     def describe(self) -> dict[str, Any]:
         return {"scope": self.scope, "n_queries": self.n, "candidates": self.graph.cand.shape[1],
@@ -458,8 +465,10 @@ def union_min2_pick(st: Stage, min2: tuple[float, ...]) -> tuple[np.ndarray, np.
 
 
 def select(cfg: MatchConfig, st: Stage, thresholds: tuple[float, ...],
-           min2: tuple[float, ...] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Threshold a stage and apply Min2. Returns (pred mask, Min2 column or -1)."""
+           min2: tuple[float, ...] | None, *, mutual: float | None = None,
+           code: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Threshold a stage, drop the pairs not scored back at least `mutual` (if given;
+    marked in `code`) and apply Min2. Returns (pred mask, Min2 column or -1)."""
     if st.masked is None:
         pred = st.score >= np.float32(thresholds[0])
     else:
@@ -467,6 +476,10 @@ def select(cfg: MatchConfig, st: Stage, thresholds: tuple[float, ...],
         for s, t in zip(st.masked[1:], thresholds[1:], strict=True):
             pred |= s >= np.float32(t)
     pred[:, 0] = True
+    if mutual is not None:
+        if "reverse" not in st.cache:
+            st.cache["reverse"] = post.reverse_scores(st.cand, st.score)
+        post.mutual_filter(pred, st.cache["reverse"], mutual, code)
     min2_col = np.full(len(pred), -1, np.int64)
     if min2 is None or pred.shape[1] < 2:
         return pred, min2_col
@@ -480,6 +493,8 @@ def select(cfg: MatchConfig, st: Stage, thresholds: tuple[float, ...],
     rows = np.flatnonzero(add)
     pred[rows, col[rows]] = True
     min2_col[rows] = col[rows]
+    if code is not None:  # a pair the mutual filter dropped may come back as Min2's pick
+        code[rows, col[rows]] = post.KEPT
     return pred, min2_col
 
 

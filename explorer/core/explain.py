@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from explorer.core import post
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.titles import decoded_titles, raw_titles
 from explorer.core.wording import mode_words
@@ -19,9 +20,12 @@ def _admitted_by(ev: Evaluation, q: int, cols: np.ndarray) -> list[str]:
     stage = f"INB {len(cfg.inb)}" if cfg.inb else None
     out = []
     thresholds = cfg.inb[-1].threshold if cfg.inb else cfg.thresholds
+    code = ev.post[q] if ev.post is not None else None
     for c in cols:
         if c == 0:
             out.append("query")
+        elif code is not None and code[c] in post.ADDED:
+            out.append(post.CODES[int(code[c])])
         elif c == ev.min2_col[q]:
             out.append("Min2" + (f" ({stage})" if stage else ""))
         elif stage:
@@ -41,9 +45,10 @@ UNIT, BELOW, OUTSIDE = "removed by the unit filter", "below threshold", "outside
 def miss_reasons(ev: Evaluation, q: np.ndarray, c: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Why the candidate pairs (query q, column c) are not predicted, and how far below
-    the threshold they scored (NaN when not measurable): removed by the unit filter, below
-    threshold, or outside top-K (a single modality's pair found only by another one). A
-    union reports the side that came closest among its own top-K."""
+    the threshold they scored (NaN when not measurable): removed by the unit filter or by
+    a post-processing stage (explorer.core.post), below threshold, or outside top-K (a
+    single modality's pair found only by another one). A union reports the side that came
+    closest among its own top-K."""
     cfg, st = ev.config, ev.stage
     if st.masked is not None:
         gap = np.stack([np.where(np.isfinite(s[q, c]), np.float32(t) - s[q, c], np.inf)
@@ -57,6 +62,12 @@ def miss_reasons(ev: Evaluation, q: np.ndarray, c: np.ndarray
         unit = st.conflict[q, c]
         reason[unit] = UNIT
         gap = np.where(unit, np.inf, gap)
+    if ev.post is not None:  # above the threshold, then removed by a post-processing stage
+        code = ev.post[q, c]
+        for value in post.REMOVED:
+            hit = code == value
+            reason[hit] = post.CODES[value]
+            gap = np.where(hit, np.inf, gap)
     return reason, np.where(np.isfinite(gap), gap, np.nan)
 
 

@@ -214,13 +214,14 @@ def sweep(engine: Engine, cfg: MatchConfig, param: str, values: np.ndarray) -> S
 
     param: "threshold" (single, sum, prob), "threshold:<modality>" (union), "min2",
     "min2:<modality>" (union), or "inb<s>.threshold" / "inb<s>.min2" (s = 1..len(inb)).
-    Final-stage thresholds are swept at once; Min2 of a union and earlier INB stages
-    (whose value changes what later stages blend) are evaluated value by value, each
+    Final-stage thresholds are swept at once; Min2 of a union, earlier INB stages (whose
+    value changes what later stages blend) and any configuration with post-processing
+    are evaluated value by value, each
     evaluation vectorised over queries."""
     values = np.asarray(values, np.float32)
     last = len(cfg.inb)
     stage_no, name, mod = parse_param(cfg, param)
-    if stage_no < last:
+    if stage_no < last or cfg.post.active:  # post-processing reads whole selections
         return _sweep_by_evaluation(engine, cfg, param, values)
     st = engine.stage(cfg)
     gs = engine.group_size

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.core import modes
-from explorer.core.config import THRESHOLD_RANGE, ConfigError, InbStage, MatchConfig
+from explorer.core.config import THRESHOLD_RANGE, ConfigError, InbStage, MatchConfig, Post
 from explorer.core.engine import Engine, Stage
+from explorer.core.post_tuning import add_post, tune_post
 from explorer.core.sweep import min2_gain, stage_events, sweep, sweep_events, with_param
 
 COARSE = np.round(np.arange(0.0, 1.0 + 1e-9, 0.01), 4)
@@ -139,20 +140,22 @@ def tune_stage0(engine: Engine, cfg: MatchConfig, fixed: frozenset = frozenset()
 def tune(engine: Engine, cfg: MatchConfig, fixed: set[str] | frozenset = frozenset()
          ) -> MatchConfig:
     """Every threshold of `cfg` not named in `fixed` ("threshold", "min2",
-    "inb<k>.threshold", "inb<k>.min2") tuned for mean F1 on the engine's scope, stage by
-    stage; the structure (mode, weights, Min2 on/off, INB depth, units) is kept."""
+    "inb<k>.threshold", "inb<k>.min2", and the post-processing stages "mutual", "merge",
+    "chisel") tuned for mean F1 on the engine's scope, stage by stage, post-processing last
+    (explorer.core.post_tuning); the structure (mode, weights, Min2 on/off, INB depth,
+    units, which post-processing stages are on) is kept."""
     fixed = frozenset(fixed)
-    out = tune_stage0(engine, cfg, fixed)
+    out = tune_stage0(engine, cfg.replace(post=Post()), fixed)
     for stage in cfg.inb:
         out = out.replace(inb=(*out.inb, stage))
         out = _tune_last_single(engine, out, fixed)
-    return out
+    return tune_post(engine, out.replace(post=cfg.post), fixed)
 
 
 def tune_chain(engine: Engine, cfg: MatchConfig, depth: int) -> list[Tuned]:
     """Tune `cfg` without INB, then add and tune INB stages one at a time up to `depth`;
     one result per depth (0..depth)."""
-    cur = tune_stage0(engine, cfg.replace(inb=()))
+    cur = tune_stage0(engine, cfg.replace(inb=(), post=Post()))
     out = [Tuned(cur, engine.evaluate(cur).metrics.f1)]
     if not cfg.spec.blends:
         return out
@@ -189,12 +192,14 @@ def candidate_modes(modalities: Iterable[str], derived: Iterable[str] = ()
 def best(engine: Engine, modalities: Iterable[str], *, max_inb: int = 3,
          units: Iterable[bool] = (False, True), min2: Iterable[bool] = (False, True),
          exact: bool = False, progress: Callable[[str], None] | None = None,
-         derived: Iterable[str] = ()) -> list[Tuned]:
+         derived: Iterable[str] = (), post: bool = True) -> list[Tuned]:
     """Search mode, fusion weights, Min2, INB depth (0..max_inb) and the unit filter for
     the best mean F1 on the engine's scope. Returns every tried configuration, best first.
     Sum weights are chosen without INB; then the best weights of each modality subset, per
     (Min2, units), get INB (so a larger set of modalities never does worse than a subset).
-    `derived` adds modalities the engine derives (`learned:NAME`: the bundle's models)."""
+    `derived` adds modalities the engine derives (`learned:NAME`: the bundle's models).
+    With `post`, the winner then tries each graph post-processing stage in turn
+    (explorer.core.post_tuning.add_post)."""
     results: list[Tuned] = []
     derived = tuple(derived)
     units, min2 = tuple(units), tuple(min2)
@@ -217,4 +222,8 @@ def best(engine: Engine, modalities: Iterable[str], *, max_inb: int = 3,
             for top in best_sum.values():
                 results.extend(tune_chain(engine, top.config, max_inb)[1:])
     results.sort(key=lambda t: -t.f1)
+    if post and results:
+        top = results[0]
+        results.extend(Tuned(c, f) for c, f in add_post(engine, top.config, top.f1, progress))
+        results.sort(key=lambda t: -t.f1)
     return results
