@@ -1,4 +1,5 @@
-"""The analyst's knobs: scope, mode, thresholds, Min2, INB, the unit filter and tuning.
+"""The analyst's knobs: scope, mode, thresholds, Min2, INB, the unit filter, graph
+post-processing (explorer.gui.post_controls) and tuning.
 
 `ControlsPanel` is a view of the viewer state (explorer.core.state.ViewerState, once
 `bind` is called): it shows the state's scope and configuration whenever they change, from
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
 from explorer.core import modes
 from explorer.core.config import MAX_INB, ConfigError, InbStage, MatchConfig
 from explorer.core.state import ViewerState
+from explorer.gui.post_controls import PostChange, PostControls
 from explorer.gui.value_rows import (
     DECIMALS,
     InbRows,
@@ -150,16 +152,20 @@ class ControlsPanel(QWidget):
         units_note = QLabel("drop pairs whose titles name different quantities",
                             wordWrap=True, styleSheet="color: #666")
 
+        self.post_rows = PostControls()
+
         self.tune_scope = QComboBox(objectName="tuneScope")
         self.tune_scope.setAccessibleName("Scope to tune on")
         self.tune_button = QPushButton("Tune on…", objectName="tuneButton")
         self.tune_button.setAccessibleName("Tune")
-        self.tune_button.setToolTip("Search the thresholds of this mode on the chosen scope")
+        self.tune_button.setToolTip("Search the thresholds of this mode, then the "
+                                    "post-processing stages that are on, on the chosen scope")
         self.best_button = QPushButton("Best", objectName="bestButton")
         self.best_button.setAccessibleName("Search the best configuration")
         self.best_button.setToolTip(
-            "Search mode, fusion weights, Min2, INB depth, the unit filter and every "
-            "threshold on the chosen scope (explorer evaluate --best); any change cancels")
+            "Search mode, fusion weights, Min2, INB depth, the unit filter, every "
+            "threshold and each post-processing stage on the chosen scope (explorer "
+            "evaluate --best); any change cancels")
         self.reset_button = QPushButton("Reset", objectName="resetButton")
         self.reset_button.setAccessibleName("Reset")
         tune_row = QHBoxLayout()
@@ -179,6 +185,7 @@ class ControlsPanel(QWidget):
                                      (("Min2",) * 2, (self.min2_check, self.min2_rows)),
                                      (("Inb", "INB"), (inb_top, self.inb_rows)),
                                      (("Filters",) * 2, (self.units_check, units_note)),
+                                     (("Post", "Post-processing"), self.post_rows),
                                      (("Tuning",) * 2, tune_row)):
             box = QGroupBox(title, objectName=f"group{name}")
             box_lay = QVBoxLayout(box)
@@ -205,6 +212,7 @@ class ControlsPanel(QWidget):
         self.inb_rows.min2Edited.connect(self._on_inb_min2)
         self.inb_exact.toggled.connect(self._on_inb_exact)
         self.units_check.toggled.connect(self._on_units)
+        self.post_rows.edited.connect(self._on_post)
         self.tune_button.clicked.connect(self._on_tune)
         self.best_button.clicked.connect(
             lambda: self.tune_scope.currentText() and self.bestRequested.emit(
@@ -406,6 +414,7 @@ class ControlsPanel(QWidget):
         self.inb_exact.setToolTip(EXACT_TIP if blends else no_inb)
         with QSignalBlocker(self.units_check):
             self.units_check.setChecked(cfg.units)
+        self.post_rows.set_post(cfg.post)
 
     # -- handlers -------------------------------------------------------------------------
     def _on_scope(self, index: int) -> None:
@@ -516,6 +525,9 @@ class ControlsPanel(QWidget):
 
     def _on_units(self, on: bool) -> None:
         self._commit(lambda cfg: cfg.replace(units=on), rebuild=False)
+
+    def _on_post(self, change: PostChange, rebuild: bool) -> None:
+        self._commit(lambda cfg: cfg.replace(post=change(cfg.post)), rebuild=rebuild)
 
     def _on_tune(self) -> None:
         scope = self.tune_scope.currentText()

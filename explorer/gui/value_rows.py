@@ -56,11 +56,12 @@ def weight_box(name: str, accessible: str) -> QDoubleSpinBox:
     return box
 
 
-def set_value(widget: QLabeledDoubleSlider | QDoubleSpinBox, value: float) -> None:
-    """Show `value` without signals on a 0..1 range, widened to hold a stored value outside
-    it (cosines can be negative) so that it round-trips."""
+def set_value(widget: QLabeledDoubleSlider | QDoubleSpinBox, value: float,
+              low: float = 0.0) -> None:
+    """Show `value` without signals on a `low`..1 range, widened to hold a stored value
+    outside it (cosines can be negative) so that it round-trips."""
     with QSignalBlocker(widget):
-        widget.setRange(min(0.0, value), max(1.0, value))
+        widget.setRange(min(low, value), max(1.0, value))
         widget.setValue(value)
 
 
