@@ -104,3 +104,41 @@ def test_a_hand_built_scope_by_hand():
     assert b["t.gap"] == pytest.approx(0.9 - 0.2) and math.isnan(b["t.fifth_q"])
     assert b["t.first_c"] == pytest.approx(0.5) and math.isnan(b["units.conflict"])
     assert all(math.isnan(b[name]) for name in TITLE_FEATURES)  # no titles given
+
+
+@pytest.mark.parametrize("scope", ["fold2", "all"])
+def test_the_features_of_some_queries_equal_the_full_computations_rows(tiny_bundle, scope):
+    """`pair_features(engine, rows)`: the same pairs, order and values as the full
+    computation's rows of those queries (NaN where it has NaN), repeated or unsorted rows
+    asked once, and no pair for no rows."""
+    engine = Engine(Bundle.open(tiny_bundle), scope)
+    full = pair_features(engine)
+    rng = np.random.default_rng(3)
+    for ask in ([0], [engine.n - 1], rng.choice(engine.n, 7, replace=False),
+                [5, 2, 5], np.arange(engine.n)):
+        got = pair_features(engine, np.asarray(ask))
+        keep = np.isin(full.rows, ask)
+        assert got.names == full.names
+        np.testing.assert_array_equal(got.rows, full.rows[keep])
+        np.testing.assert_array_equal(got.cols, full.cols[keep])
+        np.testing.assert_array_equal(got.values, full.values[keep])  # NaN == NaN here
+    none = pair_features(engine, np.zeros(0, np.int64))
+    assert none.values.shape == (0, len(full.names)) and len(none.rows) == 0
+    with pytest.raises(IndexError):
+        pair_features(engine, np.array([engine.n]))
+
+
+def test_a_hand_built_scope_by_rows_equals_the_whole():
+    """The hand-built scope, one query at a time: its pairs reach candidates whose own
+    lists (rank back, shared neighbours, their 1st and 5th) are read for that query alone."""
+    from explorer.core.graph import ScopeGraph
+
+    cand = np.array([[0, 1, 2], [1, 0, 2], [2, 0, 1]], np.int32)
+    topk = np.array([[1, 1, 0], [1, 1, 0], [1, 1, 1]], np.uint8)
+    sims = np.array([[1, 0.9, 0.2], [1, 0.9, 0.1], [1, 0.5, 0.4]], np.float32)
+    graph = ScopeGraph("hand", np.arange(3), cand, topk, {"t": sims}, ("t",))
+    engine = Engine.from_data(ScopeData(graph, np.array([0, 0, 1])))
+    full = pair_features(engine)
+    for q in range(3):
+        got = pair_features(engine, np.array([q]))
+        np.testing.assert_array_equal(got.values, full.values[full.rows == q])

@@ -75,40 +75,69 @@ class _Lists:
     rank: np.ndarray   # (n, C) float32
 
 
-def pair_features(engine: Scope) -> PairFeatures:
-    """Every candidate pair's features (see the module docstring)."""
+def pair_features(engine: Scope, rows: np.ndarray | None = None) -> PairFeatures:
+    """Every candidate pair's features (see the module docstring). With `rows` (scope-local
+    queries), only the pairs of those queries: the same pairs, order and values as the full
+    computation's rows for them, at a cost that grows with the rows asked for, not with the
+    scope (what the app's "why" of one query needs)."""
     g = engine.graph
-    live = g.cand >= 0
-    live[:, 0] = False
-    rows, cols = np.nonzero(live)
-    other = g.cand[rows, cols].astype(np.int64)
-    back = _reverse_cells(g.cand.shape, rows, cols, other)
+    if rows is None:
+        live = g.cand >= 0
+        live[:, 0] = False
+        qrows, cols = np.nonzero(live)
+        need = None  # every row's own lists are read
+    else:
+        ask = np.unique(np.asarray(rows, np.int64))
+        if len(ask) and (ask[0] < 0 or ask[-1] >= g.n):
+            raise IndexError(f"query rows outside the scope's {g.n} rows")
+        live = g.cand[ask] >= 0
+        live[:, 0] = False
+        at, cols = np.nonzero(live)
+        qrows = ask[at]
+    other = g.cand[qrows, cols].astype(np.int64)
+    if rows is None:
+        back = _reverse_cells(g.cand.shape, qrows, cols, other)
+        qi, oi = qrows, other
+        cand, topk = g.cand, g.topk
+    else:
+        # the own lists of the queries and of their candidates only, rows renumbered
+        need = np.unique(np.concatenate([qrows, other]))
+        qi, oi = np.searchsorted(need, qrows), np.searchsorted(need, other)
+        cand, topk = g.cand[need], g.topk[need]
+        back = _reverse_cells_of(g.cand, qrows, other, oi)
     names: list[str] = []
     columns: list[np.ndarray] = []
     for m in g.modalities:
-        sims = np.where(np.isfinite(g.sims[m]), g.sims[m], np.nan).astype(np.float32)
-        lists = _own_lists(sims, g.topk_mask(m))
+        raw = g.sims[m] if need is None else g.sims[m][need]
+        sims = np.where(np.isfinite(raw), raw, np.nan).astype(np.float32)
+        lists = _own_lists(sims, (topk & np.uint8(1 << g.modalities.index(m))) != 0)
         first, fifth = _nth_other(sims, lists.order, 0), _nth_other(sims, lists.order, 4)
         best = first
-        rank_back = np.full(len(rows), np.nan, np.float32)
+        rank_back = np.full(len(qrows), np.nan, np.float32)
         found = back >= 0
         rank_back[found] = lists.rank.ravel()[back[found]]
-        columns += [sims[rows, cols], lists.rank[rows, cols], rank_back, first[rows],
-                    fifth[rows], first[other], fifth[other], best[rows] - sims[rows, cols],
-                    _shared(g.cand, lists.order, rows, other)]
+        columns += [sims[qi, cols], lists.rank[qi, cols], rank_back, first[qi],
+                    fifth[qi], first[oi], fifth[oi], best[qi] - sims[qi, cols],
+                    _shared(cand, lists.order, qi, oi)]
         names += [f"{m}.{f}" for f in PER_MODALITY]
     names.append("units.conflict")
     if engine.data.conflicts is None:
-        columns.append(np.full(len(rows), np.nan, np.float32))
-    else:
-        columns.append(engine.graph_conflicts[rows, cols].astype(np.float32))
+        columns.append(np.full(len(qrows), np.nan, np.float32))
+    elif rows is None:
+        columns.append(engine.graph_conflicts[qrows, cols].astype(np.float32))
+    else:  # the same test as the engine's graph_conflicts, on these pairs alone
+        columns.append(engine.data.conflicts(engine.rows[qrows], engine.rows[other])
+                       .astype(np.float32))
     names += TITLE_FEATURES
     if engine.data.titles is None:
-        columns += [np.full(len(rows), np.nan, np.float32)] * len(TITLE_FEATURES)
+        columns += [np.full(len(qrows), np.nan, np.float32)] * len(TITLE_FEATURES)
+    elif not len(qrows):
+        columns += [np.zeros(0, np.float32)] * len(TITLE_FEATURES)
     else:
-        columns += title_features(engine.data.titles(), engine.rows[rows], engine.rows[other])
+        columns += title_features(engine.data.titles(), engine.rows[qrows],
+                                  engine.rows[other])
     values = np.stack(columns, axis=1).astype(np.float32) if columns else np.zeros((0, 0))
-    return PairFeatures(rows, cols, tuple(names), values)
+    return PairFeatures(qrows, cols, tuple(names), values)
 
 
 def _own_lists(sims: np.ndarray, own: np.ndarray) -> _Lists:
@@ -151,6 +180,19 @@ def _reverse_cells(shape: tuple[int, int], rows: np.ndarray, cols: np.ndarray,
     at = np.minimum(np.searchsorted(key, want), len(key) - 1)
     flat = rows.astype(np.int64) * width + cols
     return np.where(key[at] == want, flat[at], -1)
+
+
+def _reverse_cells_of(cand: np.ndarray, rows: np.ndarray, other: np.ndarray,
+                     other_at: np.ndarray) -> np.ndarray:
+    """`_reverse_cells` for some queries' pairs only: the flat cell of (other, row) in
+    arrays of the rows `other_at` renumbers `other` to (each as wide as `cand`), -1 where
+    `other`'s candidates do not hold `row`. In blocks of pairs: (pairs, C) temporaries."""
+    out = np.empty(len(rows), np.int64)
+    for lo in range(0, len(rows), BLOCK_ROWS):
+        hit = cand[other[lo:lo + BLOCK_ROWS]] == rows[lo:lo + BLOCK_ROWS, None]
+        cell = other_at[lo:lo + BLOCK_ROWS] * cand.shape[1] + hit.argmax(axis=1)
+        out[lo:lo + len(hit)] = np.where(hit.any(axis=1), cell, -1)
+    return out
 
 
 def _shared(cand: np.ndarray, order: np.ndarray, rows: np.ndarray,

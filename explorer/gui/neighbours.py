@@ -1,11 +1,13 @@
 """The neighbour grid: one query's tiles (itself, its predicted matches, the true matches it
 missed, near misses) as a list model over :func:`explorer.core.explain.explain_query`'s
-frame, shown by an icon-mode list view."""
+frame, shown by an icon-mode list view. In the learned mode the tiles also carry the
+classifier's reasons (:func:`explorer.core.pair_reasons.config_reasons`, computed with the
+frame off the GUI thread), which the tooltip and the pair view show."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -22,12 +24,14 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
+from explorer.core.pair_reasons import PairReasons
 from explorer.gui.thumbnails import ThumbnailCache
 from explorer.gui.tile_delegate import (
     TileDelegate,
     TileRole,
     format_sim,
     provenance_text,
+    reasons_html,
     sims_text,
 )
 
@@ -35,6 +39,7 @@ __all__ = ["NeighbourGrid", "NeighbourModel", "TileRole"]
 
 Index = QModelIndex | QPersistentModelIndex
 _COLUMNS = ("row", "posting_id", "title", "status", "score", "admitted_by", "reason", "gap")
+TOOLTIP_REASONS = 3  # the classifier's strongest reasons in a tile's tooltip
 
 
 class NeighbourModel(QAbstractListModel):
@@ -59,6 +64,7 @@ class NeighbourModel(QAbstractListModel):
             TileRole.Sims: lambda i: MappingProxyType(self._sims[i]),
             TileRole.GlobalRow: lambda i: int(self._global[i]),
             TileRole.ScopeRow: lambda i: int(self._scope[i]),
+            TileRole.Why: lambda i: self._why[i],
             Qt.ItemDataRole.ToolTipRole: self._tooltip,
         }
 
@@ -74,11 +80,14 @@ class NeighbourModel(QAbstractListModel):
         self._sims: list[dict[str, float]] = []
         self._scope = np.empty(0, np.int64)
         self._global = np.empty(0, np.int64)
+        self._why: list[PairReasons | None] = []
         self._modalities: tuple[str, ...] = ()
 
-    def set_tiles(self, frame: pd.DataFrame, engine_rows: np.ndarray) -> None:
+    def set_tiles(self, frame: pd.DataFrame, engine_rows: np.ndarray,
+                  reasons: Mapping[int, PairReasons] | None = None) -> None:
         """Show ``frame`` (an ``explain_query`` result); ``engine_rows`` maps its scope-local
-        ``row`` column to bundle rows (``Engine.rows``)."""
+        ``row`` column to bundle rows (``Engine.rows``); ``reasons`` (learned mode only) are
+        the classifier's reasons by candidate scope row, of the frame's query."""
         missing = [c for c in _COLUMNS if c not in frame.columns]
         if missing:
             raise ValueError(f"tile frame lacks columns: {', '.join(missing)}")
@@ -86,6 +95,10 @@ class NeighbourModel(QAbstractListModel):
         engine_rows = np.asarray(engine_rows)
         if len(scope) and (scope.min() < 0 or scope.max() >= len(engine_rows)):
             raise IndexError("tile rows fall outside the engine's scope")
+        reasons = reasons or {}
+        query = scope[frame["status"].to_numpy() == "query"]
+        if any(len(query) != 1 or why.query != query[0] for why in reasons.values()):
+            raise ValueError("the reasons are not of the frame's query")
         sim_cols = [c for c in frame.columns if c.startswith("sim_")]
         self.beginResetModel()
         self._status = [str(s) for s in frame["status"]]
@@ -103,6 +116,7 @@ class NeighbourModel(QAbstractListModel):
         self._sims = [dict(zip(self._modalities, map(float, r), strict=True)) for r in sims]
         self._scope = scope
         self._global = engine_rows[scope].astype(np.int64)
+        self._why = [reasons.get(int(r)) for r in scope]
         self.endResetModel()
 
     def clear(self) -> None:
@@ -153,6 +167,7 @@ class NeighbourModel(QAbstractListModel):
                  html.escape(sims_text(self._sims[i], short=False, sep=" · "))]
         if self._title_raw[i] != self._title[i]:
             lines.append(f"<i>stored as:</i> {html.escape(self._title_raw[i])}")
+        lines.append(reasons_html(self._why[i], TOOLTIP_REASONS))
         return "<br>".join(line for line in lines if line)
 
 
@@ -192,9 +207,11 @@ class NeighbourGrid(QListView):
     def itemDelegate(self) -> TileDelegate:
         return super().itemDelegate()
 
-    def set_tiles(self, frame: pd.DataFrame, engine_rows: np.ndarray) -> None:
-        """Show a new query's tiles, scrolled to the top."""
-        self.model().set_tiles(frame, engine_rows)
+    def set_tiles(self, frame: pd.DataFrame, engine_rows: np.ndarray,
+                  reasons: Mapping[int, PairReasons] | None = None) -> None:
+        """Show a new query's tiles (and, in the learned mode, the classifier's reasons),
+        scrolled to the top."""
+        self.model().set_tiles(frame, engine_rows, reasons)
         self.scrollToTop()
 
     def set_modalities(self, modalities: Sequence[str] | None) -> None:

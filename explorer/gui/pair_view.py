@@ -4,6 +4,9 @@ differ (:mod:`explorer.core.highlight`) and the other words that differ, a flavo
 or variant (:mod:`explorer.core.word_diff`). Without pictures the titles take their place,
 in a large font.
 
+In the learned mode the classifier's probability and its strongest reasons follow, each
+signed towards or against a match (:mod:`explorer.core.pair_reasons`).
+
 The pictures are the bundle's 192 px thumbnails, or the original files when the analyst
 has set the dataset's image folder (:class:`explorer.core.image_folder.ImageFolder`):
 a pack-size label that is a blur at 192 px is readable there."""
@@ -31,10 +34,17 @@ from PySide6.QtWidgets import (
 from explorer.core.bundle import Bundle
 from explorer.core.highlight import describe_conflicts
 from explorer.core.image_folder import ImageFolder
+from explorer.core.pair_reasons import TOP, PairReasons
 from explorer.core.titles import decoded_titles, raw_titles
 from explorer.core.word_diff import Segment, compare_words, differing_words
 from explorer.gui.neighbours import NeighbourModel
-from explorer.gui.tile_delegate import STATUS_COLOURS, TileRole, format_sim, provenance_text
+from explorer.gui.tile_delegate import (
+    STATUS_COLOURS,
+    TileRole,
+    format_sim,
+    provenance_text,
+    reasons_html,
+)
 
 __all__ = ["PairDialog", "PairView", "Posting", "PostingPanel", "read_original",
            "segments_html"]
@@ -184,18 +194,22 @@ class PairView(QWidget):
         self.conflicts = QLabel(wordWrap=True)
         self.words = QLabel(wordWrap=True)  # the differing words, in one line
         self.words.setTextFormat(Qt.TextFormat.RichText)
+        self.why = QLabel(wordWrap=True)  # the learned classifier's reasons
+        self.why.setTextFormat(Qt.TextFormat.RichText)
+        self.why.setVisible(False)
         sides = QHBoxLayout()
         sides.addWidget(self.left)
         sides.addWidget(self.right)
         layout = QVBoxLayout(self)
         layout.addLayout(sides)
-        for label in (self.words, self.status, self.sims, self.conflicts):
+        for label in (self.words, self.status, self.sims, self.why, self.conflicts):
             layout.addWidget(label)
 
     def set_pair(self, left: Posting, right: Posting, sims: Mapping[str, float] | None = None,
-                 status: str = "", detail: str = "") -> None:
+                 status: str = "", detail: str = "", why: PairReasons | None = None) -> None:
         """Show ``left`` and ``right``; ``sims`` are their similarities by modality, ``status``
-        (TP / FP / missed / ...) and ``detail`` (admitted by / reason) the status line."""
+        (TP / FP / missed / ...) and ``detail`` (admitted by / reason) the status line,
+        ``why`` the learned classifier's reasons (None: not the learned mode)."""
         pa, pb = compare_words(left.title, right.title)
         large = left.image is None and right.image is None
         self.left.set_posting(left, pa, large)
@@ -211,6 +225,8 @@ class PairView(QWidget):
         cells = "".join(f"<td>&nbsp;{html.escape(m)} <b>{format_sim(v)}</b>&nbsp;</td>"
                         for m, v in (sims or {}).items())
         self.sims.setText(f"<table><tr>{cells}</tr></table>" if cells else "")
+        self.why.setText(reasons_html(why, TOP))
+        self.why.setVisible(why is not None)
         found = describe_conflicts(left.title, right.title)
         self.conflicts.setText(("different amounts (the unit filter separates these): "
                                 + "; ".join(found)) if found else "")
@@ -234,7 +250,8 @@ class PairView(QWidget):
             detail = f"{detail} · score {score:.3f}" if detail else f"score {score:.3f}"
         rows = (model.index(query).data(TileRole.GlobalRow), tile.data(TileRole.GlobalRow))
         left, right = (Posting.from_bundle(self._bundle, r, self.images) for r in rows)
-        self.set_pair(left, right, tile.data(TileRole.Sims), status, detail)
+        self.set_pair(left, right, tile.data(TileRole.Sims), status, detail,
+                      tile.data(TileRole.Why))
 
 
 class PairDialog(QDialog):
@@ -251,8 +268,8 @@ class PairDialog(QDialog):
         layout.addWidget(buttons)
 
     def set_pair(self, left: Posting, right: Posting, sims: Mapping[str, float] | None = None,
-                 status: str = "", detail: str = "") -> None:
-        self.view.set_pair(left, right, sims, status, detail)
+                 status: str = "", detail: str = "", why: PairReasons | None = None) -> None:
+        self.view.set_pair(left, right, sims, status, detail, why)
 
     def show_tile(self, model: NeighbourModel, row: int) -> None:
         self.view.show_tile(model, row)

@@ -6,6 +6,7 @@ the small text helpers that the tile, its tooltip and the pair view share.
 
 from __future__ import annotations
 
+import html
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -15,10 +16,11 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPalette, QTextLayout
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
+from explorer.core.pair_reasons import PairReasons
 from explorer.gui.thumbnails import ThumbnailCache
 
 __all__ = ["STATUS_COLOURS", "TILE_SIZE", "TileDelegate", "TileRole", "format_sim",
-           "provenance_text", "short_name", "sims_text"]
+           "provenance_text", "reasons_html", "short_name", "sims_text"]
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -37,6 +39,7 @@ class TileRole(IntEnum):
     GlobalRow = Status + 8    # row in the bundle
     ScopeRow = Status + 9     # row in the engine's scope (explain_query's "row")
     TitleRaw = Status + 10    # the title as stored in the table
+    Why = Status + 11         # the learned classifier's PairReasons, None in other modes
 
 
 STATUS_COLOURS: dict[str, QColor] = {
@@ -76,6 +79,19 @@ def provenance_text(status: str, admitted_by: str, reason: str, gap: float,
         # a miss just under the threshold must not read "by 0.000"
         return f"{reason} by {gap:.3f}" if gap >= 5e-4 else f"{reason} by < 0.001"
     return reason
+
+
+def reasons_html(why: PairReasons | None, k: int) -> str:
+    """The classifier's probability and its `k` strongest reasons as rich text, one per
+    line, green towards a match and red against; "" without reasons."""
+    if why is None:
+        return ""
+    lines = [html.escape(why.headline) + (", because:" if why.top(k) else "")]
+    for r in why.top(k):
+        colour = STATUS_COLOURS["TP" if r.contribution > 0 else "FP"].name()
+        lines.append(f'&nbsp;&nbsp;<span style="color:{colour}">'
+                     f'{"▲" if r.contribution > 0 else "▼"}</span> {html.escape(r.text)}')
+    return "<br>".join(lines)
 
 
 def _pastel(text: str) -> QColor:
