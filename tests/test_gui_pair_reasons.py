@@ -113,3 +113,39 @@ def test_reasons_of_another_query_are_refused(qtbot, session):
     qtbot.addWidget(grid)
     with pytest.raises(ValueError, match="not of the frame's query"):
         grid.set_tiles(frame, engine.rows, other)
+
+
+def test_the_app_shows_the_reasons_of_its_learned_mode(qtbot, session, tmp_path):
+    """The main window in the learned mode: the query's tiles carry the reasons (its query
+    lane computes them with the explanation), shown in the tooltip and the pair view."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QComboBox
+
+    from explorer.gui.app import app_context
+    from explorer.gui.main_window import MainWindow
+    from explorer.gui.settings import AppSettings
+
+    settings = AppSettings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    w = MainWindow(Session(session.bundle), session.bundle.root, app_context(settings))
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.viewApplied, timeout=60_000):
+        w.show()
+    combo = w.controls.findChild(QComboBox, "modeCombo")
+
+    def explained(mode: str) -> bool:
+        return w.view.snapshot.config.mode == mode and not w.query_pending()
+
+    combo.setCurrentIndex(combo.count() - 1)  # learned:pairs (classifier)
+    qtbot.waitUntil(lambda: explained("learned"), timeout=60_000)
+    model = w.grid.model()
+    r = next(r for r in range(model.rowCount())
+             if model.index(r).data(TileRole.Why) is not None)
+    why = model.index(r).data(TileRole.Why)
+    assert why.query == w.query and html.escape(why.headline) in model.index(r).data(TIP)
+    w._show_pair(model.scope_row(r))
+    assert html.escape(why.headline) in w.pair_dialog.view.why.text()
+    combo.setCurrentIndex(0)  # a mode without a classifier: no reasons
+    qtbot.waitUntil(lambda: explained(w.config.mode) and w.config.mode != "learned",
+                    timeout=60_000)
+    assert all(model.index(r).data(TileRole.Why) is None for r in range(model.rowCount()))
+    w.worker.stop()

@@ -260,6 +260,7 @@ def test_the_grid_and_the_pair_say_which_stage_moved_a_pair(qtbot, window, tiny_
     at = model.row_of_scope(row)
     tile = model.index(at)
     assert tile.data(TileRole.Status) in status and tile.data(role) == text
-    assert text in tile.data(Qt.ItemDataRole.ToolTipRole)
+    tip = tile.data(Qt.ItemDataRole.ToolTipRole)
+    assert text in tip and "admitted by added" not in tip
     window.grid.tileClicked.emit(row)
     assert text in window.pair_dialog.view.status.text()

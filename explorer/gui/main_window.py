@@ -11,7 +11,8 @@ engine: everything that does runs on the worker thread."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.evaluate import last_threshold_param
 from explorer.core.explain import explain_query
 from explorer.core.image_folder import ImageFolder
+from explorer.core.pair_reasons import PairReasons, config_reasons
 from explorer.core.queries import FILTERS
 from explorer.core.session import Session, default_scope, tuning_scope
 from explorer.core.state import SettingsDoc, ViewerState
@@ -88,6 +90,8 @@ class _Explained:
     view: ScopeView
     query: int
     frame: pd.DataFrame
+    # the learned classifier's reasons by tile (scope row); empty in any other mode
+    reasons: Mapping[int, PairReasons] = field(default_factory=dict)
 
 
 class MainWindow(QMainWindow):
@@ -494,10 +498,13 @@ class MainWindow(QMainWindow):
         snap = view.snapshot
         near = NEAR_MISSES if self.show_near_misses else 0
         self._explained = None
-        self.worker.submit(
-            lambda _p, _c: _Explained(view, q, explain_query(snap.engine, snap.evaluation, q,
-                                                             near_misses=near)),
-            f"query {t.posting_id[q]}", lane="query")
+
+        def explain(_progress, _cancelled) -> _Explained:
+            frame = explain_query(snap.engine, snap.evaluation, q, near_misses=near)
+            return _Explained(view, q, frame,
+                              config_reasons(snap.engine, snap.config, q, frame["row"]))
+
+        self.worker.submit(explain, f"query {t.posting_id[q]}", lane="query")
         labelled = snap.evaluation.has_labels
         self.query_panel.set_query(
             int(snap.engine.rows[q]), str(t.posting_id[q]), str(t.title[q]), str(t.label[q]),
@@ -508,7 +515,7 @@ class MainWindow(QMainWindow):
     def _on_explained(self, done: _Explained) -> None:
         if done.view is not self.view or done.query != self.query:
             return  # another query or view since
-        self.grid.model().set_tiles(done.frame, done.view.snapshot.engine.rows)
+        self.grid.model().set_tiles(done.frame, done.view.snapshot.engine.rows, done.reasons)
         self.grid.set_modalities(done.view.snapshot.config.modalities)
         self._explained = (done.view, done.query)
         pair, self._pending_pair = self._pending_pair, None

@@ -74,7 +74,9 @@ def provenance_text(status: str, admitted_by: str, reason: str, gap: float,
     if status in ("query", "TP", "FP", "match"):
         if status == "query" or not admitted_by:
             return admitted_by
-        return f"admitted by {admitted_by}" if verbose else admitted_by
+        # a post-processing stage's words already say how ("added by merging groups")
+        wordy = verbose and not admitted_by.startswith("added by")
+        return f"admitted by {admitted_by}" if wordy else admitted_by
     if gap is not None and math.isfinite(gap) and reason:
         # a miss just under the threshold must not read "by 0.000"
         return f"{reason} by {gap:.3f}" if gap >= 5e-4 else f"{reason} by < 0.001"
