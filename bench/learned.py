@@ -1,83 +1,116 @@
-"""The learned pair classifier on a bundle (issue 11, before its mode exists in the app):
-train on folds 2-4 early-stopped on fold 1 (explorer.core.pair_model), score every
-candidate pair of folds 0 and 1 with it, and evaluate that score like a modality: the
-threshold (and Min2) tuned on fold 1, fold-0 F1 reported, next to the best rules.
+"""The learned mode on a bundle (issue 11): what each addition gains, fold-0 F1 with
+everything tuned on fold 1, as `explorer evaluate --tune-on fold1` computes it.
 
-    python bench/learned.py BUNDLE [--rounds 2000] [--write docs/results.md]
+    python bench/learned.py BUNDLE [--model pairs] [--retrain] [--write docs/results.md]
 
-The probability becomes the similarity of a derived modality `learned` in a ScopeData
-whose every candidate is in its "top-K" (the classifier scores the whole union), and the
-engine built from that data (Engine.from_data) tunes and evaluates it as any modality."""
+Trains `explorer learn BUNDLE --name MODEL` first when the bundle has no such model (or
+with --retrain; its wall time is reported). Rows: the best rules (`best` without the
+classifier or post-processing), the classifier alone, + Min2, + INB 1..3 (INB blends over
+the classifier's predicted neighbours), then each graph post-processing stage added alone
+to the best of those on fold 1, the stages added greedily (what `best` does), and `best`
+with the learned mode and post-processing in its search."""
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from common import source_state, write_section
 from results import cpu_model
 
 from explorer.core.bundle import Bundle
-from explorer.core.config import MatchConfig
+from explorer.core.config import MatchConfig, Post
 from explorer.core.engine import Engine
-from explorer.core.graph import ScopeGraph
-from explorer.core.pair_model import pair_scores, train_model
-from explorer.core.scope_data import ScopeData
-from explorer.core.tune import tune
+from explorer.core.pair_model import bundle_models, learned_modalities
+from explorer.core.post_tuning import STAGES, add_post, tune_stage
+from explorer.core.tune import best, tune_chain
 
 
-def learned_engine(engine: Engine, model) -> Engine:
-    """The scope with one modality, `learned`: the classifier's probability of each
-    candidate pair (1 for the query itself, -inf at padding), every candidate in its list."""
-    g = engine.graph
-    prob = pair_scores(model, engine)
-    topk = np.where(g.cand >= 0, 1, 0).astype(np.uint8)
-    graph = ScopeGraph(g.scope, g.rows, g.cand, topk, {"learned": prob}, ("learned",))
-    return Engine.from_data(ScopeData(graph, engine.labels, engine.data.conflicts,
-                                      None, engine.data.k, engine.data.titles))
+def describe(cfg: MatchConfig) -> str:
+    """A configuration in one table cell."""
+    parts = [cfg.label if cfg.mode != "learned" else cfg.modalities[0],
+             f"t {cfg.thresholds[0]:.3f}" if len(cfg.thresholds) == 1 else
+             "t " + ",".join(f"{t:.3f}" for t in cfg.thresholds)]
+    if cfg.min2 is not None:
+        parts.append("Min2 " + ",".join(f"{t:.3f}" for t in cfg.min2))
+    parts += [f"INB{k + 1} t {s.threshold:.3f}" + (f" Min2 {s.min2:.3f}" if s.min2 is not None
+                                                    else "") for k, s in enumerate(cfg.inb)]
+    if cfg.units:
+        parts.append("units")
+    post = cfg.post
+    if post.mutual is not None:
+        parts.append(f"mutual {post.mutual:.2f}")
+    if post.merge is not None:
+        parts.append(f"merge to {post.merge[0]:g} (max {post.merge[1]})")
+    if post.chisel is not None:
+        parts.append(f"chisel >{post.chisel[0]} at {post.chisel[1]:.2f}")
+    return "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("bundle", type=Path)
-    p.add_argument("--rounds", type=int, default=2000)
+    p.add_argument("--model", default="pairs")
+    p.add_argument("--retrain", action="store_true")
     p.add_argument("--write", type=Path, metavar="MD", help="the `learned` section of MD")
     args = p.parse_args(argv)
+    notes = []
     bundle = Bundle.open(args.bundle)
-    sha = str(bundle.manifest.dataset.get("sha256", ""))
+    if args.retrain or args.model not in bundle_models(bundle):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "explorer", "learn", str(args.bundle), "--name",
+                        args.model, "--force"], check=True)
+        notes.append(f"`explorer learn BUNDLE --name {args.model}`: "
+                     f"{time.perf_counter() - t0:.0f} s")
+        bundle = Bundle.open(args.bundle)
+    valid, test = Engine(bundle, "fold1"), Engine(bundle, "fold0")
+    mods = [m.name for m in bundle.manifest.modalities]
+    rows: list[tuple[str, MatchConfig, float]] = []
+
+    def add(what: str, cfg: MatchConfig, f1_valid: float) -> None:
+        rows.append((what, cfg, f1_valid))
+        print(f"{what}: fold-1 {f1_valid:.4f} fold-0 {test.evaluate(cfg).metrics.f1:.4f} "
+              f"({describe(cfg)})", flush=True)
+
     t0 = time.perf_counter()
-    model = train_model([Engine(bundle, s) for s in ("fold2", "fold3", "fold4")],
-                        Engine(bundle, "fold1"), sha, rounds=args.rounds)
-    lines = [f"trained in {time.perf_counter() - t0:.0f} s, {model.best_iteration} trees, "
-             f"{len(model.features)} features"]
-    print(lines[0], flush=True)
-    valid = learned_engine(Engine(bundle, "fold1"), model)
-    test = learned_engine(Engine(bundle, "fold0"), model)
-    for cfg in (MatchConfig("single", ("learned",), (0.5,)),
-                MatchConfig("single", ("learned",), (0.5,), min2=(0.3,)),
-                MatchConfig("single", ("learned",), (0.5,), min2=(0.3,), units=True)):
-        tuned = tune(valid, cfg)
-        f1 = test.evaluate(tuned).metrics.f1
-        lines.append(f"| {'+ Min2' if tuned.min2 else 'alone'}"
-                     f"{' + units' if tuned.units else ''} | {tuned.thresholds[0]:.3f} | "
-                     f"{'-' if tuned.min2 is None else f'{tuned.min2[0]:.3f}'} | {f1:.5f} |")
-        print(lines[-1], flush=True)
+    rules = best(valid, mods, post=False)[0]
+    add("best rules (no classifier, no post-processing)", rules.config, rules.f1)
+    name = f"learned:{args.model}"
+    chain = tune_chain(valid, MatchConfig("learned", (name,), (0.5,)), 0)
+    add("classifier alone", chain[0].config, chain[0].f1)
+    chain = tune_chain(valid, MatchConfig("learned", (name,), (0.5,), min2=(0.4,)), 3)
+    for depth, t in enumerate(chain):
+        add("+ Min2" if depth == 0 else f"+ Min2 + INB {depth}", t.config, t.f1)
+    top = max(chain, key=lambda t: t.f1)
+    for stage in STAGES:
+        cfg, f1 = tune_stage(valid, top.config.replace(post=Post()), stage)
+        add(f"best chain above + {stage} alone", cfg, f1)
+    greedy = max(add_post(valid, top.config, top.f1), key=lambda t: t[1])
+    if greedy[1] > top.f1:
+        add("best chain + post-processing kept greedily (as best does)", *greedy)
+    else:
+        notes.append("no post-processing stage raised the fold-1 F1 of the best chain, so "
+                     "`best` keeps none")
+    picked = best(valid, mods, derived=learned_modalities(bundle))[0]
+    add("`best` with the learned mode and post-processing in its search", picked.config,
+        picked.f1)
+    notes.append(f"all rows {time.perf_counter() - t0:.0f} s")
+    print("; ".join(notes))
     if args.write:
+        table = [f"| {what} | {f1v:.4f} | {test.evaluate(cfg).metrics.f1:.4f} | "
+                 f"{describe(cfg)} |" for what, cfg, f1v in rows]
         write_section(args.write, "learned", "\n".join([
-            "## Learned pair classifier (issue 11, first measurement)", "",
-            f"`python bench/learned.py {args.bundle.name}` (the bundle `precompute build "
-            f"--csv` made of the table) on {cpu_model()}, source "
-            f"{source_state()}: LightGBM over the pair features (explorer/core/"
-            "pair_features.py: per modality similarity, ranks both ways, neighbourhood "
-            "density, gap, shared top-10; unit conflict; title similarity and numbers), "
-            "trained on folds 2-4, early-stopped on fold 1; its probability tuned on fold 1 "
-            "as a modality, fold-0 F1. " + lines[0] + ". No INB or graph post-processing "
-            "yet; the best rules reach 0.850 (tfidf-phash section).", "",
-            "| classifier | threshold | Min2 | fold-0 F1 |", "|---|---|---|---|",
-            *lines[1:]]))
+            "## Learned matching (issue 11): what each addition gains", "",
+            f"`python bench/learned.py {args.bundle.name}` on {cpu_model()}, source "
+            f"{source_state()}. Modalities {', '.join(mods)}; the classifier `{name}` "
+            "(LightGBM over the pair features, trained on folds 2-4, early-stopped on fold 1 "
+            "by `explorer learn`). Every row is tuned on fold 1 (thresholds, Min2, INB, "
+            "post-processing) and reported on fold 0. " + "; ".join(notes) + ".", "",
+            "| configuration | fold-1 F1 (tuned) | fold-0 F1 | settings |", "|---|---|---|---|",
+            *table]))
     return 0
 
 
