@@ -109,6 +109,40 @@ def test_the_learned_mode_evaluates_the_models_probabilities(bundle_copy, capsys
     assert out["metrics"]["f1"] == pytest.approx(ev.metrics.f1, abs=1e-9)
 
 
+def test_the_first_learned_view_stops_at_yield_points_and_scores_in_blocks(
+        bundle_copy, capsys, monkeypatch):
+    """The learned scores are computed between yield points (the app abandons a superseded
+    first view there, nothing cached), and in blocks of pairs with the same result."""
+    from explorer.core import pair_model
+    from explorer.core.config import MatchConfig
+
+    assert run(capsys, bundle_copy, "--rounds", "20")[0] == 0
+    cfg = MatchConfig("learned", ("learned:pairs",), (0.5,))
+    want = Engine(Bundle.open(bundle_copy), "fold0").evaluate(cfg).stage.score
+    monkeypatch.setattr(pair_model, "PREDICT_PAIRS", 7)
+    engine = Engine(Bundle.open(bundle_copy), "fold0")
+    calls = []
+
+    class Superseded(Exception):
+        pass
+
+    def hook() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise Superseded
+
+    engine.checkpoint = hook
+    with pytest.raises(Superseded):
+        engine.evaluate(cfg)
+    assert "learned:pairs" not in engine._derived  # nothing half-computed kept
+    calls.clear()
+    engine.checkpoint = lambda: calls.append(1)
+    np.testing.assert_array_equal(engine.evaluate(cfg).stage.score, want)
+    n_pairs = int((engine.graph.cand[:, 1:] >= 0).sum())
+    # one after loading, one per modality, one per block of 7 pairs
+    assert len(calls) == 1 + len(engine.modalities) + -(-n_pairs // 7)
+
+
 def test_the_learned_mode_without_a_model_is_one_line(bundle_copy, capsys):
     code = main(["evaluate", str(bundle_copy), "--scope", "fold0", "--mode", "learned:x",
                  "--threshold", "0.5"])

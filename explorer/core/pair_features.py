@@ -17,6 +17,7 @@ The INB-blended similarity is not computed yet (issue 11, a later step)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,7 +27,7 @@ from explorer.core.graph import ScopeGraph
 from explorer.core.spaces import in_threads
 from explorer.core.title_features import TITLE_FEATURES, title_features
 
-__all__ = ["PER_MODALITY", "PairFeatures", "Scope", "pair_features"]
+__all__ = ["PER_MODALITY", "PairFeatures", "Scope", "feature_names", "pair_features"]
 
 BLOCK_ROWS = 1 << 15  # pairs compared at a time for `shared10`, on threads
 
@@ -46,6 +47,8 @@ class Scope(Protocol):
     def graph_conflicts(self) -> np.ndarray: ...
 
     def true_mask(self, cand: np.ndarray) -> np.ndarray: ...
+
+    def yield_point(self) -> None: ...
 
 PER_MODALITY = ("sim", "rank", "rank_back", "first_q", "fifth_q", "first_c", "fifth_c",
                 "gap", "shared10")
@@ -75,11 +78,19 @@ class _Lists:
     rank: np.ndarray   # (n, C) float32
 
 
-def pair_features(engine: Scope, rows: np.ndarray | None = None) -> PairFeatures:
+def feature_names(modalities: tuple[str, ...]) -> tuple[str, ...]:
+    """The names `pair_features` gives its columns, in order, for these modalities."""
+    return (*(f"{m}.{f}" for m in modalities for f in PER_MODALITY), "units.conflict",
+            *TITLE_FEATURES)
+
+
+def pair_features(engine: Scope, rows: np.ndarray | None = None,
+                  between: Callable[[], None] | None = None) -> PairFeatures:
     """Every candidate pair's features (see the module docstring). With `rows` (scope-local
     queries), only the pairs of those queries: the same pairs, order and values as the full
     computation's rows for them, at a cost that grows with the rows asked for, not with the
-    scope (what the app's "why" of one query needs)."""
+    scope (what the app's "why" of one query needs). `between` is called after each
+    modality's columns (the engine's yield point: a superseded view may stop there)."""
     g = engine.graph
     if rows is None:
         live = g.cand >= 0
@@ -105,7 +116,6 @@ def pair_features(engine: Scope, rows: np.ndarray | None = None) -> PairFeatures
         qi, oi = np.searchsorted(need, qrows), np.searchsorted(need, other)
         cand, topk = g.cand[need], g.topk[need]
         back = _reverse_cells_of(g.cand, qrows, other, oi)
-    names: list[str] = []
     columns: list[np.ndarray] = []
     for m in g.modalities:
         raw = g.sims[m] if need is None else g.sims[m][need]
@@ -119,8 +129,8 @@ def pair_features(engine: Scope, rows: np.ndarray | None = None) -> PairFeatures
         columns += [sims[qi, cols], lists.rank[qi, cols], rank_back, first[qi],
                     fifth[qi], first[oi], fifth[oi], best[qi] - sims[qi, cols],
                     _shared(cand, lists.order, qi, oi)]
-        names += [f"{m}.{f}" for f in PER_MODALITY]
-    names.append("units.conflict")
+        if between is not None:
+            between()
     if engine.data.conflicts is None:
         columns.append(np.full(len(qrows), np.nan, np.float32))
     elif rows is None:
@@ -128,7 +138,6 @@ def pair_features(engine: Scope, rows: np.ndarray | None = None) -> PairFeatures
     else:  # the same test as the engine's graph_conflicts, on these pairs alone
         columns.append(engine.data.conflicts(engine.rows[qrows], engine.rows[other])
                        .astype(np.float32))
-    names += TITLE_FEATURES
     if engine.data.titles is None:
         columns += [np.full(len(qrows), np.nan, np.float32)] * len(TITLE_FEATURES)
     elif not len(qrows):
@@ -137,7 +146,7 @@ def pair_features(engine: Scope, rows: np.ndarray | None = None) -> PairFeatures
         columns += title_features(engine.data.titles(), engine.rows[qrows],
                                   engine.rows[other])
     values = np.stack(columns, axis=1).astype(np.float32) if columns else np.zeros((0, 0))
-    return PairFeatures(qrows, cols, tuple(names), values)
+    return PairFeatures(qrows, cols, feature_names(g.modalities), values)
 
 
 def _own_lists(sims: np.ndarray, own: np.ndarray) -> _Lists:

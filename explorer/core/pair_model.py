@@ -13,6 +13,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 
 from explorer.core.atomic_write import write_atomic
 from explorer.core.config import ConfigError
-from explorer.core.pair_features import PairFeatures, Scope, pair_features
+from explorer.core.pair_features import PairFeatures, Scope, feature_names, pair_features
 from explorer.core.spaces import search_threads
 
 __all__ = ["PairModel", "load_model", "train_model"]
@@ -31,6 +32,9 @@ TEST_SCOPE = "fold0"
 MODELS, MODEL_FILE, META_FILE = "models", "model.txt", "model.json"
 MAX_MODEL_BYTES = 256 << 20
 PARSE_TIMEOUT_S = 120
+# pairs predicted at a time: ~0.5 s of LightGBM on 2 cores, the longest a superseded first
+# view of the learned mode runs on before it can stop
+PREDICT_PAIRS = 1 << 16
 PARAMS = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 63,
           "min_data_in_leaf": 20, "feature_fraction": 0.9, "bagging_fraction": 0.8,
           "bagging_freq": 1, "deterministic": True, "force_row_wise": True,
@@ -176,33 +180,64 @@ def learned_modalities(bundle: Any) -> list[str]:
     return [f"learned:{name}" for name in bundle_models(bundle)]
 
 
-def learned_scores(bundle, engine: Scope, modality: str) -> np.ndarray:
-    """The (n, C) scores of `learned:NAME` on the engine's scope: the probability of every
-    candidate pair of the graph by the bundle's model models/NAME (1 for the query
-    itself, -inf at padding). One line when there is no such model or it does not fit."""
+def bundle_model(bundle: Any, name: str, available: tuple[str, ...]) -> PairModel:
+    """The bundle's model models/NAME (inside the bundle, of its dataset, needing only
+    `available` features), kept in `bundle.derived` and loaded again only when its files
+    change: loading parses the file in a child process first, about a second. One line
+    when there is no such model or it does not fit."""
     from explorer.core.bundle import BundleError
     from explorer.core.bundle.files import bundle_file
 
-    name = modality.partition(":")[2]
     try:
         meta = bundle_file(bundle.root, bundle.real_root, f"{MODELS}/{name}/{META_FILE}")
-        bundle_file(bundle.root, bundle.real_root, f"{MODELS}/{name}/{MODEL_FILE}")
-    except BundleError as exc:
+        text = bundle_file(bundle.root, bundle.real_root, f"{MODELS}/{name}/{MODEL_FILE}")
+        stamp = tuple((s.st_mtime_ns, s.st_size, s.st_ino)
+                      for s in (meta.stat(), text.stat()))
+    except (BundleError, OSError) as exc:
         raise ConfigError(f"no model {name!r} in this bundle ({exc}): train one with "
                           f"explorer learn --name {name}") from None
-    f = pair_features(engine)
-    model = load_model(meta.parent, str(bundle.manifest.dataset.get("sha256", "")), f.names)
-    return pair_scores(model, engine, f)
+    key = f"pair_model:{name}"
+    cached = bundle.derived.get(key)
+    if cached is not None and cached[0] == stamp:
+        model = cached[1]
+        missing = [f for f in model.features if f not in available]
+        if missing:
+            raise ConfigError(f"{meta}: the model needs feature(s) {', '.join(missing)} "
+                              "that this bundle does not have")
+        return model
+    model = load_model(meta.parent, str(bundle.manifest.dataset.get("sha256", "")),
+                       available)
+    bundle.derived[key] = (stamp, model)
+    return model
 
 
-def pair_scores(model: PairModel, engine: Scope, features: PairFeatures | None = None
-                ) -> np.ndarray:
+def learned_scores(bundle, engine: Scope, modality: str) -> np.ndarray:
+    """The (n, C) scores of `learned:NAME` on the engine's scope: the probability of every
+    candidate pair of the graph by the bundle's model models/NAME (1 for the query
+    itself, -inf at padding). One line when there is no such model or it does not fit.
+    The engine's yield point is called between modalities' features and blocks of
+    predictions, so the app may abandon a superseded first view of the mode."""
+    name = modality.partition(":")[2]
+    model = bundle_model(bundle, name, feature_names(engine.graph.modalities))
+    engine.yield_point()
+    return pair_scores(model, engine, pair_features(engine, between=engine.yield_point),
+                       between=engine.yield_point)
+
+
+def pair_scores(model: PairModel, engine: Scope, features: PairFeatures | None = None,
+                between: Callable[[], None] | None = None) -> np.ndarray:
     """(n, C) scores of the scope's candidate graph by `model`: each pair's probability,
-    1 for the query itself, -inf at padding."""
+    1 for the query itself, -inf at padding; predicted in blocks of PREDICT_PAIRS pairs,
+    `between` called after each."""
     f = pair_features(engine) if features is None else features
     scores = np.full(engine.graph.cand.shape, -np.inf, np.float32)
     scores[:, 0] = 1.0
-    scores[f.rows, f.cols] = model.probabilities(f)
+    for lo in range(0, len(f.rows), PREDICT_PAIRS):
+        part = PairFeatures(f.rows[lo:lo + PREDICT_PAIRS], f.cols[lo:lo + PREDICT_PAIRS],
+                            f.names, f.values[lo:lo + PREDICT_PAIRS])
+        scores[part.rows, part.cols] = model.probabilities(part)
+        if between is not None:
+            between()
     return scores
 
 

@@ -17,13 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.core.bundle import BundleError
-from explorer.core.bundle.files import bundle_file
 from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.engine import Engine
 from explorer.core.highlight import describe_conflicts
 from explorer.core.pair_features import PER_MODALITY, pair_features
-from explorer.core.pair_model import META_FILE, MODEL_FILE, MODELS, PairModel, load_model
+from explorer.core.pair_model import PairModel, bundle_model
 from explorer.core.title_features import (  # _NUMBER: the numbers the feature compares
     _NUMBER,
     TITLE_FEATURES,
@@ -35,7 +33,6 @@ __all__ = ["MIN_CONTRIBUTION", "TOP", "PairReasons", "Reason", "config_reasons",
 TOP = 5            # reasons the pair view shows; the tile's tooltip shows fewer
 # a contribution smaller than this reads "+0.00": it did not move the score, and is no reason
 MIN_CONTRIBUTION = 0.005
-_CACHE = "pair_model:"  # bundle.derived key prefix of a loaded model
 
 
 @dataclass(frozen=True)
@@ -123,28 +120,11 @@ def pair_reasons(engine: Engine, model: PairModel | str, query: int,
 
 
 def model_of(engine: Engine, name: str, available: tuple[str, ...]) -> PairModel:
-    """The bundle's model models/NAME, checked and loaded as the learned mode loads it
-    (learned_scores: inside the bundle, of this dataset, with `available` features), kept
-    in `bundle.derived` and loaded again only when its files change."""
-    bundle = engine.bundle
-    if bundle is None:
+    """The bundle's model models/NAME as the learned mode loads it (pair_model.bundle_model:
+    checked, cached per bundle, loaded again when its files change)."""
+    if engine.bundle is None:
         raise ConfigError(f"scope {engine.scope}: no bundle to read model {name!r} from")
-    try:
-        meta = bundle_file(bundle.root, bundle.real_root, f"{MODELS}/{name}/{META_FILE}")
-        text = bundle_file(bundle.root, bundle.real_root, f"{MODELS}/{name}/{MODEL_FILE}")
-        stamp = tuple((s.st_mtime_ns, s.st_size, s.st_ino)
-                      for s in (meta.stat(), text.stat()))
-    except (BundleError, OSError) as exc:
-        raise ConfigError(f"no model {name!r} in this bundle ({exc}): train one with "
-                          f"explorer learn --name {name}") from None
-    key = f"{_CACHE}{name}"
-    cached = bundle.derived.get(key)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    model = load_model(meta.parent, str(bundle.manifest.dataset.get("sha256", "")),
-                       available)
-    bundle.derived[key] = (stamp, model)
-    return model
+    return bundle_model(engine.bundle, name, available)
 
 
 def _sigmoid(x: float) -> float:
