@@ -1,4 +1,4 @@
-"""`explorer learn BUNDLE [--train fold2,fold3,fold4] [--select fold1] [--name NAME]`:
+"""`explorer learn BUNDLE [--train fold2,fold3,fold4] [--select fold1] [--name NAME] [--blend]`:
 train the pair classifier (explorer.core.pair_model) on the train scopes, early-stopped on
 the select scope, and store it inside the bundle as models/NAME/{model.txt,model.json}.
 
@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 from explorer.core.bundle import Bundle
-from explorer.core.config import ConfigError
+from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.engine import Engine
 from explorer.core.modes.learned import DEFAULT_MODEL
 from explorer.core.pair_model import META_FILE, MODEL_FILE, MODELS, TEST_SCOPE, train_model
+from explorer.core.tune import tune
 
 _NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 
@@ -35,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
                    help=f"the model's name (default {DEFAULT_MODEL})")
     p.add_argument("--rounds", type=int, default=2000, help="at most this many trees")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--blend", action="store_true",
+                   help="add each modality's INB-blended similarity as a feature (one INB "
+                   "step over its own list, at the threshold tuned on the first train scope)")
     p.add_argument("--force", action="store_true",
                    help="replace a model of that name this command wrote before")
     return p
@@ -58,9 +62,15 @@ def learn(argv: list[str]) -> int:
             raise ConfigError(f"scope {scope!r} is not in this bundle (it has: "
                               f"{', '.join(bundle.manifest.scopes)})")
     start = time.perf_counter()
-    model = train_model([Engine(bundle, s) for s in train], Engine(bundle, args.select),
+    engines = [Engine(bundle, s) for s in train]
+    blend = {}
+    if args.blend:  # each modality's own threshold, tuned on a train scope (never fold 0)
+        for m in bundle.manifest.modalities:
+            cfg = tune(engines[0], MatchConfig("single", (m.name,), (0.5,)))
+            blend[m.name] = cfg.thresholds[0]
+    model = train_model(engines, Engine(bundle, args.select),
                         str(bundle.manifest.dataset.get("sha256", "")), rounds=args.rounds,
-                        seed=args.seed)
+                        seed=args.seed, blend=blend)
     _store(model, target)
     print(f"explorer learn: {target} ({model.best_iteration} trees, "
           f"{len(model.features)} features, train {','.join(train)}, select {args.select}, "

@@ -143,6 +143,32 @@ def test_the_first_learned_view_stops_at_yield_points_and_scores_in_blocks(
     assert len(calls) == 1 + len(engine.modalities) + -(-n_pairs // 7)
 
 
+def test_learn_blend_stores_thresholds_and_the_mode_reads_the_feature(bundle_copy, capsys):
+    import json
+
+    from explorer.core.config import MatchConfig
+    from explorer.core.pair_features import with_blended
+    from explorer.core.pair_reasons import pair_reasons
+
+    assert run(capsys, bundle_copy, "--rounds", "30", "--blend", "--name", "b")[0] == 0
+    meta = json.loads((bundle_copy / "models" / "b" / "model.json").read_text())
+    assert set(meta["blend"]) == {"tfidf", "phash"}
+    assert all(-1 <= t <= 1 for t in meta["blend"].values())
+    bundle = Bundle.open(bundle_copy)
+    engine = Engine(bundle, "fold0")
+    f = with_blended(engine, pair_features(engine), meta["blend"])
+    prob = load_model(bundle_copy / "models" / "b", bundle.manifest.dataset["sha256"],
+                      f.names).probabilities(f)
+    ev = engine.evaluate(MatchConfig("learned", ("learned:b",), (0.5,)))
+    np.testing.assert_array_equal(ev.stage.score[f.rows, f.cols], prob)
+    q = int(f.rows[0])
+    why = pair_reasons(engine, "b", q)
+    c = int(engine.graph.cand[q, f.cols[0]])
+    assert why[c].probability == pytest.approx(float(prob[0]), abs=1e-5)
+    words = {r.feature: r.words for r in why[c].reasons}
+    assert "after one INB blend" in words["tfidf.blend_sim"]
+
+
 def test_the_learned_mode_without_a_model_is_one_line(bundle_copy, capsys):
     code = main(["evaluate", str(bundle_copy), "--scope", "fold0", "--mode", "learned:x",
                  "--threshold", "0.5"])

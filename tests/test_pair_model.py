@@ -104,3 +104,43 @@ def test_a_lightgbm_that_cannot_load_is_one_line(bundle, monkeypatch, tmp_path):
         train_model([Engine(bundle, "fold2")], Engine(bundle, "fold1"), SHA)
     with pytest.raises(ConfigError, match="LightGBM cannot be loaded"):
         load_model(tmp_path, SHA, ())
+
+
+def test_the_blended_similarity_feature_is_one_inb_step_of_the_modality(bundle):
+    """`m.blend_sim` at a pair of m's own list equals the single-modality INB stage's
+    similarity there (same blend, same pair); elsewhere it is the same blended space."""
+    from explorer.core.config import InbStage, MatchConfig
+    from explorer.core.pair_features import with_blended
+
+    engine = Engine(bundle, "fold2")
+    blended = engine.blended_sims("tfidf", 0.4)
+    assert engine.blended_sims("tfidf", 0.4) is blended  # once per scope
+    st = engine.stage(MatchConfig("single", ("tfidf",), (0.4,), inb=(InbStage(0.5),)))
+    own = st.cand >= 0
+    g = engine.graph
+    col = {(q, int(c)): k for q in range(g.n) for k, c in enumerate(g.cand[q]) if c >= 0}
+    got = [blended[q, col[(q, int(st.cand[q, j]))]] for q, j in zip(*np.nonzero(own), strict=True)]
+    np.testing.assert_allclose(got, st.sims["tfidf"][own], rtol=1e-5, atol=1e-6)
+    f = with_blended(engine, pair_features(engine), {"tfidf": 0.4})
+    assert f.names[-1] == "tfidf.blend_sim"
+    np.testing.assert_array_equal(f.column("tfidf.blend_sim"), blended[f.rows, f.cols])
+
+
+def test_a_model_with_the_blended_feature_saves_its_thresholds(bundle, tmp_path):
+    from explorer.core.pair_features import with_blended
+
+    blend = {"tfidf": 0.4, "phash": 0.8}
+    model = train_model([Engine(bundle, "fold2")], Engine(bundle, "fold1"), SHA,
+                        rounds=30, blend=blend)
+    assert "tfidf.blend_sim" in model.features and "phash.blend_sim" in model.features
+    model.save(tmp_path)
+    engine = Engine(bundle, "fold4")
+    f = with_blended(engine, pair_features(engine), blend)
+    again = load_model(tmp_path, SHA, f.names)
+    assert again.blend == blend
+    np.testing.assert_array_equal(again.probabilities(f), model.probabilities(f))
+    meta = json.loads((tmp_path / "model.json").read_text())
+    for bad in ({"tfidf": float("nan")}, {"tfidf": "0.4"}, [0.4], {"tfidf": 3}):
+        (tmp_path / "model.json").write_text(json.dumps({**meta, "blend": bad}))
+        with pytest.raises(ConfigError, match="field blend"):
+            load_model(tmp_path, SHA, f.names)

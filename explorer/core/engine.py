@@ -144,6 +144,7 @@ class Engine:
         self.checkpoint: Callable[[], None] | None = None
         self._graph_conflicts: np.ndarray | None = None
         self._derived: dict[str, np.ndarray] = {}  # a derived modality's scores, once
+        self._blended: dict[tuple[str, float], np.ndarray] = {}  # see blended_sims
 
     @property
     def n(self) -> int:
@@ -201,6 +202,27 @@ class Engine:
             else:
                 self._spaces[name] = self.data.spaces(name)
         return self._spaces[name]
+
+    def blended_sims(self, modality: str, threshold: float) -> np.ndarray:
+        """(n, C): every candidate pair of the graph scored in `modality`'s space after one
+        INB step over its own top-K list thresholded at `threshold` (no Min2), -inf at
+        padding; computed once per (modality, threshold). The learned classifier's
+        INB-blended similarity feature (explorer.core.pair_model)."""
+        key = (modality, float(threshold))
+        if key not in self._blended:
+            cfg = MatchConfig("single", (modality,), (float(threshold),))
+            st = self.stage(cfg)
+            pred, _ = select(cfg, st, cfg.thresholds, None)
+            space = self.space(modality).blend(blend_weights(st, pred))
+            cand = self.graph.cand
+            out = np.empty(cand.shape, np.float32)
+            for start in range(0, self.n, RESCORE_ROWS):
+                self.yield_point()
+                rows = np.arange(start, min(start + RESCORE_ROWS, self.n))
+                out[rows] = space.sims(rows, cand[rows])
+            out[:, 0] = 1.0
+            self._blended[key] = out
+        return self._blended[key]
 
     def sims(self, modality: str) -> np.ndarray:
         """The (n, C) similarity of a modality of the graph, or a derived one's scores."""

@@ -13,7 +13,9 @@ And `units.conflict`: 1 when the titles name different amounts of one dimension,
 not, NaN when the scope has no titles; and the titles' TITLE_FEATURES
 (explorer.core.title_features). Missing values are NaN (LightGBM's missing).
 
-The INB-blended similarity is not computed yet (issue 11, a later step)."""
+Optionally (`with_blended`, `explorer learn --blend`), `m.blend_sim`: the pair's
+similarity after one INB step of m over its own thresholded list (the threshold stored
+with the model)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ from explorer.core.graph import ScopeGraph
 from explorer.core.spaces import in_threads
 from explorer.core.title_features import TITLE_FEATURES, title_features
 
-__all__ = ["PER_MODALITY", "PairFeatures", "Scope", "feature_names", "pair_features"]
+__all__ = ["BLENDED", "PER_MODALITY", "PairFeatures", "Scope", "feature_names",
+           "pair_features", "with_blended"]
 
 BLOCK_ROWS = 1 << 15  # pairs compared at a time for `shared10`, on threads
 
@@ -49,6 +52,8 @@ class Scope(Protocol):
     def true_mask(self, cand: np.ndarray) -> np.ndarray: ...
 
     def yield_point(self) -> None: ...
+
+    def blended_sims(self, modality: str, threshold: float) -> np.ndarray: ...
 
 PER_MODALITY = ("sim", "rank", "rank_back", "first_q", "fifth_q", "first_c", "fifth_c",
                 "gap", "shared10")
@@ -76,6 +81,22 @@ class _Lists:
 
     order: np.ndarray  # (n, W) columns, best first
     rank: np.ndarray   # (n, C) float32
+
+
+BLENDED = "blend_sim"  # the optional INB-blended similarity feature, `m.blend_sim`
+
+
+def with_blended(engine: Scope, f: PairFeatures, thresholds: dict[str, float]
+                 ) -> PairFeatures:
+    """`f` with one more column per modality of `thresholds`: `m.blend_sim`, the pair's
+    similarity after one INB step of m over its own list thresholded at the given value
+    (Engine.blended_sims, computed once per scope; `f` may hold any subset of its pairs)."""
+    if not thresholds:
+        return f
+    cols = [engine.blended_sims(m, t)[f.rows, f.cols] for m, t in thresholds.items()]
+    values = np.column_stack([f.values, *cols]).astype(np.float32, copy=False)
+    return PairFeatures(f.rows, f.cols, f.names + tuple(f"{m}.{BLENDED}" for m in thresholds),
+                        values)
 
 
 def feature_names(modalities: tuple[str, ...]) -> tuple[str, ...]:

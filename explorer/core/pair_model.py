@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,14 @@ import numpy as np
 
 from explorer.core.atomic_write import write_atomic
 from explorer.core.config import ConfigError
-from explorer.core.pair_features import PairFeatures, Scope, feature_names, pair_features
+from explorer.core.pair_features import (
+    BLENDED,
+    PairFeatures,
+    Scope,
+    feature_names,
+    pair_features,
+    with_blended,
+)
 from explorer.core.spaces import search_threads
 
 __all__ = ["PairModel", "load_model", "train_model"]
@@ -49,6 +56,9 @@ class PairModel:
     train_scopes: tuple[str, ...]
     select_scope: str
     best_iteration: int
+    # modality -> the threshold of its INB-blended similarity feature (`m.blend_sim`,
+    # pair_features.with_blended); empty: the model reads no such feature
+    blend: dict[str, float] = field(default_factory=dict)
 
     def probabilities(self, features: PairFeatures) -> np.ndarray:
         """The classifier's probability that each pair is one product."""
@@ -66,38 +76,48 @@ class PairModel:
         meta = {"format": FORMAT, "features": list(self.features),
                 "model_sha256": hashlib.sha256(text).hexdigest(),
                 "dataset_sha256": self.dataset_sha256, "train": list(self.train_scopes),
-                "select": self.select_scope, "best_iteration": self.best_iteration}
+                "select": self.select_scope, "best_iteration": self.best_iteration,
+                "blend": self.blend}
         write_atomic(folder / MODEL_FILE, lambda f: f.write(text))
         write_atomic(folder / META_FILE, lambda f: f.write(json.dumps(meta, indent=1)
                                                            .encode("utf-8")))
 
 
-def _labelled_pairs(engine: Scope) -> tuple[PairFeatures, np.ndarray]:
+def model_inputs(modalities: tuple[str, ...]) -> tuple[str, ...]:
+    """Every feature a model may read on a scope of these modalities."""
+    return (*feature_names(modalities), *(f"{m}.{BLENDED}" for m in modalities))
+
+
+def _labelled_pairs(engine: Scope, blend: dict[str, float]
+                    ) -> tuple[PairFeatures, np.ndarray]:
     """The scope's pair features and whether each pair is one product."""
     if not engine.has_labels:
         raise ConfigError(f"learning needs labels: scope {engine.scope} has no label_group")
     if engine.scope == TEST_SCOPE:
         raise ConfigError(f"{TEST_SCOPE} is the test fold: learning never reads it")
-    f = pair_features(engine)
+    f = with_blended(engine, pair_features(engine), blend)
     return f, engine.true_mask(engine.graph.cand)[f.rows, f.cols]
 
 
 def train_model(train: list[Scope], select: Scope, dataset_sha256: str, *,
-                rounds: int = 2000, patience: int = 50, seed: int = 0) -> PairModel:
+                rounds: int = 2000, patience: int = 50, seed: int = 0,
+                blend: dict[str, float] | None = None) -> PairModel:
     """A classifier of the train scopes' candidate pairs, early-stopped on the select
     scope's (log loss); one line when a scope has no labels, is fold 0, or a train scope
-    has no pair of one product among its candidates."""
+    has no pair of one product among its candidates. `blend` (modality -> threshold) adds
+    each modality's INB-blended similarity feature."""
+    blend = dict(blend or {})
     lgb = _lightgbm()
     if not train:
         raise ConfigError("learning needs at least one train scope")
     parts = []
     for engine in train:
-        f, y = _labelled_pairs(engine)
+        f, y = _labelled_pairs(engine, blend)
         if not y.any():
             raise ConfigError(f"train scope {engine.scope} has no candidate pair of one "
                               "product: nothing to learn from")
         parts.append((f, y))
-    fs, ys = _labelled_pairs(select)
+    fs, ys = _labelled_pairs(select, blend)
     names = parts[0][0].names
     params = {**PARAMS, "seed": seed, "num_threads": search_threads()}
     data = lgb.Dataset(np.concatenate([f.values for f, _ in parts]),
@@ -108,7 +128,7 @@ def train_model(train: list[Scope], select: Scope, dataset_sha256: str, *,
                         callbacks=[lgb.early_stopping(patience, verbose=False)])
     return PairModel(booster, tuple(names), dataset_sha256,
                      tuple(e.scope for e in train), select.scope,
-                     int(booster.best_iteration or booster.current_iteration()))
+                     int(booster.best_iteration or booster.current_iteration()), blend)
 
 
 def load_model(folder: Path, dataset_sha256: str, available: tuple[str, ...]) -> PairModel:
@@ -149,7 +169,8 @@ def load_model(folder: Path, dataset_sha256: str, available: tuple[str, ...]) ->
     if tuple(booster.feature_name()) != tuple(meta["features"]):
         raise ConfigError(f"{model_path}: its features differ from {META_FILE}'s")
     return PairModel(booster, tuple(meta["features"]), meta["dataset_sha256"],
-                     tuple(meta["train"]), meta["select"], meta["best_iteration"])
+                     tuple(meta["train"]), meta["select"], meta["best_iteration"],
+                     dict(meta.get("blend", {})))
 
 
 def bundle_models(bundle: Any) -> list[str]:
@@ -218,10 +239,10 @@ def learned_scores(bundle, engine: Scope, modality: str) -> np.ndarray:
     The engine's yield point is called between modalities' features and blocks of
     predictions, so the app may abandon a superseded first view of the mode."""
     name = modality.partition(":")[2]
-    model = bundle_model(bundle, name, feature_names(engine.graph.modalities))
+    model = bundle_model(bundle, name, model_inputs(engine.graph.modalities))
     engine.yield_point()
-    return pair_scores(model, engine, pair_features(engine, between=engine.yield_point),
-                       between=engine.yield_point)
+    f = with_blended(engine, pair_features(engine, between=engine.yield_point), model.blend)
+    return pair_scores(model, engine, f, between=engine.yield_point)
 
 
 def pair_scores(model: PairModel, engine: Scope, features: PairFeatures | None = None,
@@ -229,7 +250,8 @@ def pair_scores(model: PairModel, engine: Scope, features: PairFeatures | None =
     """(n, C) scores of the scope's candidate graph by `model`: each pair's probability,
     1 for the query itself, -inf at padding; predicted in blocks of PREDICT_PAIRS pairs,
     `between` called after each."""
-    f = pair_features(engine) if features is None else features
+    f = with_blended(engine, pair_features(engine), model.blend) if features is None \
+        else features
     scores = np.full(engine.graph.cand.shape, -np.inf, np.float32)
     scores[:, 0] = 1.0
     for lo in range(0, len(f.rows), PREDICT_PAIRS):
@@ -278,14 +300,19 @@ def _check_meta(path: Path, meta: object) -> None:
     if not (isinstance(meta.get("features"), list) and meta["features"]
             and all(isinstance(f, str) for f in meta["features"])):
         raise bad("features")
-    for field in ("dataset_sha256", "model_sha256"):
-        if not isinstance(meta.get(field), str):
-            raise bad(field)
+    for name in ("dataset_sha256", "model_sha256"):
+        if not isinstance(meta.get(name), str):
+            raise bad(name)
     if not (isinstance(meta.get("train"), list)
             and all(isinstance(s, str) for s in meta["train"])):
         raise bad("train")
     if not isinstance(meta.get("select"), str):
         raise bad("select")
+    blend = meta.get("blend", {})
+    if not (isinstance(blend, dict) and all(
+            isinstance(m, str) and isinstance(t, int | float) and not isinstance(t, bool)
+            and -1.0 <= t <= 1.0 for m, t in blend.items())):
+        raise bad("blend")
     best = meta.get("best_iteration")
     if not isinstance(best, int) or isinstance(best, bool) or best < 1:
         raise bad("best_iteration")

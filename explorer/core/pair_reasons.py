@@ -20,8 +20,8 @@ import numpy as np
 from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.engine import Engine
 from explorer.core.highlight import describe_conflicts
-from explorer.core.pair_features import PER_MODALITY, pair_features
-from explorer.core.pair_model import PairModel, bundle_model
+from explorer.core.pair_features import BLENDED, PER_MODALITY, pair_features, with_blended
+from explorer.core.pair_model import PairModel, bundle_model, model_inputs
 from explorer.core.title_features import (  # _NUMBER: the numbers the feature compares
     _NUMBER,
     TITLE_FEATURES,
@@ -89,7 +89,8 @@ def pair_reasons(engine: Engine, model: PairModel | str, query: int,
     f = pair_features(engine, np.array([query], np.int64))
     name = model if isinstance(model, str) else ""
     if isinstance(model, str):
-        model = model_of(engine, model, f.names)
+        model = model_of(engine, model, model_inputs(engine.graph.modalities))
+    f = with_blended(engine, f, model.blend)
     missing = [n for n in model.features if n not in f.names]
     if missing:
         raise ConfigError(f"the model needs feature(s) {', '.join(missing)} that this "
@@ -140,7 +141,7 @@ def _words(name: str, pair: dict[str, float], titles: tuple[str, str] | None) ->
         return _conflict_words(pair[name], titles)
     if name in TITLE_FEATURES:
         return _title_words(what, pair[name], titles)
-    if what in PER_MODALITY:
+    if what in (*PER_MODALITY, BLENDED):
         return _modality_words(modality, what, pair)
     return f"{name} {_num(pair[name])}"
 
@@ -181,6 +182,9 @@ def _modality_words(m: str, what: str, pair: dict[str, float]) -> str:
         if v < 5e-4:
             return f"as close in {m} as the query's best neighbour"
         return f"{m} similarity {v:.2f} below the query's best"
+    if what == BLENDED:
+        return (f"no {m} similarity after blending" if nan else
+                f"{m} similarity {v:.2f} after one INB blend of both neighbourhoods")
     if what == "shared10":
         return (f"no {m} neighbour in common among their 10 best" if v == 0 else
                 f"share {_rank(v)} of their 10 best {m} neighbours")
