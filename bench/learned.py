@@ -13,6 +13,7 @@ with the learned mode and post-processing in its search."""
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -55,17 +56,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("bundle", type=Path)
     p.add_argument("--model", default="pairs")
     p.add_argument("--retrain", action="store_true")
-    p.add_argument("--write", type=Path, metavar="MD", help="the `learned` section of MD")
+    p.add_argument("--blend", action="store_true",
+                   help="train with `explorer learn --blend` (the INB-blended feature)")
+    p.add_argument("--write", type=Path, metavar="MD", help="a section of MD")
+    p.add_argument("--section", default="learned", help="its name (default learned)")
     args = p.parse_args(argv)
     notes = []
     bundle = Bundle.open(args.bundle)
     if args.retrain or args.model not in bundle_models(bundle):
         t0 = time.perf_counter()
+        extra = ["--blend"] if args.blend else []
         subprocess.run([sys.executable, "-m", "explorer", "learn", str(args.bundle), "--name",
-                        args.model, "--force"], check=True)
-        notes.append(f"`explorer learn BUNDLE --name {args.model}`: "
+                        args.model, "--force", *extra], check=True)
+        notes.append(f"`explorer learn BUNDLE --name {args.model}{' --blend' * args.blend}`: "
                      f"{time.perf_counter() - t0:.0f} s")
         bundle = Bundle.open(args.bundle)
+    meta = json.loads((args.bundle / "models" / args.model / "model.json").read_text())
+    notes.append(f"the model: {len(meta['features'])} features, {meta['best_iteration']} "
+                 "trees" + (", blended-similarity thresholds " + ", ".join(
+                     f"{m} {t:.3f}" for m, t in meta["blend"].items())
+                     if meta.get("blend") else ", no blended-similarity feature"))
     valid, test = Engine(bundle, "fold1"), Engine(bundle, "fold0")
     mods = [m.name for m in bundle.manifest.modalities]
     rows: list[tuple[str, MatchConfig, float]] = []
@@ -102,9 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         table = [f"| {what} | {f1v:.4f} | {test.evaluate(cfg).metrics.f1:.4f} | "
                  f"{describe(cfg)} |" for what, cfg, f1v in rows]
-        write_section(args.write, "learned", "\n".join([
+        write_section(args.write, args.section, "\n".join([
             "## Learned matching (issue 11): what each addition gains", "",
-            f"`python bench/learned.py {args.bundle.name}` on {cpu_model()}, source "
+            f"`python bench/learned.py {args.bundle.name} --model {args.model}"
+            f"{' --blend' * args.blend}` on {cpu_model()}, source "
             f"{source_state()}. Modalities {', '.join(mods)}; the classifier `{name}` "
             "(LightGBM over the pair features, trained on folds 2-4, early-stopped on fold 1 "
             "by `explorer learn`). Every row is tuned on fold 1 (thresholds, Min2, INB, "
