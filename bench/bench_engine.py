@@ -32,7 +32,7 @@ from common import (
 from scipy import sparse
 
 from explorer.core.bundle import Bundle
-from explorer.core.config import InbStage, MatchConfig
+from explorer.core.config import InbStage, MatchConfig, Post
 from explorer.core.engine import Engine
 from explorer.core.error_pairs import error_pairs
 from explorer.core.metrics import query_metrics
@@ -51,6 +51,7 @@ UNION = MatchConfig("union", ("tfidf", "phash"), (0.5, 0.85))
 SUM = MatchConfig("sum", ("tfidf", "phash"), (0.5,))
 PROB = MatchConfig("prob", ("tfidf", "phash"), (0.7,))
 PHASH = MatchConfig("single", ("phash",), (0.85,))
+POST = (Post(mutual=0.0), Post(merge=(4.0, 51)), Post(chisel=(10, 0.9)))
 
 
 def with_min2(cfg: MatchConfig) -> MatchConfig:
@@ -90,20 +91,31 @@ def bench_recompute(bundle: Bundle, repeats: int) -> Engine:
     learned = [MatchConfig("learned", (m,), (0.5,)) for m in learned_modalities(bundle)]
     for base in (TFIDF, UNION, SUM, *learned):
         for cfg in (base, with_min2(base)):
-            engine.evaluate(cfg)  # the stage is computed and cached, as after the first move
-            t0 = cfg.thresholds[0]
-            values = np.round(np.linspace(t0 - 0.05, t0 + 0.05, 21), 4)
-            times = []
-            for _ in range(repeats):
-                for v in values:
-                    c = moved(cfg, float(v))
-                    with timer() as t:
-                        _ = engine.evaluate(c).metrics
-                    times.append(t.s)
-            label = cfg.label + (" + Min2" if cfg.min2 else "")
-            figure(f"recompute after a threshold change, {label} on all (median of "
-                   f"{len(times)})", float(np.median(times)) * 1e3, "ms", 30)
+            threshold_moves(engine, cfg, repeats)
+    # graph post-processing re-runs on every move (it reads the whole selection)
+    for base in (SUM, *learned[:1]):
+        for post in POST:
+            threshold_moves(engine, with_min2(base).replace(post=post), repeats)
     return engine
+
+
+def threshold_moves(engine: Engine, cfg: MatchConfig, repeats: int) -> None:
+    """Median time of evaluate after the threshold moves by up to 0.05 either way (the
+    stage cached, as after the first move)."""
+    engine.evaluate(cfg)
+    t0 = cfg.thresholds[0]
+    values = np.round(np.linspace(t0 - 0.05, t0 + 0.05, 21), 4)
+    times = []
+    for _ in range(repeats):
+        for v in values:
+            c = moved(cfg, float(v))
+            with timer() as t:
+                _ = engine.evaluate(c).metrics
+            times.append(t.s)
+    label = cfg.label + (" + Min2" if cfg.min2 else "")
+    label += "".join(f" + {k}" for k in cfg.post.to_dict())
+    figure(f"recompute after a threshold change, {label} on all (median of "
+           f"{len(times)})", float(np.median(times)) * 1e3, "ms", 30)
 
 
 def bench_mode_change(bundle: Bundle, repeats: int) -> None:
