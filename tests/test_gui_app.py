@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from gui_window import TIMEOUT, apply, open_main_window, settle
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QMessageBox
@@ -26,7 +27,6 @@ from explorer.gui.query_model import ROW_ROLE
 from explorer.gui.settings import AppSettings
 from explorer.gui.tile_delegate import TileRole
 
-TIMEOUT = 60_000
 SUM = MatchConfig("sum", ("effnet", "minilm"), (0.55,), weights=(0.5, 0.5))
 
 
@@ -37,24 +37,9 @@ def settings(tmp_path: Path) -> AppSettings:
 
 @pytest.fixture
 def window(qtbot, demo_bundle: Path, settings: AppSettings) -> MainWindow:
-    w = MainWindow(Session(Bundle.open(demo_bundle)), demo_bundle, app_context(settings))
-    qtbot.addWidget(w)
-    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
-        w.show()
-    settle(qtbot, w)
+    w = open_main_window(qtbot, demo_bundle, settings)
     yield w
     w.worker.stop()
-
-
-def settle(qtbot, w: MainWindow) -> None:
-    """Wait until the current query's grid (computed by the worker) is on screen."""
-    qtbot.waitUntil(lambda: not w.query_pending(), timeout=TIMEOUT)
-
-
-def apply(qtbot, w: MainWindow, cfg: MatchConfig) -> None:
-    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
-        w.set_config(cfg)
-    settle(qtbot, w)
 
 
 def shown_f1(w: MainWindow) -> float:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from gui_window import TIMEOUT, apply, open_main_window, settle
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QSpinBox, QWidget
 
@@ -17,15 +18,12 @@ from explorer.core.bundle import Bundle
 from explorer.core.config import MatchConfig, Post
 from explorer.core.engine import Engine
 from explorer.core.explain import explain_query
-from explorer.core.session import Session
 from explorer.gui import menus
-from explorer.gui.app import app_context
 from explorer.gui.controls import ControlsPanel
 from explorer.gui.main_window import MainWindow
 from explorer.gui.settings import AppSettings
 from explorer.gui.tile_delegate import TileRole
 
-TIMEOUT = 60_000
 # a loose threshold on the tiny bundle, where each stage's default changes the F1
 BASE = MatchConfig("single", ("tfidf",), (0.1,))
 FULL = BASE.replace(post=Post(mutual=0.25, merge=(4.5, 20), chisel=(6, 0.85)))
@@ -137,30 +135,12 @@ def settings(tmp_path: Path) -> AppSettings:
     return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
 
 
-def open_window(qtbot, bundle: Path, settings: AppSettings) -> MainWindow:
-    w = MainWindow(Session(Bundle.open(bundle)), bundle, app_context(settings))
-    qtbot.addWidget(w)
-    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
-        w.show()
-    return w
-
-
 @pytest.fixture
 def window(qtbot, tiny_bundle: Path, settings: AppSettings) -> MainWindow:
-    w = open_window(qtbot, tiny_bundle, settings)
+    w = open_main_window(qtbot, tiny_bundle, settings)
     apply(qtbot, w, BASE)
     yield w
     w.worker.stop()
-
-
-def settle(qtbot, w: MainWindow) -> None:
-    qtbot.waitUntil(lambda: not w.query_pending(), timeout=TIMEOUT)
-
-
-def apply(qtbot, w: MainWindow, cfg: MatchConfig) -> None:
-    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
-        w.set_config(cfg)
-    settle(qtbot, w)
 
 
 def wait_view(qtbot, w: MainWindow, action) -> None:
@@ -223,7 +203,7 @@ def test_outside_changes_and_settings_files_repaint_the_stages(qtbot, window, ti
     assert window.config == FULL and shown_post(panel) == FULL.post
     # the settings stored per bundle keep them for the next window
     window.close()
-    again = open_window(qtbot, tiny_bundle, settings)
+    again = open_main_window(qtbot, tiny_bundle, settings)
     assert again.config == FULL and shown_post(again.controls) == FULL.post
     again.worker.stop()
 
