@@ -128,3 +128,13 @@ def bundle_copy(tiny_bundle, tmp_path) -> Path:
     shutil.copytree(tiny_bundle, dst)
     Bundle.open(dst)  # the pristine copy is valid
     return dst
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    """The app's settings in a file of the test's own (never the user's)."""
+    from PySide6.QtCore import QSettings
+
+    from explorer.gui.settings import AppSettings
+
+    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))

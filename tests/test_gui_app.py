@@ -31,11 +31,6 @@ SUM = MatchConfig("sum", ("effnet", "minilm"), (0.55,), weights=(0.5, 0.5))
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> AppSettings:
-    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-
-
-@pytest.fixture
 def window(qtbot, demo_bundle: Path, settings: AppSettings) -> MainWindow:
     w = open_main_window(qtbot, demo_bundle, settings)
     yield w

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from gui_window import TIMEOUT, apply, open_main_window, settle
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QSpinBox, QWidget
 
 from explorer.core.bundle import Bundle
@@ -130,11 +130,6 @@ def test_post_stages_survive_a_change_of_mode(qtbot, panel) -> None:
 
 
 # -- the window ---------------------------------------------------------------------------
-@pytest.fixture
-def settings(tmp_path: Path) -> AppSettings:
-    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-
-
 @pytest.fixture
 def window(qtbot, tiny_bundle: Path, settings: AppSettings) -> MainWindow:
     w = open_main_window(qtbot, tiny_bundle, settings)
