@@ -93,13 +93,15 @@ def test_json_report_matches_the_core_on_a_harder_bundle(hard_bundle, capsys):
 
 
 def test_post_processing_flags_are_tuned_or_kept_and_match_the_core(hard_bundle, capsys):
+    from explorer.core.post_tuning import MERGE_SIZES
+
     out = evaluate_json(capsys, hard_bundle, "--scope", "fold0", "--tune-on", "fold1",
                         "--mode", "tfidf", "--mutual", "--merge", "--chisel", "10", "0.95",
                         "--no-timing")
     post = out["config"]["post"]
     assert set(post) == {"mutual", "merge", "chisel"}
     assert post["chisel"] == {"size": 10, "threshold": 0.95}  # given: kept
-    assert post["merge"]["max_size"] in (5, 10, 25, 51)  # tuned on its grid
+    assert post["merge"]["max_size"] in MERGE_SIZES  # tuned on its grid
     assert out["metrics"] == core_metrics(hard_bundle, "fold0", out["config"])
 
 

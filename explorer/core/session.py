@@ -20,6 +20,7 @@ from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.metrics import Metrics
 from explorer.core.pair_model import learned_modalities
+from explorer.core.post_tuning import STAGES as POST_STAGES
 from explorer.core.tune import best, candidate_modes, tune
 
 ENGINES = 3  # scopes whose engines a session keeps (see Session.engine)
@@ -161,14 +162,17 @@ class Session:
     def best(self, on: str, *, progress: Callable[[int, int], None] | None = None,
              cancelled: Callable[[], bool] | None = None) -> MatchConfig:
         """The configuration `explorer evaluate --best` picks on scope `on` (mode, weights,
-        Min2, INB depth, unit filter, every threshold) over all the bundle's modalities.
+        Min2, INB depth, unit filter, post-processing, every threshold) over all the
+        bundle's modalities.
         `progress(done, total)` counts the modes tried; `cancelled()` is checked before
         each (raising Cancelled): a search of minutes must yield to a newer request."""
         engine = self.engine(on)
         if not engine.has_labels:
             raise ConfigError("the best search needs labels: this bundle has no label_group")
         mods = [name for name, _ in self.modalities]
-        total, done = len(candidate_modes(mods, self._derived)) * 4, 0  # x units, Min2
+        # each mode x units x Min2, then each post-processing stage tried on the winner
+        total = len(candidate_modes(mods, self._derived)) * 4 + len(POST_STAGES)
+        done = 0
 
         def step(_label: str) -> None:
             nonlocal done
