@@ -95,7 +95,9 @@ def _matches(bundle: Path, sha: str) -> str | None:
         return f"schema_version {man.get('schema_version')}, this code writes {SCHEMA_VERSION}"
     if man.get("k") != K:
         return f"k = {man.get('k')} instead of {K}"
-    if json.loads(json.dumps(PARAMS)) != mods["tfidf"].get("params"):
+    stored = mods["tfidf"].get("params") or {}
+    # the build also records how each scope was searched ("search"): not a TF-IDF setting
+    if json.loads(json.dumps(PARAMS)) != {k: stored.get(k) for k in PARAMS}:
         return "built with other TF-IDF parameters than precompute.tfidf.PARAMS"
     return None
 
