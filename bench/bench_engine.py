@@ -199,7 +199,9 @@ def inb_weights(cand: np.ndarray, sims: np.ndarray, per_row: int = 3) -> sparse.
     w = np.where(np.arange(per_row)[None, :] == 0, 1.0, sims[:, :per_row]).astype(np.float32)
     w = np.maximum(w, np.float32(0.01))
     rows = np.repeat(np.arange(n), per_row)
-    return sparse.csr_matrix((w.ravel(), (rows, cols.ravel())), shape=(n, n))
+    keep = cols.ravel() >= 0  # a short top-K list is padded with -1 (empty titles)
+    return sparse.csr_matrix((w.ravel()[keep], (rows[keep], cols.ravel()[keep])),
+                             shape=(n, n))
 
 
 def bench_inb(bundle: Bundle, quick: bool, repeats: int) -> None:

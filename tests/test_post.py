@@ -145,3 +145,37 @@ def test_best_adds_a_stage_only_when_it_raises_f1():
     assert merged.post.merge is not None and e.evaluate(merged).metrics.f1 == f1s[1]
     # chisel is tried on top of the kept merge (it cannot beat F1 1, so it is not kept)
     assert tried[2][0].post.merge == merged.post.merge
+
+
+def _reference_merge(pred, cand, score, target, max_size):
+    """The plain algorithm: every predicted (query, candidate) pair best first."""
+    n = len(cand)
+    group = {i: {i} for i in range(n)}
+    pairs = sorted(((float(score[q, c]), q, int(cand[q, c])) for q, c in zip(
+        *np.nonzero(pred), strict=True) if c > 0), key=lambda t: -t[0])
+    for _, a, b in pairs:
+        if sum(len(g) ** 2 for g in {id(g): g for g in group.values()}.values()) >= target * n:
+            break
+        ga, gb = group[a], group[b]
+        if ga is gb or len(ga) + len(gb) > max_size:
+            continue
+        ga |= gb
+        for x in gb:
+            group[x] = ga
+    return group
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_merging_equals_the_plain_algorithm_on_random_graphs(seed):
+    rng = np.random.default_rng(seed)
+    n, width = 60, 8
+    cand = np.stack([np.concatenate([[q], rng.choice(np.delete(np.arange(n), q), width - 1,
+                                                     replace=False)]) for q in range(n)])
+    score = rng.random(cand.shape).astype(np.float32)  # no ties
+    pred = score > 0.6
+    pred[:, 0] = True
+    target, max_size = float(rng.choice([1.5, 3.0, 6.0, 100.0])), int(rng.choice([3, 6, 60]))
+    root = post.merge_groups(pred, cand, score, target, max_size)
+    want = _reference_merge(pred, cand, score, target, max_size)
+    for a in range(n):
+        assert set(np.flatnonzero(root == root[a]).tolist()) == want[a]

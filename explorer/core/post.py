@@ -71,37 +71,44 @@ def mutual_filter(pred: np.ndarray, reverse: np.ndarray, threshold: float,
 def merge_groups(pred: np.ndarray, cand: np.ndarray, score: np.ndarray, target: float,
                  max_size: int) -> np.ndarray:
     """Each posting's group root after merging the predicted pairs best first (see the
-    module docstring). A Python union-find over the predicted pairs: ~1 s a million of
-    them."""
+    module docstring). Each unordered pair is met once, at the better of its two scores
+    (a second meeting could never join anything: groups only grow). A Python union-find
+    over those pairs, roots resolved with numpy: ~0.3 s a million pairs."""
     n = len(cand)
     rows, cols = np.nonzero(pred[:, 1:])
-    cols = cols + 1
-    order = np.argsort(-score[rows, cols], kind="stable")
-    a_list = rows[order].tolist()
-    b_list = cand[rows[order], cols[order]].tolist()
+    other = cand[rows, cols + 1].astype(np.int64)
+    lo, hi = np.minimum(rows, other), np.maximum(rows, other)
+    key = lo * n + hi
+    order = np.lexsort((key, -score[rows, cols + 1]))  # best first, ties by pair
+    _, first = np.unique(key[order], return_index=True)
+    pick = order[np.sort(first)]
     parent = list(range(n))
     size = [1] * n
     sum_sq = n  # sum over postings of their group's size = sum over groups of size^2
     limit = target * n
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in zip(a_list, b_list, strict=True):
+    for a, b in zip(lo[pick].tolist(), hi[pick].tolist(), strict=True):
         if sum_sq >= limit:
             break
-        ra, rb = find(a), find(b)
-        if ra == rb or size[ra] + size[rb] > max_size:
+        while parent[a] != a:  # find, with path halving (inlined: the hot loop)
+            parent[a] = a = parent[parent[a]]
+        while parent[b] != b:
+            parent[b] = b = parent[parent[b]]
+        if a == b:
             continue
-        sum_sq += 2 * size[ra] * size[rb]
-        if size[ra] < size[rb]:
-            ra, rb = rb, ra
-        parent[rb] = ra
-        size[ra] += size[rb]
-    return np.array([find(x) for x in range(n)], np.int64)
+        sa, sb = size[a], size[b]
+        if sa + sb > max_size:
+            continue
+        sum_sq += 2 * sa * sb
+        if sa < sb:
+            a, b = b, a
+        parent[b] = a
+        size[a] = sa + sb
+    root = np.array(parent, np.int64)
+    while True:  # pointer jumping until every posting points at its root
+        up = root[root]
+        if np.array_equal(up, root):
+            return root
+        root = up
 
 
 def apply_merge(pred: np.ndarray, cand: np.ndarray, score: np.ndarray, target: float,
