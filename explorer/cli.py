@@ -59,6 +59,10 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-confused", type=Path, metavar="PATH",
                    help="write every pair of label groups joined by false positives as CSV, "
                    "most completely joined first (labelling errors, pack-size cases)")
+    p.add_argument("--export-audit", type=Path, metavar="PATH",
+                   help="write the label audit as CSV: label groups that fall apart (split), "
+                   "pairs of groups the predictions join (merge) and postings another group "
+                   "takes (posting), ranked on one 0-1 score")
     p.add_argument("--no-timing", action="store_true", help="skip the timing measurements")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -137,7 +141,8 @@ def _post(args: argparse.Namespace) -> tuple[Post, set[str]]:
 
 # export kind (explorer.core.export.FRAMES) -> its option's attribute
 EXPORT_FLAGS = {"predictions": "export_csv", "metrics": "export_metrics",
-                "errors": "export_errors", "confused": "export_confused"}
+                "errors": "export_errors", "confused": "export_confused",
+                "audit": "export_audit"}
 
 
 def evaluate(argv: list[str]) -> int:

@@ -151,10 +151,11 @@ def test_exports(request, tmp_path, capsys, bundle_name, scope, mode_args):
     bundle = request.getfixturevalue(f"{bundle_name}_bundle")
     preds_csv, metrics_csv = tmp_path / "pred.csv", tmp_path / "metrics.csv"
     errors_csv, confused_csv = tmp_path / "errors.csv", tmp_path / "confused.csv"
+    audit_csv = tmp_path / "audit.csv"
     out = evaluate_json(capsys, bundle, "--scope", scope, *mode_args, "--no-timing",
                         "--export-csv", str(preds_csv), "--export-metrics", str(metrics_csv),
                         "--export-errors", str(errors_csv), "--export-confused",
-                        str(confused_csv))
+                        str(confused_csv), "--export-audit", str(audit_csv))
     b = Bundle.open(bundle)
     rows = b.scope_rows(scope)
     ids = b.items["posting_id"].to_numpy()[rows].tolist()
@@ -198,6 +199,12 @@ def test_exports(request, tmp_path, capsys, bundle_name, scope, mode_args):
     # every false positive joins two groups: the confused-groups table counts them all
     confused = pd.read_csv(confused_csv)
     assert confused["fp_pairs"].sum() == len(fp)
+    # the audit: its merge rows are the confused groups, on their coverage, best first
+    found = pd.read_csv(audit_csv, dtype={"label_group": str, "other_label_group": str})
+    assert found["score"].is_monotonic_decreasing and found["score"].between(0, 1).all()
+    merges = found[found["kind"] == "merge"]
+    assert len(merges) == len(confused)
+    assert sorted(merges["score"].round(9)) == sorted(confused["coverage"].round(9))
     assert (confused["coverage"] > 0).all() and (confused["coverage"] <= 1).all()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 

@@ -19,7 +19,7 @@ from explorer.core.joined_groups import fully_joined
 from explorer.core.spaces import in_threads
 from explorer.core.titles import decoded_titles, raw_titles
 
-__all__ = ["confused_groups"]
+__all__ = ["confused_groups", "joined_group_pairs"]
 
 BLOCK_ROWS = 1 << 15  # rows summed at a time, on threads (_group_pairs)
 # false positives from which the complete pairs are looked for first (below, summing every
@@ -47,25 +47,10 @@ def confused_groups(engine: Engine, ev: Evaluation, n: int | None = 100) -> pd.D
                "title_raw", "neighbour_title_raw"]
     if not ev.has_labels:
         return pd.DataFrame(columns=columns)
-    labels = engine.labels
-    size = np.bincount(labels, minlength=int(labels.max()) + 1)
-    total = int(np.subtract(ev.n_pred, ev.tp, dtype=np.int64).sum())  # false positives
-    joined = None
-    if n is not None and n > 0 and total > SCAN_FROM:
-        joined = fully_joined(engine, ev, n)
-    if joined is not None:  # n pairs of coverage 1.0: the head of the list
-        lo, hi, counts = joined
-        coverage = counts / (2.0 * size[lo] * size[hi])
-        qs, ns, best, sums = _strongest(ev, labels, lo, hi)
-        mean = sums / counts
-    else:
-        lo, hi, counts, mean = _group_pairs(ev, labels, total)
-        if not len(lo):
-            return pd.DataFrame(columns=columns)
-        coverage = counts / (2.0 * size[lo] * size[hi])
-        top = _most_joined(coverage, counts, n)  # most complete, then most pairs
-        lo, hi, counts, mean, coverage = lo[top], hi[top], counts[top], mean[top], coverage[top]
-        qs, ns, best, _ = _strongest(ev, labels, lo, hi)
+    joined = joined_group_pairs(engine, ev, n)
+    if joined is None:
+        return pd.DataFrame(columns=columns)
+    qs, ns, counts, coverage, mean, best = joined
     size_q, size_nb = engine.group_size[qs], engine.group_size[ns]
     items = engine.bundle.items
     ga, gb = engine.rows[qs], engine.rows[ns]
@@ -84,6 +69,34 @@ def confused_groups(engine: Engine, ev: Evaluation, n: int | None = 100) -> pd.D
                     for x, y in zip(titles_a, titles_b, strict=True)],
         "title_raw": raw[ga], "neighbour_title_raw": raw[gb],
     }, columns=columns)
+
+
+def joined_group_pairs(engine: Engine, ev: Evaluation, n: int | None
+                       ) -> tuple[np.ndarray, ...] | None:
+    """The numbers behind `confused_groups` (no bundle needed): per joined pair of label
+    groups, most completely joined first, (row, neighbour) of its strongest false
+    positive, fp_pairs, coverage, mean score and the strongest score; None when no false
+    positive joins two groups."""
+    labels = engine.labels
+    size = np.bincount(labels, minlength=int(labels.max()) + 1)
+    total = int(np.subtract(ev.n_pred, ev.tp, dtype=np.int64).sum())  # false positives
+    joined = None
+    if n is not None and n > 0 and total > SCAN_FROM:
+        joined = fully_joined(engine, ev, n)
+    if joined is not None:  # n pairs of coverage 1.0: the head of the list
+        lo, hi, counts = joined
+        coverage = counts / (2.0 * size[lo] * size[hi])
+        qs, ns, best, sums = _strongest(ev, labels, lo, hi)
+        mean = sums / counts
+    else:
+        lo, hi, counts, mean = _group_pairs(ev, labels, total)
+        if not len(lo):
+            return None
+        coverage = counts / (2.0 * size[lo] * size[hi])
+        top = _most_joined(coverage, counts, n)  # most complete, then most pairs
+        lo, hi, counts, mean, coverage = lo[top], hi[top], counts[top], mean[top], coverage[top]
+        qs, ns, best, _ = _strongest(ev, labels, lo, hi)
+    return qs, ns, counts, coverage, mean, best
 
 
 def _group_pairs(ev: Evaluation, labels: np.ndarray, total: int

@@ -1,5 +1,5 @@
-"""Exports: predictions in the competition's format, per-query metrics, every error pair
-and every confused group as CSV; `FRAMES` is what the app's File menu and `explorer
+"""Exports: predictions in the competition's format, per-query metrics, every error pair,
+every confused group and the label audit as CSV; `FRAMES` is what the app's File menu and `explorer
 evaluate --export-*` both write."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.core.atomic_write import write_atomic
+from explorer.core.audit import audit
 from explorer.core.confusion import confused_groups
 from explorer.core.engine import Engine, Evaluation
 from explorer.core.error_pairs import error_pairs
@@ -55,8 +56,8 @@ def _all_confused(engine: Engine, ev: Evaluation) -> pd.DataFrame:
 
 #: export kind -> frame of a scope's evaluation; the last two need labels
 FRAMES = {"predictions": predictions_frame, "metrics": metrics_frame, "errors": error_pairs,
-          "confused": _all_confused}
-NEED_LABELS = ("errors", "confused")
+          "confused": _all_confused, "audit": audit}
+NEED_LABELS = ("errors", "confused", "audit")
 
 
 def write_text(text: str, path: str | os.PathLike[str]) -> Path:

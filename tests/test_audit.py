@@ -1,0 +1,94 @@
+"""The label audit (explorer/core/audit.py) against hand-built label groups: one group of
+two products, two groups of one product, one mislabelled posting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explorer.core.audit import audit, posting_findings, split_findings
+from explorer.core.config import MatchConfig
+from explorer.core.engine import Engine
+from explorer.core.graph import ScopeGraph
+from explorer.core.scope_data import ScopeData
+
+# products: A = {0, 1}, B = {2, 3} (both labelled 1: should be split), C = {4, 5, 6, 7}
+# (labelled 2 and 3: should be merged), D = {8, 10, 11} and E = {9}: posting 8 is D but
+# labelled 4 with 9 (mislabelled); 10, 11 are labelled 5
+LABELS = np.array([1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+PRODUCT = np.array([0, 0, 1, 1, 2, 2, 2, 2, 3, 4, 3, 3])
+
+
+def _engine(derived: bool = False) -> Engine:
+    n = len(LABELS)
+    score = np.where(PRODUCT[:, None] == PRODUCT[None, :], 0.9, 0.05).astype(np.float32)
+    score[np.ix_([0, 1], [2, 3])] = score[np.ix_([2, 3], [0, 1])] = 0.1  # A-B: weak
+    score[8, 9] = score[9, 8] = 0.1
+    cand = np.array([[q, *[c for c in range(n) if c != q]] for q in range(n)], np.int32)
+    sims = np.take_along_axis(score, cand, axis=1)
+    sims[:, 0] = 1.0
+    graph = ScopeGraph("hand", np.arange(n), cand, np.ones_like(cand, np.uint8),
+                       {"m": sims}, ("m",))
+    return Engine.from_data(ScopeData(graph, LABELS, derive=(lambda e, name: sims)
+                                      if derived else None))
+
+
+CFG = MatchConfig("single", ("m",), (0.5,))
+
+
+def test_a_group_of_two_products_is_to_be_split():
+    e = _engine()
+    found = split_findings(e, e.evaluate(CFG))
+    assert len(found) == 1
+    row = found.iloc[0]
+    assert row["label_group"] == "1" and row["score"] == pytest.approx(0.9)
+    assert {row["row"], row["other_row"]} == {0, 2}  # one posting of each part
+    assert "parts of 2 + 2 postings" in row["detail"]
+
+
+def test_a_mislabelled_posting_is_found_with_the_group_that_takes_it():
+    e = _engine()
+    found = posting_findings(e, e.evaluate(CFG))
+    assert found["row"].tolist() == [8]  # 9 is alone too, but no group takes it
+    row = found.iloc[0]
+    assert row["other_label_group"] == "5" and row["other_row"] == 10
+    # 5's two postings and 8 predict each other: 4 of 4 pairs; its own group scores it 0.1
+    assert row["score"] == pytest.approx(1.0 - 0.1)
+
+
+def test_one_list_ranks_all_three_kinds_on_one_scale():
+    e = _engine()
+    out = audit(e, e.evaluate(CFG))
+    got = [(k, a, b, round(s, 4)) for k, a, b, s in zip(
+        out["kind"], out["label_group"], out["other_label_group"], out["score"], strict=True)]
+    assert got == [("merge", "2", "3", 1.0), ("split", "1", "1", 0.9),
+                   ("posting", "4", "5", 0.9), ("merge", "4", "5", 0.5)]
+    assert not out["in_fold"].any()
+    assert audit(e, e.evaluate(CFG), n=2)["kind"].tolist() == ["merge", "split"]
+
+
+def test_a_group_that_holds_together_is_not_flagged():
+    e = _engine()
+    out = audit(e, e.evaluate(CFG.replace(thresholds=(0.08,))))  # A-B now joined
+    assert "split" not in set(out["kind"])
+
+
+def test_without_labels_the_audit_is_empty():
+    data = _engine().data
+    data.labels = None
+    e = Engine.from_data(data)
+    assert audit(e, e.evaluate(CFG)).empty
+
+
+def test_after_inb_the_findings_are_weighed_by_the_scores_before_it():
+    """Blended, two parts that share no neighbour score exactly 0 apart: the split's
+    evidence is the configuration's score before INB."""
+    from explorer.core.config import InbStage
+
+    e = _engine(derived=True)
+    cfg = MatchConfig("learned", ("learned:m",), (0.5,), inb=(InbStage(0.5),))
+    ev = e.evaluate(cfg)
+    assert ev.stage.score[0, 2] == 0  # 0 and 2 (parts A and B) after the blend
+    found = split_findings(e, ev)
+    assert found["score"].tolist() == [pytest.approx(0.9)]
+    assert posting_findings(e, ev)["score"].tolist() == [pytest.approx(0.9)]
