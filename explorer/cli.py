@@ -63,6 +63,9 @@ def _evaluate_parser() -> argparse.ArgumentParser:
                    help="write the label audit as CSV: label groups that fall apart (split), "
                    "pairs of groups the predictions join (merge) and postings another group "
                    "takes (posting), ranked on one 0-1 score")
+    p.add_argument("--exclude-marked", type=Path, metavar="MARKS",
+                   help="also report the metrics without the postings a marks CSV "
+                   "(posting_id,mark, as the app's audit exports) marks as label errors")
     p.add_argument("--no-timing", action="store_true", help="skip the timing measurements")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -149,9 +152,11 @@ def evaluate(argv: list[str]) -> int:
     args = _evaluate_parser().parse_args(argv)
     from explorer.core import export
     from explorer.core.atomic_write import UnsafeTarget, check_target
+    from explorer.core.audit_marks import excluding, marked_rows, read_marks
     from explorer.core.evaluate import run
 
     doc = read_settings(args.settings) if args.settings else None  # before the bundle: fast
+    marks = read_marks(args.exclude_marked) if args.exclude_marked else None
     bundle = Bundle.open(args.bundle)
     if doc is not None:
         doc.check(bundle.manifest.scopes, [m.name for m in bundle.manifest.modalities],
@@ -185,13 +190,26 @@ def evaluate(argv: list[str]) -> int:
                  timing=not args.no_timing, progress=progress)
     for kind, path in exports.items():
         export.write_csv(export.FRAMES[kind](report.engine, report.evaluation), path)
+    excluded = None
+    if marks is not None:
+        rows = marked_rows(report.engine, marks)
+        m = excluding(report.engine, report.evaluation, rows)
+        excluded = {"marks": str(args.exclude_marked), "excluded_postings": len(rows),
+                    "metrics": None if m is None else m.to_dict()}
     if args.json:
         out = report.to_json()
+        if excluded is not None:
+            out["without_marked"] = excluded
         if warnings:
             out["warnings"] = warnings
         print(json.dumps(out, indent=2, allow_nan=False))
     else:
         _print_report(report)
+        if excluded is not None and excluded["metrics"] is not None:
+            m = excluded["metrics"]
+            print(f"without {excluded['excluded_postings']} postings marked as label errors: "
+                  f"F1 {m['f1']:.4f}  precision {m['precision']:.4f}  recall {m['recall']:.4f}"
+                  f"  ({m['n_queries']} queries)")
     return 0
 
 

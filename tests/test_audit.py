@@ -92,3 +92,73 @@ def test_after_inb_the_findings_are_weighed_by_the_scores_before_it():
     found = split_findings(e, ev)
     assert found["score"].tolist() == [pytest.approx(0.9)]
     assert posting_findings(e, ev)["score"].tolist() == [pytest.approx(0.9)]
+
+
+def test_metrics_without_postings_marked_as_label_errors_by_brute_force():
+    from explorer.core.audit_marks import excluding
+
+    e = _engine()
+    ev = e.evaluate(CFG.replace(thresholds=(0.3,)))
+    drop = {8, 2}
+    f1s = []
+    for q in range(e.n):
+        if q in drop:
+            continue
+        pred = {int(c) for c in ev.stage.cand[q][ev.pred[q]]} - drop
+        true = {r for r in range(e.n) if LABELS[r] == LABELS[q]} - drop
+        f1s.append(2 * len(pred & true) / (len(pred) + len(true)))
+    got = excluding(e, ev, np.array(sorted(drop)))
+    assert got.n_queries == e.n - 2 and got.f1 == pytest.approx(np.mean(f1s))
+    assert excluding(e, ev, np.array([], np.int64)).f1 == pytest.approx(ev.metrics.f1)
+
+
+def test_marks_files_round_trip_and_bad_ones_are_one_line(tmp_path):
+    import pandas as pd
+
+    from explorer.core.audit_marks import read_marks, write_marks
+    from explorer.core.config import ConfigError
+
+    path = tmp_path / "marks.csv"
+    write_marks(pd.DataFrame({"posting_id": ["a", "b"], "mark": ["label error",
+                                                                  "true difference"]}), path)
+    assert read_marks(path) == {"a": "label error", "b": "true difference"}
+    for text, match in [("posting_id,mark\na,wrong\n", "line 2: mark 'wrong'"),
+                        ("posting_id,mark\na,label error\na,true difference\n",
+                         "line 3: posting a is marked twice"),
+                        ("posting,mark\n", "no column posting_id"),
+                        ("", "not a readable marks CSV")]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            read_marks(path)
+    with pytest.raises(ConfigError, match="not a readable"):
+        read_marks(tmp_path / "missing.csv")
+
+
+def test_explorer_evaluate_reports_the_metrics_without_marked_postings(tiny_bundle, tmp_path,
+                                                                      capsys):
+    import json
+
+    from explorer.cli import main
+    from explorer.core.audit_marks import excluding, marked_rows, read_marks
+    from explorer.core.bundle import Bundle
+
+    b = Bundle.open(tiny_bundle)
+    rows = b.scope_rows("fold0")
+    ids = b.items["posting_id"].to_numpy()[rows][:3].astype(str)
+    marks = tmp_path / "marks.csv"
+    marks.write_text("posting_id,mark\n" + f"{ids[0]},label error\n{ids[1]},label error\n"
+                     f"{ids[2]},true difference\n")
+    args = ["evaluate", str(tiny_bundle), "--scope", "fold0", "--mode", "tfidf",
+            "--threshold", "0.4", "--exclude-marked", str(marks), "--json", "--no-timing"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    engine = Engine(b, "fold0")
+    ev = engine.evaluate(MatchConfig("single", ("tfidf",), (0.4,)))
+    want = excluding(engine, ev, marked_rows(engine, read_marks(marks)))
+    assert out["without_marked"]["excluded_postings"] == 2
+    assert out["without_marked"]["metrics"]["f1"] == pytest.approx(want.f1, abs=1e-12)
+    assert out["without_marked"]["metrics"]["n_queries"] == len(rows) - 2
+    marks.write_text("posting_id,mark\nx,maybe\n")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "marks.csv, line 2: mark 'maybe'" in err and err.count("\n") == 1
