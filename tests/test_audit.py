@@ -44,6 +44,7 @@ def test_a_group_of_two_products_is_to_be_split():
     assert row["label_group"] == "1" and row["score"] == pytest.approx(0.9)
     assert {row["row"], row["other_row"]} == {0, 2}  # one posting of each part
     assert "parts of 2 + 2 postings" in row["detail"]
+    assert row["members"] in ("0 1", "2 3")  # the second part: what a fix relabels
 
 
 def test_a_mislabelled_posting_is_found_with_the_group_that_takes_it():
@@ -64,6 +65,7 @@ def test_one_list_ranks_all_three_kinds_on_one_scale():
     assert got == [("merge", "2", "3", 1.0), ("split", "1", "1", 0.9),
                    ("posting", "4", "5", 0.9), ("merge", "4", "5", 0.5)]
     assert not out["in_fold"].any()
+    assert out["members"].tolist()[0] in ("4 5", "6 7") and out["members"].tolist()[2] == "8"
     assert audit(e, e.evaluate(CFG), n=2)["kind"].tolist() == ["merge", "split"]
 
 

@@ -34,8 +34,22 @@ from explorer.core.titles import decoded_titles
 
 __all__ = ["COLUMNS", "audit", "posting_findings", "split_findings"]
 
+# members: the scope rows a fix would relabel, space-separated (a split's second part, a
+# merge's smaller group, the posting itself): what marking a finding marks
 COLUMNS = ["kind", "score", "label_group", "other_label_group", "group_size",
-           "other_group_size", "row", "other_row", "posting_id", "title", "detail", "in_fold"]
+           "other_group_size", "row", "other_row", "members", "posting_id", "title",
+           "detail", "in_fold"]
+
+
+def _rows_by(keys: np.ndarray) -> dict[int, np.ndarray]:
+    """key -> the rows holding it, ascending (one sort, not a scan per key)."""
+    order = np.argsort(keys, kind="stable")
+    uniq, starts = np.unique(keys[order], return_index=True)
+    return dict(zip(uniq.tolist(), np.split(order, starts[1:]), strict=True))
+
+
+def _text(rows: np.ndarray) -> str:
+    return " ".join(map(str, rows.tolist()))
 
 
 def _parts(engine: Engine, ev: Evaluation) -> np.ndarray:
@@ -86,6 +100,7 @@ def split_findings(engine: Engine, ev: Evaluation) -> pd.DataFrame:
     cross_pairs = size.astype(np.float64) ** 2 - sq  # ordered pairs across parts
     rows = []
     first = frame.reset_index().groupby(["label", "part"])["index"].min()
+    by_part = _rows_by(part)
     for g in groups:
         parts = big[big["label"] == g].sort_values("size", ascending=False)
         a, b = parts.iloc[0], parts.iloc[1]
@@ -95,6 +110,7 @@ def split_findings(engine: Engine, ev: Evaluation) -> pd.DataFrame:
         rows.append({"kind": "split", "score": 1.0 - mean, "label": g,
                      "other_label": g, "row": int(first[(g, a["part"])]),
                      "other_row": int(first[(g, b["part"])]),
+                     "members": _text(by_part[int(b["part"])]),
                      "detail": f"parts of {counts} postings; mean score between parts "
                                f"{mean:.3f}"})
     return _finish(engine, ev, pd.DataFrame(rows))
@@ -141,6 +157,7 @@ def posting_findings(engine: Engine, ev: Evaluation) -> pd.DataFrame:
         anchor = np.flatnonzero(labels == r.h)[0]
         rows.append({"kind": "posting", "score": min(score, 1.0), "label": labels[r.p],
                      "other_label": r.h, "row": int(r.p), "other_row": int(anchor),
+                     "members": str(int(r.p)),
                      "detail": f"its own group does not match it (mean score "
                                f"{own_mean[r.p]:.3f}); {r.n} predicted pairs with the "
                                f"other group ({r.accept:.0%} of them both ways)"})
@@ -160,9 +177,12 @@ def _merge_findings(engine: Engine, ev: Evaluation) -> pd.DataFrame:
         details.append(f"{int(k)} predicted pairs between the groups, mean score {m:.3f}"
                        + (f"; amounts differ: {amounts}" if amounts else ""))
     labels = engine.labels
+    by_label = _rows_by(labels)
+    smaller = np.where(engine.group_size[ns] < engine.group_size[qs], labels[ns], labels[qs])
     return _finish(engine, ev, pd.DataFrame({
         "kind": "merge", "score": coverage.astype(float), "label": labels[qs],
-        "other_label": labels[ns], "row": qs, "other_row": ns, "detail": details}))
+        "other_label": labels[ns], "row": qs, "other_row": ns,
+        "members": [_text(by_label[g]) for g in smaller.tolist()], "detail": details}))
 
 
 def _finish(engine: Engine, ev: Evaluation, frame: pd.DataFrame) -> pd.DataFrame:
@@ -179,6 +199,7 @@ def _finish(engine: Engine, ev: Evaluation, frame: pd.DataFrame) -> pd.DataFrame
         "group_size": size[frame["label"].to_numpy(np.int64)],
         "other_group_size": size[frame["other_label"].to_numpy(np.int64)],
         "row": rows, "other_row": frame["other_row"].to_numpy(np.int64),
+        "members": frame["members"].to_numpy(),
         "posting_id": _posting_ids(engine)[rows],
         "title": _titles(engine)[rows] if len(rows) else [],
         "detail": frame["detail"].to_numpy(), "in_fold": _in_fold(engine, ev)})
