@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=Path, required=True, help="folder for the data and bundle")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--postings", type=int, default=1600)
+    d.add_argument("--label-errors", default="0", metavar="SHARE",
+                   help="give about this share of the label groups a deliberate label error "
+                   "(0 to 0.5; split, merged or moved, listed in DIR/data/label_errors.csv)")
     _add_encoding_args(d)
     s = sub.add_parser("scale-data", help="write a Shopee-format CSV of N postings without "
                        "images (realistic titles, group sizes and phashes; for benches)")
@@ -173,11 +176,12 @@ def _run(args: argparse.Namespace) -> int:
             out = write_scale_data(args.out, parse_count(args.postings), force=args.force,
                                    seed=parse_seed(args.seed))
         else:
-            from precompute.demo import build_demo
+            from precompute.demo import build_demo, parse_label_errors
 
             out = build_demo(args.out, seed=args.seed, n_postings=args.postings,
                              force=args.force, progress=not args.quiet, device=args.device,
-                             batch_size=args.batch_size, workers=args.workers, k=args.k)
+                             batch_size=args.batch_size, workers=args.workers, k=args.k,
+                             label_errors=parse_label_errors(args.label_errors))
         print(f"wrote {out}")
     except (InputError, BundleError) as exc:
         print(f"precompute: error: {exc}", file=sys.stderr)

