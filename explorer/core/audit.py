@@ -32,7 +32,7 @@ from explorer.core.engine import Engine, Evaluation
 from explorer.core.highlight import describe_conflicts
 from explorer.core.titles import decoded_titles
 
-__all__ = ["COLUMNS", "audit", "posting_findings", "split_findings"]
+__all__ = ["COLUMNS", "audit", "posting_findings", "score_against", "split_findings"]
 
 # members: the scope rows a fix would relabel, space-separated (a split's second part, a
 # merge's smaller group, the posting itself): what marking a finding marks
@@ -257,3 +257,27 @@ def audit(engine: Engine, ev: Evaluation, n: int | None = None) -> pd.DataFrame:
     out = out.assign(_k=out["kind"].map(order)).sort_values(
         ["score", "_k"], ascending=[False, True], kind="stable").drop(columns="_k")
     return out.reset_index(drop=True) if n is None else out.head(n).reset_index(drop=True)
+
+
+def score_against(found: pd.DataFrame, truth: pd.DataFrame) -> tuple[float, float]:
+    """(precision, recall) of audit findings against known label errors: `truth` has the
+    columns posting_id, kind (split: one product under two labels; merged: two products
+    under one label; moved: one posting under another product's label), true_label and
+    given_label, one row per relabelled posting (precompute demo --label-errors writes
+    it). A split finding is right when its label holds a merged error; a merge finding
+    when its two labels are an error's true and given labels; a posting finding when its
+    posting was relabelled. An error is found when a right finding names it."""
+    errors = truth.astype(str).groupby(["kind", "true_label", "given_label"])[
+        "posting_id"].apply(frozenset).reset_index()
+    hit: set[int] = set()
+    right = 0
+    for f in found.itertuples(index=False):
+        pair = {str(f.label_group), str(f.other_label_group)}
+        names = [i for i, e in enumerate(errors.itertuples(index=False))
+                 if (f.kind == "split" and e.kind == "merged"
+                     and e.given_label == str(f.label_group))
+                 or (f.kind == "merge" and {e.true_label, e.given_label} == pair)
+                 or (f.kind == "posting" and str(f.posting_id) in e.posting_id)]
+        right += bool(names)
+        hit.update(names)
+    return right / max(len(found), 1), len(hit) / max(len(errors), 1)
