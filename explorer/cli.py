@@ -179,6 +179,8 @@ def evaluate(argv: list[str]) -> int:
             check_target(path)
         except UnsafeTarget as exc:
             raise ConfigError(f"{flag} {exc}") from None
+    if marks is not None and not bundle.manifest.has_labels:
+        raise ConfigError("--exclude-marked needs labels, and this bundle has no label_group")
     if len(set(exports.values())) < len(exports):
         raise ConfigError("two --export-* options name the same file")
     warnings = _tuning_warnings(args, scope, bundle.manifest.has_labels)

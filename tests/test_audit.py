@@ -191,3 +191,23 @@ def test_the_audit_finds_the_demos_deliberate_label_errors(tmp_path):
     # every finding at any score against the errors: recall rises, precision falls
     p_all, r_all = score_against(found, truth)
     assert r_all >= recall and p_all < precision
+
+
+def test_audit_options_on_a_bundle_without_labels_are_one_line(tmp_path, capsys):
+    from conftest import synthetic_table
+
+    from explorer.cli import main
+    from precompute.build import BuildOptions, build
+
+    csv = tmp_path / "u.csv"
+    synthetic_table(n_groups=8).drop(columns="label_group").to_csv(csv, index=False)
+    bundle = build(BuildOptions(csv=csv, out=tmp_path / "u.bundle", k=6, progress=False))
+    marks = tmp_path / "marks.csv"
+    marks.write_text("posting_id,mark\n")
+    base = ["evaluate", str(bundle), "--mode", "tfidf", "--threshold", "0.5", "--no-timing"]
+    for extra, flag in ((["--exclude-marked", str(marks)], "--exclude-marked"),
+                        (["--export-audit", str(tmp_path / "a.csv")], "--export-audit")):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag} needs labels" in err and err.count("\n") == 1
+    assert not (tmp_path / "a.csv").exists()
