@@ -83,7 +83,29 @@ def _parser() -> argparse.ArgumentParser:
                     help="base model: all-MiniLM-L6-v2 (packaged), a local folder or a hub name")
     tt.add_argument("--max-length", type=int, default=128, help="tokens per title")
     _add_training_args(tt, margin=0.5, lr=5e-5, batch=64)
+    _add_crossmodal_parser(tsub)
     return p
+
+
+def _add_crossmodal_parser(tsub: argparse._SubParsersAction) -> None:
+    tc = tsub.add_parser("crossmodal", help="CLIP-style projection heads over a frozen image "
+                         "and a frozen text encoder (titles against pictures)")
+    tc.add_argument("--csv", type=Path, required=True, help="labelled Shopee-format table")
+    tc.add_argument("--images", type=Path, required=True, help="image folder")
+    tc.add_argument("--image", required=True, metavar="NAME[:CHECKPOINT]",
+                    help="image encoder, as `build --image` loads it (tf_efficientnet_lite0)")
+    tc.add_argument("--text", required=True, metavar="NAME[:CHECKPOINT]",
+                    help="text encoder, as `build --text` loads it (all-MiniLM-L6-v2)")
+    tc.add_argument("--out", type=Path, required=True, help="run folder: best.pt, "
+                    "crossmodal.json")
+    tc.add_argument("--epochs", type=int, default=20)
+    tc.add_argument("--batch", type=int, default=256, help="pairs per batch (the negatives)")
+    tc.add_argument("--lr", type=float, default=1e-3)
+    tc.add_argument("--dim", type=int, default=256, help="size of the shared space")
+    tc.add_argument("--seed", type=int, default=0)
+    tc.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when available)")
+    tc.add_argument("--force", action="store_true", help="replace a run in --out")
+    tc.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
 
 
 def _add_training_args(p: argparse.ArgumentParser, *, margin: float, lr: float,
@@ -157,7 +179,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         from precompute.build import BuildOptions, build
 
-        if args.command == "train":
+        if args.command == "train" and args.modality == "crossmodal":
+            from precompute.training import crossmodal
+
+            out = crossmodal.train_from_args(args)
+        elif args.command == "train":
             from precompute.training.run import train_from_args
 
             out = train_from_args(args)
@@ -199,7 +225,8 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
         left = ("any epochs finished are kept in --out (--resume continues)"
-                if args.command == "train" else "nothing was written")
+                if args.command == "train" and args.modality != "crossmodal"
+                else "nothing was written")
         print(f"precompute: {what}; {left}", file=sys.stderr)
         return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130
     return 0
