@@ -2,7 +2,8 @@
 the settings document.
 
 `ViewerState` holds the scope, the matching configuration, the pinned baseline, the
-current query and the original-pictures folder. Widgets are views of it: they call
+current query, the original-pictures folder and the label-audit marks (posting_id ->
+mark, explorer.core.audit_marks; per bundle, across scopes). Widgets are views of it: they call
 `update` when the analyst moves something and repaint when it tells them (listeners get
 the names of the fields that changed). Every value is checked against the bundle's
 scopes and modalities on the way in, so no widget can hold a state the engine refuses.
@@ -16,15 +17,18 @@ evaluate --settings` read, and the app stores per bundle:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from explorer.core.audit_marks import LABEL_ERROR, MARKS
 from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.image_folder import ImageFolder
 
-FIELDS = ("scope", "config", "pinned", "query", "images")
+FIELDS = ("scope", "config", "pinned", "query", "images", "marks")
 MAX_SETTINGS_BYTES = 1 << 20  # a settings document is a few hundred bytes
 
 
@@ -129,6 +133,8 @@ class ViewerState:
         self.pinned: MatchConfig | None = pinned
         self.query: int | None = None          # scope-local row of the current query
         self.images: ImageFolder | None = None  # the original pictures, when chosen
+        # posting_id -> mark; replaced by update(marks=...), never changed in place
+        self.marks: dict[str, str] = {}
         self._listeners: list[Callable[[frozenset[str]], None]] = []
         self.document().check(self.scopes, self.modalities, "initial state")
 
@@ -147,6 +153,8 @@ class ViewerState:
             SettingsDoc(changes.get("config", self.config), scope,
                         changes.get("pinned", self.pinned)).check(
                 self.scopes, self.modalities, "settings")
+        if "marks" in changes:
+            check_marks(changes["marks"], "marks")
         if scope != self.scope and "query" not in changes:
             changes["query"] = None
         changed = frozenset(k for k, v in changes.items() if getattr(self, k) != v
@@ -166,3 +174,54 @@ class ViewerState:
         doc.check(self.scopes, self.modalities, where)
         return self.update(config=doc.config, pinned=doc.pinned,
                            **({"scope": doc.scope} if doc.scope is not None else {}))
+
+
+# -- label-audit marks ------------------------------------------------------------------
+def check_marks(marks: Any, where: str) -> None:
+    """Refuse anything but posting_id -> one of audit_marks.MARKS (ConfigError)."""
+    if not isinstance(marks, Mapping):
+        raise ConfigError(f"{where}: marks must map posting ids to marks")
+    for pid, mark in marks.items():
+        if not isinstance(pid, str) or not pid or mark not in MARKS:
+            raise ConfigError(f"{where}: {str(pid)[:40]!r} -> {str(mark)[:40]!r} is not a "
+                              f"posting id and one of {', '.join(MARKS)}")
+
+
+def remarked(marks: Mapping[str, str], ids: Iterable[str], mark: str | None
+             ) -> dict[str, str]:
+    """A copy of `marks` with every posting of `ids` marked `mark` (None: unmarked)."""
+    out = dict(marks)
+    for pid in ids:
+        if mark is None:
+            out.pop(pid, None)
+        else:
+            out[pid] = mark
+    return out
+
+
+def mark_of(marks: Mapping[str, str], ids: Iterable[str]) -> str:
+    """What a finding's postings carry: their one mark, "" when none is marked, "mixed"
+    when they differ (some marked, or marked differently)."""
+    seen = {marks.get(pid, "") for pid in ids}
+    return seen.pop() if len(seen) == 1 else "mixed"
+
+
+def label_errors(marks: Mapping[str, str]) -> frozenset[str]:
+    """The postings marked as label errors (what the metrics leave out)."""
+    return frozenset(pid for pid, mark in marks.items() if mark == LABEL_ERROR)
+
+
+def marks_table(marks: Mapping[str, str], items: pd.DataFrame) -> pd.DataFrame:
+    """posting_id, mark, label_group (from the bundle's `items`; "" for a posting it
+    lacks or without labels): what audit_marks.write_marks writes."""
+    frame = pd.DataFrame({"posting_id": list(marks), "mark": list(marks.values())},
+                         dtype=object)
+    if "label_group" in items:
+        hit = items[items["posting_id"].isin(frame["posting_id"])]  # the marked only
+        known = dict(zip(hit["posting_id"], hit["label_group"], strict=True))
+        frame["label_group"] = [_text(known.get(pid)) for pid in frame["posting_id"]]
+    return frame.sort_values("posting_id", kind="stable").reset_index(drop=True)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else str(value)

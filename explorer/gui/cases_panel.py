@@ -1,13 +1,28 @@
 """Error cases behind the means: worst queries, strongest false-positive pairs, closest
-missed pairs (explorer.core.cases) and the label groups the predictions join
-(explorer.core.confusion). Activating a row makes its query current."""
+missed pairs (explorer.core.cases), the label groups the predictions join
+(explorer.core.confusion), and the label audit (explorer.core.audit) with the analyst's
+marks. Activating a row makes its query current."""
 
 from __future__ import annotations
 
-import pandas as pd
-from PySide6.QtCore import QModelIndex, Signal
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QTabWidget, QWidget
+from collections.abc import Mapping
 
+import pandas as pd
+from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QTableView,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.core.audit_marks import LABEL_ERROR, TRUE_DIFFERENCE
+from explorer.core.state import mark_of
 from explorer.gui.frame_model import FrameModel
 
 WORST = {"posting id": "posting_id", "title": "title", "group": "group_size",
@@ -17,6 +32,8 @@ PAIRS = {"score": "score", "posting id": "posting_id", "title": "title",
 GROUPS = {"joined": "coverage", "FP pairs": "fp_pairs", "sizes": "sizes",
           "mean score": "mean_score", "amounts differ": "amounts", "title": "title",
           "other group's title": "neighbour_title"}
+AUDIT = {"kind": "kind", "score": "score", "groups": "groups", "sizes": "sizes",
+         "title": "title", "detail": "detail", "mark": "mark"}
 # header text -> what the column holds (the headers are short; these say it in words)
 TIPS = {
     "posting id": "The query posting's id.",
@@ -36,11 +53,24 @@ TIPS = {
     "amounts differ": "The amounts the strongest pair's titles disagree on (none: the two "
                       "groups may be one product labelled twice).",
     "other group's title": "The title of the strongest pair's posting in the other group.",
+    "kind": "split: one label group, two products; merge: two label groups, one product; "
+            "posting: one posting in the wrong group.",
+    "groups": "The label group, and the other group of a merge or a posting.",
+    "detail": "The evidence, in words (in-fold: a learned model's scores on a fold it "
+              "trained on, which it has learned by heart).",
+    "mark": "Your verdict on the postings a fix would relabel (a split's second part, a "
+            "merge's smaller group, the posting); 'mixed' when they differ.",
 }
 GROUPS_TIP = ("Pairs of label groups joined by false positives. 'joined' is the share of "
               "all cross pairs predicted (1.000: every posting of each group matches every "
               "posting of the other). Different amounts: a pack-size hard case; none: the "
               "two groups may be one product labelled twice.")
+AUDIT_TIP = ("Where the labels, not the matcher, look wrong: a split is a label group whose "
+             "postings fall apart into parts the settings never match, a merge two label "
+             "groups the predictions join, a posting one its own group rejects and another "
+             "group takes. The score (0-1, one scale for the three kinds) is the strength "
+             "of that evidence under the current settings, best first.")
+MARK_KEYS = {LABEL_ERROR: "Ctrl+L", TRUE_DIFFERENCE: "Ctrl+T", "": "Delete"}
 
 
 def _view(model: FrameModel) -> QTableView:
@@ -56,9 +86,47 @@ def _view(model: FrameModel) -> QTableView:
     return v
 
 
+class AuditModel(FrameModel):
+    """The audit's findings with a `mark` column from the analyst's marks (by posting id):
+    marking repaints that column only, so the selection stays where it was."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(AUDIT, parent, TIPS)
+        self._marks: Mapping[str, str] = {}
+
+    def set_frame(self, frame: pd.DataFrame) -> None:
+        super().set_frame(self._marked(frame))
+
+    def set_marks(self, marks: Mapping[str, str]) -> None:
+        self._marks = marks
+        if self.rowCount():
+            self._frame = self._marked(self._frame)
+            col = list(AUDIT.values()).index("mark")
+            self.dataChanged.emit(self.index(0, col), self.index(self.rowCount() - 1, col))
+
+    def _marked(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if "member_ids" not in frame:  # no findings (no labels)
+            return frame
+        return frame.assign(mark=[mark_of(self._marks, ids) for ids in frame["member_ids"]])
+
+
+def _audit_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The audit frame with its two display columns: the groups and their sizes (a
+    split's once: it is one group)."""
+    one = frame["kind"] == "split"
+    groups = [a if o else f"{a} / {b}" for a, b, o in zip(
+        frame["label_group"], frame["other_label_group"], one, strict=True)]
+    sizes = [str(a) if o else f"{a} / {b}" for a, b, o in zip(
+        frame["group_size"], frame["other_group_size"], one, strict=True)]
+    detail = [f"in-fold scores; {d}" if f else d
+              for d, f in zip(frame["detail"], frame["in_fold"], strict=True)]
+    return frame.assign(groups=groups, sizes=sizes, detail=detail)
+
+
 class CasesPanel(QTabWidget):
     queryRequested = Signal(int)          # scope-local row
     pairRequested = Signal(int, int)      # scope-local query row, neighbour row
+    markRequested = Signal(str)           # a mark for the selected finding ("": clear it)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -66,18 +134,66 @@ class CasesPanel(QTabWidget):
         self.false_pos = FrameModel(PAIRS, self, TIPS)
         self.missed = FrameModel(PAIRS, self, TIPS)
         self.confused = FrameModel(GROUPS, self, TIPS)
+        self.audit = AuditModel(self)
         self.models = {"worst": self.worst, "false_positives": self.false_pos,
-                       "missed": self.missed, "confused": self.confused}  # tab order
-        for model, title in ((self.worst, "Worst queries"),
-                             (self.false_pos, "Strongest false positives"),
-                             (self.missed, "Closest misses"),
-                             (self.confused, "Confused groups")):
-            view = _view(model)
+                       "missed": self.missed, "confused": self.confused,
+                       "audit": self.audit}  # tab order
+        self.views: dict[str, QTableView] = {}
+        for (kind, model), title in zip(self.models.items(), (
+                "Worst queries", "Strongest false positives", "Closest misses",
+                "Confused groups", "Audit"), strict=True):
+            view = self.views[kind] = _view(model)
             # a click jumps to the query; double-click / Enter also opens the pair
             view.clicked.connect(lambda idx, m=model: self._activated(m, idx, pair=False))
             view.activated.connect(lambda idx, m=model: self._activated(m, idx))
-            self.addTab(view, title)
+            self.addTab(self._audit_page(view) if kind == "audit" else view, title)
         self.setTabToolTip(3, GROUPS_TIP)
+        self.setTabToolTip(4, AUDIT_TIP)
+        self._shown: dict[str, pd.DataFrame] = {}  # the frame each list was last given
+
+    def _audit_page(self, view: QTableView) -> QWidget:
+        """The audit table under its mark buttons (also its context menu and shortcuts)."""
+        page = QWidget()
+        buttons = QHBoxLayout()
+        self.mark_actions: dict[str, QAction] = {}
+        for mark, text in ((LABEL_ERROR, "Mark as label error"),
+                           (TRUE_DIFFERENCE, "Mark as true difference"), ("", "Clear mark")):
+            act = QAction(text, view, enabled=False)
+            act.setShortcut(QKeySequence(MARK_KEYS[mark]))
+            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            act.setToolTip(f"{text}: every posting a fix would relabel "
+                           f"({MARK_KEYS[mark]})")
+            act.triggered.connect(lambda _=False, m=mark: self.markRequested.emit(m))
+            view.addAction(act)
+            button = QToolButton()
+            button.setDefaultAction(act)
+            buttons.addWidget(button)
+            self.mark_actions[mark] = act
+        buttons.addStretch(1)
+        view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        view.selectionModel().selectionChanged.connect(lambda *_: self._enable_marks())
+        self.audit.modelReset.connect(self._enable_marks)
+        lay = QVBoxLayout(page)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(buttons)
+        lay.addWidget(view)
+        return page
+
+    def _enable_marks(self) -> None:
+        on = self.selected_finding() is not None
+        for act in self.mark_actions.values():
+            act.setEnabled(on)
+
+    def selected_finding(self) -> pd.Series | None:
+        """The audit finding selected (None: none)."""
+        rows = self.views["audit"].selectionModel().selectedRows()
+        if not rows or rows[0].row() >= self.audit.rowCount():
+            return None
+        return self.audit.frame.iloc[rows[0].row()]
+
+    def set_marks(self, marks: Mapping[str, str]) -> None:
+        """The analyst's marks (posting_id -> mark): the audit's mark column."""
+        self.audit.set_marks(marks)
 
     @property
     def current_kind(self) -> str:
@@ -85,18 +201,25 @@ class CasesPanel(QTabWidget):
         return list(self.models)[max(self.currentIndex(), 0)]
 
     def set_case(self, kind: str, frame: pd.DataFrame) -> None:
-        """Show one list; the others keep their rows until they are shown again."""
+        """Show one list; the others keep their rows until they are shown again. The same
+        frame again (a view that evaluates the same settings) keeps the rows and selection."""
+        if frame is self._shown.get(kind):
+            return
+        self._shown[kind] = frame
         if kind == "confused" and len(frame):
             frame = frame.assign(sizes=[f"{a} + {b}" for a, b in zip(
                 frame["group_size"], frame["neighbour_group_size"], strict=True)])
+        if kind == "audit" and len(frame):
+            frame = _audit_rows(frame)
         self.models[kind].set_frame(frame)
         titles = {"false_positives": "Strongest false positives", "missed": "Closest misses",
-                  "confused": "Confused groups"}
+                  "confused": "Confused groups", "audit": "Audit"}
         if kind in titles:
             self.setTabText(list(self.models).index(kind), f"{titles[kind]} ({len(frame)})")
 
     def _activated(self, model: FrameModel, index: QModelIndex, pair: bool = True) -> None:
         row = model.frame.iloc[index.row()]
         self.queryRequested.emit(int(row["row"]))
-        if pair and "neighbour" in row:
-            self.pairRequested.emit(int(row["row"]), int(row["neighbour"]))
+        other = "other_row" if model is self.audit else "neighbour"
+        if pair and other in row:
+            self.pairRequested.emit(int(row["row"]), int(row[other]))

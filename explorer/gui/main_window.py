@@ -2,11 +2,11 @@
 grid, the plots, the error cases and the metrics bar to one Session through the Worker.
 
 What the analyst looks at is one `ViewerState` (scope, configuration, pinned baseline,
-query, pictures folder); the controls are a view of it. Flow: the state changes ->
-`request()` posts a job (compute the snapshot, then the ScopeView) to the worker's view
-lane -> `_on_view` applies the newest result (older ones are dropped) -> the list, the
-metrics, the plots and the cases repaint from it, and the current query's explanation is
-computed in the worker's query lane. Nothing here computes a metric or touches the
+query, pictures folder, label-audit marks); the controls are a view of it. Flow: the
+state changes -> `request()` posts a job (compute the snapshot, then the ScopeView) to the
+worker's view lane -> `_on_view` applies the newest result (older ones are dropped) ->
+the list, the metrics, the plots and the cases repaint from it, and the current query's
+explanation is computed in the worker's query lane. Nothing here computes a metric or touches the
 engine: everything that does runs on the worker thread."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from explorer.core.image_folder import ImageFolder
 from explorer.core.pair_reasons import PairReasons, config_reasons
 from explorer.core.queries import FILTERS
 from explorer.core.session import Session, default_scope, tuning_scope
-from explorer.core.state import SettingsDoc, ViewerState
+from explorer.core.state import SettingsDoc, ViewerState, label_errors, remarked
 from explorer.core.sweep import with_param
 from explorer.core.views import ScopeView, curve_in_job, scope_view
 from explorer.core.wording import describe_config
@@ -52,7 +52,7 @@ from explorer.gui.context import AppContext
 from explorer.gui.controls import ControlsPanel
 from explorer.gui.metrics_bar import MetricsBar
 from explorer.gui.neighbours import NeighbourGrid
-from explorer.gui.pair_view import PairDialog
+from explorer.gui.pair_view import PairDialog, Posting
 from explorer.gui.plots import GroupSizePlot, HistogramPlot, ThresholdPlot
 from explorer.gui.query_model import ROW_ROLE, QueryModel
 from explorer.gui.query_panel import QueryPanel
@@ -109,7 +109,8 @@ class MainWindow(QMainWindow):
         self.view: ScopeView | None = None
         self._previous = None                   # metrics before the last adjustment
         self._pending_query: str | None = None  # posting id to select once a view arrives
-        self._requested: tuple | None = None    # (scope, config, pinned) last posted
+        self._requested: tuple | None = None    # _key() of the view last posted
+        self._search_gen: int | None = None     # the tune / Best request in flight
         self._explained: tuple | None = None    # (view, query) whose grid is on screen
         self._pending_pair: tuple[int, int] | None = None  # (query, neighbour) to show
         self.pair_dialog: PairDialog | None = None
@@ -128,7 +129,9 @@ class MainWindow(QMainWindow):
             if session.bundle.manifest.has_labels:  # nothing to tune on without labels
                 tune_on = tuning_scope(session.bundle, scope)
         self.state = ViewerState(session.scopes, names, doc.scope, doc.config, doc.pinned)
+        self.state.update(marks=self.settings.marks(self.bundle_path))
         self._build()
+        self.cases.set_marks(self.state.marks)
         menus.install(self)
         self.controls.set_choices(list(session.scopes), session.modalities, session.derived)
         self.controls.bind(self.state)
@@ -228,6 +231,7 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(lambda _: self._show_cases())
         self.cases.currentChanged.connect(lambda _: self._show_cases())
         self.cases.pairRequested.connect(self._show_case_pair)
+        self.cases.markRequested.connect(lambda mark: self.mark_finding(mark or None))
 
     # -- the state ----------------------------------------------------------------------
     @property
@@ -252,15 +256,33 @@ class MainWindow(QMainWindow):
         """The original pictures, when a folder is set."""
         return self.state.images
 
+    @property
+    def marks(self) -> dict[str, str]:
+        """The label audit's marks: posting_id -> mark (explorer.core.audit_marks)."""
+        return self.state.marks
+
     def _on_state(self, changed: frozenset[str]) -> None:
-        if changed & {"scope", "config", "pinned"} and self._requested != self._key():
+        if "marks" in changed:
+            self.settings.save_marks(self.bundle_path, self.state.marks)  # an hour's work
+            self.cases.set_marks(self.state.marks)
+        # marks count only when the label errors changed (the second F1), and never cancel
+        # a search of minutes: its view asks for them when it lands (_catch_up)
+        if (changed & {"scope", "config", "pinned", "marks"} and self._requested != self._key()
+                and (changed != {"marks"} or not self._searching())):
             self.request()
         if "query" in changed and self.state.query is not None:
             self._restore_selection()
             self.show_query()
 
     def _key(self) -> tuple:
-        return self.state.scope, self.state.config, self.state.pinned
+        """What a view depends on: scope, configuration, pinned, the label errors marked."""
+        return (self.state.scope, self.state.config, self.state.pinned,
+                label_errors(self.state.marks))
+
+    def _searching(self) -> bool:
+        """True while a tune / Best request is the newest of the view lane."""
+        return self._search_gen is not None and \
+            self._search_gen == self.worker.generation("view")
 
     def apply_settings(self, doc: SettingsDoc, where: str) -> None:
         """Take a settings document (File > Load settings, `explorer --settings`);
@@ -276,8 +298,8 @@ class MainWindow(QMainWindow):
         """Post the current settings to the worker: as they are, with every threshold tuned
         on scope `tune_on`, or replaced by the best configuration searched on `best_on`."""
         session, scope, cfg, pinned = self.session, self.scope, self.config, self.pinned
-        previous = self.view
-        self._requested = (scope, cfg, pinned)
+        previous, marks = self.view, self.state.marks  # replaced on change, never mutated
+        self._requested = self._key()
 
         def job(progress, cancelled) -> ScopeView:
             if best_on:
@@ -287,7 +309,8 @@ class MainWindow(QMainWindow):
             snap = session.compute(scope, c, pinned, progress=progress, cancelled=cancelled)
             # the error-case list on screen follows in its own job (_show_cases), so the
             # metrics repaint without waiting for it
-            return scope_view(snap, previous, with_cases=False, with_curve="cheap")
+            return scope_view(snap, previous, with_cases=False, with_curve="cheap",
+                              marks=marks)
 
         if best_on:
             label = f"best on {best_on}"
@@ -298,7 +321,9 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"tuning every threshold on {tune_on}…")
         else:
             label = cfg.label
-        return self.worker.submit(job, label, lane="view")
+        generation = self.worker.submit(job, label, lane="view")
+        self._search_gen = generation if best_on or tune_on else None
+        return generation
 
     def set_config(self, cfg: MatchConfig) -> None:
         self.state.update(config=cfg)
@@ -312,6 +337,24 @@ class MainWindow(QMainWindow):
 
     def unpin(self) -> None:
         self.state.update(pinned=None)
+
+    def mark_finding(self, mark: str | None, finding: pd.Series | None = None) -> int:
+        """Mark every posting of an audit finding's members (the selected one by default)
+        `mark` (None: clear); how many postings that was."""
+        if finding is None:
+            finding = self.cases.selected_finding()
+        if finding is None:
+            return 0
+        ids = tuple(finding["member_ids"])
+        self.state.update(marks=remarked(self.state.marks, ids, mark))
+        self.statusBar().showMessage(
+            f"{len(ids)} posting{'s' * (len(ids) != 1)} "
+            + (f"marked as {mark}" if mark else "unmarked"), 4000)
+        return len(ids)
+
+    def add_marks(self, marks: dict[str, str]) -> None:
+        """Take marks read from a file: theirs win over the postings marked here."""
+        self.state.update(marks={**self.state.marks, **marks})
 
     def _on_reset(self) -> None:
         labelled = self.session.bundle.manifest.has_labels
@@ -353,16 +396,19 @@ class MainWindow(QMainWindow):
         snap = view.snapshot
         old = self.view
         same_scope = old is not None and old.snapshot.scope == snap.scope
-        self._previous = old.snapshot.metrics if same_scope else None
+        if old is None or view.table is not old.table:  # else the same numbers (marks)
+            self._previous = old.snapshot.metrics if same_scope else None
         self.view = view
         if snap.config != self.config:  # tuned: show the tuned thresholds
-            self._requested = (snap.scope, snap.config, self.pinned)  # computed already
+            # computed already, with the label errors of its request
+            self._requested = (snap.scope, snap.config, self.pinned, self._requested[-1])
             self.state.update(config=snap.config)
             self.statusBar().showMessage(f"tuned: {describe_config(snap.config)}", 5000)
         elif self.statusBar().currentMessage().startswith("tuning"):
             self.statusBar().clearMessage()  # that tuning was superseded
         base = snap.baseline.metrics if snap.baseline is not None else None
-        self.metrics.set_metrics(snap.metrics, snap.n, snap.scope, self._previous, base)
+        self.metrics.set_metrics(snap.metrics, snap.n, snap.scope, self._previous, base,
+                                 view.without_marked)
         self.metrics.set_progress(0, 0)
         anchor = self._top_row()
         self.model.set_table(view.table)
@@ -391,6 +437,13 @@ class MainWindow(QMainWindow):
         # the error-case list on screen starts after this view is painted: computed
         # alongside, it would slow the repaint (the GIL) for a list that can wait
         QTimer.singleShot(0, self._show_cases)
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Ask for the marks' figure when they changed during a search."""
+        self._search_gen = None
+        if self._requested != self._key():
+            self.request()
 
     def _on_failed(self, lane: str, generation: int, message: str) -> None:
         if generation != self.worker.generation(lane):
@@ -399,6 +452,8 @@ class MainWindow(QMainWindow):
         if lane == "view":
             self.metrics.set_progress(0, 0)
             self.viewFailed.emit(message)
+            if self._searching():
+                self._catch_up()
 
     def _on_progress(self, generation: int, done: int, total: int) -> None:
         if generation == self.worker.generation("view"):
@@ -520,7 +575,7 @@ class MainWindow(QMainWindow):
         self._explained = (done.view, done.query)
         pair, self._pending_pair = self._pending_pair, None
         if pair is not None and pair[0] == done.query:
-            self._show_pair(pair[1])
+            self._open_pair(pair[1])
         self.queryShown.emit(done.query)
 
     def query_pending(self) -> bool:
@@ -575,7 +630,25 @@ class MainWindow(QMainWindow):
         if self.query_pending():
             self._pending_pair = (query, neighbour)
         else:
-            self._show_pair(neighbour)
+            self._open_pair(neighbour)
+
+    def _open_pair(self, scope_row: int) -> None:
+        """The query beside `scope_row`: its tile's pair view when the grid holds it, else
+        the two postings alone (an audit finding's other group need not be a candidate)."""
+        if self.grid.model().row_of_scope(scope_row) is not None:
+            self._show_pair(scope_row)
+            return
+        if self.view is None or self.query is None or scope_row == self.query:
+            return
+        if self.pair_dialog is None:
+            self.pair_dialog = PairDialog(self.session.bundle, self)
+        rows = self.view.snapshot.engine.rows
+        left, right = (Posting.from_bundle(self.session.bundle, int(rows[r]), self.images)
+                       for r in (self.query, scope_row))
+        self.pair_dialog.set_pair(
+            left, right, detail="neither a match, a true match nor a near miss of the query")
+        self.pair_dialog.show()
+        self.pair_dialog.raise_()
 
     # -- list view ------------------------------------------------------------------------
     def _size_columns(self) -> None:

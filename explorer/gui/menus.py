@@ -1,7 +1,9 @@
 """The main window's menus, keyboard shortcuts and file dialogs (open, exports, settings).
 Exports are written by explorer.core.export; the settings document is read and written
-by explorer.core.state (what `explorer evaluate --settings` reads). Other bundles open
-through the window's application context, so this module never imports the app."""
+by explorer.core.state (what `explorer evaluate --settings` reads); the label audit's
+marks by explorer.core.audit_marks (what `explorer evaluate --exclude-marked` reads).
+Other bundles open through the window's application context, so this module never
+imports the app."""
 
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
+from explorer.core.audit_marks import read_marks, write_marks
 from explorer.core.config import ConfigError
 from explorer.core.export import FRAMES, write_csv, write_text
-from explorer.core.state import read_settings
+from explorer.core.state import marks_table, read_settings
 
 if TYPE_CHECKING:
     from explorer.gui.main_window import MainWindow
@@ -51,6 +54,8 @@ def install(w: MainWindow) -> None:
     _act(w, file, "Export per-query &metrics (CSV)…", lambda: export_dialog(w, "metrics"))
     _act(w, file, "Export &error pairs (CSV)…", lambda: export_dialog(w, "errors"))
     _act(w, file, "Export &confused groups (CSV)…", lambda: export_dialog(w, "confused"))
+    _act(w, file, "Export &audit marks (CSV)…", lambda: export_dialog(w, "marks"))
+    _act(w, file, "&Import audit marks…", lambda: import_marks_dialog(w))
     file.addSeparator()
     _act(w, file, "&Quit", w.close, "Ctrl+Q")
 
@@ -111,6 +116,10 @@ def export(w: MainWindow, kind: str, path: Path) -> Path:
     """Write the current settings / predictions / per-query metrics (kind) to path."""
     if kind == "settings":
         return write_text(w.document().to_json(), path)
+    if kind == "marks":  # every scope's: marks are per bundle
+        if not w.marks:
+            raise ValueError("no posting is marked (the Audit tab marks them)")
+        return write_marks(marks_table(w.marks, w.session.bundle.items), path)
     if w.view is None:
         raise ValueError("nothing computed yet")
     snap = w.view.snapshot
@@ -119,7 +128,8 @@ def export(w: MainWindow, kind: str, path: Path) -> Path:
 
 def export_dialog(w: MainWindow, kind: str) -> None:
     suffix = "json" if kind == "settings" else "csv"
-    default = w.bundle_path.parent / f"{w.bundle_path.stem}-{w.scope}-{kind}.{suffix}"
+    name = "audit-marks" if kind == "marks" else f"{w.scope}-{kind}"  # marks: every scope
+    default = w.bundle_path.parent / f"{w.bundle_path.stem}-{name}.{suffix}"
     name, _ = QFileDialog.getSaveFileName(w, f"Export {kind}", str(default),
                                           f"{suffix.upper()} (*.{suffix})")
     if not name:
@@ -135,6 +145,29 @@ def export_dialog(w: MainWindow, kind: str) -> None:
         w.context.error(w, "Export failed", error)
         return
     w.statusBar().showMessage(f"wrote {out}", 6000)
+
+
+def import_marks(w: MainWindow, path: Path) -> str:
+    """Add the marks of a marks file (theirs win); what was read, in words. ConfigError
+    naming the file (and the line) when it is not a marks file."""
+    marks = read_marks(path)
+    w.add_marks(marks)
+    known = int(w.session.bundle.items["posting_id"].isin(list(marks)).sum())
+    extra = f" ({len(marks) - known} not in this bundle)" if known < len(marks) else ""
+    return f"{len(marks)} audit marks read from {path}{extra}"
+
+
+def import_marks_dialog(w: MainWindow) -> None:
+    name, _ = QFileDialog.getOpenFileName(w, "Import audit marks", str(w.bundle_path.parent),
+                                          "CSV (*.csv);;All files (*)")
+    if not name:
+        return
+    try:
+        said = import_marks(w, Path(name))
+    except ConfigError as exc:
+        w.context.error(w, "Cannot import audit marks", str(exc))
+        return
+    w.statusBar().showMessage(said, 6000)
 
 
 def load_settings(w: MainWindow, path: Path) -> None:

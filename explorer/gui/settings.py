@@ -1,6 +1,6 @@
 """What persists between sessions (QSettings): window layout, recent bundles, and the last
-settings used on each bundle. Stored values are validated on the way back in: a stale or
-hand-edited entry is ignored, never trusted."""
+settings, pictures folder and label-audit marks of each bundle. Stored values are
+validated on the way back in: a stale or hand-edited entry is ignored, never trusted."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings
 
 from explorer.core.config import ConfigError
-from explorer.core.state import SettingsDoc, parse_settings
+from explorer.core.state import SettingsDoc, check_marks, parse_settings
 
 MAX_RECENT = 8
 ORGANISATION, APPLICATION = "shopee-explorer", "explorer"
@@ -68,6 +68,23 @@ class AppSettings:
     def save_image_folder(self, bundle: Path, folder: Path | None) -> None:
         key = "images/" + _key(bundle).split("/", 1)[1]
         self.store.setValue(key, "" if folder is None else str(Path(folder).resolve()))
+
+    # -- the label audit's marks, per bundle -----------------------------------------------
+    def marks(self, bundle: Path) -> dict[str, str]:
+        """posting_id -> mark as last left on the bundle ({} when none, or stale)."""
+        raw = self.store.value("marks/" + _key(bundle).split("/", 1)[1])
+        if not isinstance(raw, str):
+            return {}
+        try:
+            marks = json.loads(raw)
+            check_marks(marks, "stored marks")
+        except (ValueError, RecursionError, ConfigError):  # hand-edited: ignored
+            return {}
+        return dict(marks)
+
+    def save_marks(self, bundle: Path, marks: dict[str, str]) -> None:
+        self.store.setValue("marks/" + _key(bundle).split("/", 1)[1],
+                            json.dumps(marks, separators=(",", ":")))
 
     # -- window -------------------------------------------------------------------------
     def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
