@@ -137,6 +137,13 @@ def _mean_loss(heads: ProjectionHeads, image: torch.Tensor, text: torch.Tensor,
     return float(np.mean(losses)) if losses else float("nan")
 
 
+def untrained_heads(image_dim: int, text_dim: int, dim: int, seed: int) -> ProjectionHeads:
+    """The heads training starts from for a seed (its epoch 0): what "before training"
+    means for a recall."""
+    torch.manual_seed(seed)
+    return ProjectionHeads(image_dim, text_dim, dim)
+
+
 def train_heads(image_feats: np.ndarray | torch.Tensor, text_feats: np.ndarray | torch.Tensor,
                 train_rows: np.ndarray, valid_rows: np.ndarray, *, epochs: int, batch: int,
                 lr: float, seed: int, dim: int = 256, weight_decay: float = 0.01,
@@ -158,9 +165,8 @@ def train_heads(image_feats: np.ndarray | torch.Tensor, text_feats: np.ndarray |
     text = torch.as_tensor(np.asarray(text_feats), dtype=torch.float32).to(dev)
     tr = torch.as_tensor(np.asarray(train_rows), dtype=torch.long).to(dev)
     va = torch.as_tensor(np.asarray(valid_rows), dtype=torch.long).to(dev)
-    torch.manual_seed(seed)  # the heads' initial weights
+    heads = untrained_heads(image.shape[1], text.shape[1], dim, seed).to(dev)
     gen = torch.Generator().manual_seed(seed)  # the batches' order
-    heads = ProjectionHeads(image.shape[1], text.shape[1], dim).to(dev)
     decay = [p for n, p in heads.named_parameters() if n != "logit_scale"]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                              {"params": [heads.logit_scale], "weight_decay": 0.0}], lr=lr)
