@@ -41,13 +41,6 @@ COLUMNS = ["kind", "score", "label_group", "other_label_group", "group_size",
            "detail", "in_fold"]
 
 
-def _rows_by(keys: np.ndarray) -> dict[int, np.ndarray]:
-    """key -> the rows holding it, ascending (one sort, not a scan per key)."""
-    order = np.argsort(keys, kind="stable")
-    uniq, starts = np.unique(keys[order], return_index=True)
-    return dict(zip(uniq.tolist(), np.split(order, starts[1:]), strict=True))
-
-
 def _text(rows: np.ndarray) -> str:
     return " ".join(map(str, rows.tolist()))
 
@@ -77,17 +70,23 @@ def _evidence(engine: Engine, ev: Evaluation):
     return ev.stage
 
 
-def split_findings(engine: Engine, ev: Evaluation) -> pd.DataFrame:
-    """Label groups that fall apart into parts of two or more postings (see the module
-    docstring), one row each: the two largest parts' first postings as row / other_row."""
-    labels, part = engine.labels, _parts(engine, ev)
+# Findings are found as numbers first (one row each: kind, score, label, other_label, row,
+# other_row, members_by ("part" | "label" | "row") and members_key, the detail's numbers x,
+# y, z and a split's part sizes), ranked, cut, and only then described (names, titles,
+# members, words): at a million postings there are 1.5 million joined group pairs.
+RAW = ["kind", "score", "label", "other_label", "row", "other_row", "members_by",
+       "members_key", "x", "y", "z", "sizes"]
+
+
+def _raw_split(engine: Engine, ev: Evaluation, part: np.ndarray) -> pd.DataFrame:
+    labels = engine.labels
     frame = pd.DataFrame({"label": labels, "part": part})
     sizes = frame.groupby(["label", "part"]).size().rename("size").reset_index()
     big = sizes[sizes["size"] >= 2]
     groups = big.groupby("label").size()
     groups = groups[groups >= 2].index.to_numpy()
     if not len(groups):
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=RAW)
     # the mean clipped score between different parts of a group, over every ordered pair
     st = _evidence(engine, ev)
     q, col = np.nonzero(st.true)
@@ -98,38 +97,34 @@ def split_findings(engine: Engine, ev: Evaluation) -> pd.DataFrame:
     size = np.bincount(labels, minlength=len(total))
     sq = np.bincount(sizes["label"], weights=sizes["size"] ** 2, minlength=len(total))
     cross_pairs = size.astype(np.float64) ** 2 - sq  # ordered pairs across parts
-    rows = []
-    first = frame.reset_index().groupby(["label", "part"])["index"].min()
-    by_part = _rows_by(part)
-    for g in groups:
-        parts = big[big["label"] == g].sort_values("size", ascending=False)
-        a, b = parts.iloc[0], parts.iloc[1]
-        mean = total[g] / cross_pairs[g] if cross_pairs[g] else 0.0
-        counts = " + ".join(str(int(s)) for s in sizes[sizes["label"] == g]
-                            .sort_values("size", ascending=False)["size"])
-        rows.append({"kind": "split", "score": 1.0 - mean, "label": g,
-                     "other_label": g, "row": int(first[(g, a["part"])]),
-                     "other_row": int(first[(g, b["part"])]),
-                     "members": _text(by_part[int(b["part"])]),
-                     "detail": f"parts of {counts} postings; mean score between parts "
-                               f"{mean:.3f}"})
-    return _finish(engine, ev, pd.DataFrame(rows))
+    # per group its parts largest first (ties: the part of the lower first row), in one
+    # sort instead of a scan of every part per group
+    first = frame.reset_index().groupby(["label", "part"])["index"].min().rename("first")
+    parts = sizes.join(first, on=["label", "part"])
+    parts = parts[parts["label"].isin(groups)].sort_values(
+        ["label", "size", "first"], ascending=[True, False, True], kind="stable")
+    counts = parts.groupby("label", sort=True)["size"].agg(
+        lambda x: " + ".join(map(str, x.tolist())))
+    top = parts.groupby("label", sort=True).head(2)
+    a, b = top.iloc[0::2], top.iloc[1::2]
+    g = a["label"].to_numpy(np.int64)
+    mean = np.divide(total[g], cross_pairs[g], out=np.zeros(len(g)), where=cross_pairs[g] > 0)
+    return pd.DataFrame({
+        "kind": "split", "score": 1.0 - mean, "label": g, "other_label": g,
+        "row": a["first"].to_numpy(np.int64), "other_row": b["first"].to_numpy(np.int64),
+        "members_by": "part", "members_key": b["part"].to_numpy(np.int64), "x": mean,
+        "y": 0.0, "z": 0.0, "sizes": counts.loc[g].to_numpy()}, columns=RAW)
 
 
-def posting_findings(engine: Engine, ev: Evaluation) -> pd.DataFrame:
-    """Postings their own group rejects and another group accepts (see the module
-    docstring), one row each, with that other group."""
-    st, labels = ev.stage, engine.labels
-    pred, true = ev.pred.copy(), st.true
+def _raw_posting(engine: Engine, ev: Evaluation) -> pd.DataFrame:
+    st, labels, n = ev.stage, engine.labels, engine.n
+    pred = ev.pred.copy()
     pred[:, 0] = False
-    cand = st.cand
     q, col = np.nonzero(pred)
-    other = cand[q, col]
+    other = st.cand[q, col]
     # predicted pairs inside a posting's own group, both ways
-    inside = np.zeros(engine.n, np.int64)
-    own = true[q, col]
-    np.add.at(inside, q[own], 1)
-    np.add.at(inside, other[own], 1)
+    own = st.true[q, col]
+    inside = np.bincount(q[own], minlength=n) + np.bincount(other[own], minlength=n)
     lonely = (inside == 0) & (engine.group_size > 1)
     # accepted by another group: predicted pairs between the posting and that group
     fp = ~own
@@ -137,73 +132,108 @@ def posting_findings(engine: Engine, ev: Evaluation) -> pd.DataFrame:
     h = np.concatenate([labels[other[fp]], labels[q[fp]]])
     keep = lonely[p]
     if not keep.any():
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=RAW)
     pairs = pd.DataFrame({"p": p[keep], "h": h[keep]}).value_counts().rename("n").reset_index()
     size = np.bincount(labels, minlength=int(labels.max()) + 1)
     pairs["accept"] = pairs["n"] / (2.0 * size[pairs["h"]])
-    pairs = pairs.sort_values(["p", "accept"], ascending=[True, False]).drop_duplicates("p")
+    pairs = pairs.sort_values(["p", "accept"], ascending=[True, False],
+                              kind="stable").drop_duplicates("p")
     # its mean clipped score to its own group (pairs outside the candidates count 0)
     base = _evidence(engine, ev)
     rq, rc = np.nonzero(base.true)
     inner = rc > 0
     own_sum = np.bincount(rq[inner], weights=_clipped(base.score[rq[inner], rc[inner]]),
-                          minlength=engine.n)
+                          minlength=n)
     own_mean = own_sum / np.maximum(engine.group_size - 1, 1)
-    rows = []
-    for r in pairs.itertuples(index=False):
-        score = float(r.accept - own_mean[r.p])
-        if score <= 0:
-            continue
-        anchor = np.flatnonzero(labels == r.h)[0]
-        rows.append({"kind": "posting", "score": min(score, 1.0), "label": labels[r.p],
-                     "other_label": r.h, "row": int(r.p), "other_row": int(anchor),
-                     "members": str(int(r.p)),
-                     "detail": f"its own group does not match it (mean score "
-                               f"{own_mean[r.p]:.3f}); {r.n} predicted pairs with the "
-                               f"other group ({r.accept:.0%} of them both ways)"})
-    return _finish(engine, ev, pd.DataFrame(rows))
+    row = pairs["p"].to_numpy(np.int64)
+    other_label = pairs["h"].to_numpy(np.int64)
+    score = pairs["accept"].to_numpy(float) - own_mean[row]
+    take = score > 0
+    uniq, first = np.unique(labels, return_index=True)
+    anchor = np.full(len(size), -1, np.int64)
+    anchor[uniq] = first
+    row, other_label = row[take], other_label[take]
+    return pd.DataFrame({
+        "kind": "posting", "score": np.minimum(score[take], 1.0), "label": labels[row],
+        "other_label": other_label, "row": row, "other_row": anchor[other_label],
+        "members_by": "row", "members_key": row, "x": own_mean[row],
+        "y": pairs["n"].to_numpy(float)[take], "z": pairs["accept"].to_numpy(float)[take],
+        "sizes": ""}, columns=RAW)
 
 
-def _merge_findings(engine: Engine, ev: Evaluation) -> pd.DataFrame:
-    """Pairs of label groups the predictions join (confused groups) on the same scale."""
+def _raw_merge(engine: Engine, ev: Evaluation) -> pd.DataFrame:
     joined = joined_group_pairs(engine, ev, None)
     if joined is None:
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=RAW)
     qs, ns, counts, coverage, mean, _ = joined
-    titles = _titles(engine)
-    details = []
-    for q, nb, k, m in zip(qs, ns, counts, mean, strict=True):
-        amounts = "; ".join(describe_conflicts(str(titles[q]), str(titles[nb])))
-        details.append(f"{int(k)} predicted pairs between the groups, mean score {m:.3f}"
-                       + (f"; amounts differ: {amounts}" if amounts else ""))
     labels = engine.labels
-    by_label = _rows_by(labels)
     smaller = np.where(engine.group_size[ns] < engine.group_size[qs], labels[ns], labels[qs])
-    return _finish(engine, ev, pd.DataFrame({
+    return pd.DataFrame({
         "kind": "merge", "score": coverage.astype(float), "label": labels[qs],
-        "other_label": labels[ns], "row": qs, "other_row": ns,
-        "members": [_text(by_label[g]) for g in smaller.tolist()], "detail": details}))
+        "other_label": labels[ns], "row": qs, "other_row": ns, "members_by": "label",
+        "members_key": smaller, "x": counts.astype(float), "y": mean, "z": 0.0,
+        "sizes": ""}, columns=RAW)
 
 
-def _finish(engine: Engine, ev: Evaluation, frame: pd.DataFrame) -> pd.DataFrame:
-    """Label names, sizes, the row's posting and title, in COLUMNS order."""
-    if frame.empty:
+def _rows_of(keys: np.ndarray):
+    """key -> its rows, ascending, by one sort and two binary searches per key."""
+    order = np.argsort(keys, kind="stable")
+    ranked = keys[order]
+    return lambda key: order[np.searchsorted(ranked, key):np.searchsorted(ranked, key, "right")]
+
+
+def _detail(r) -> str:
+    if r.kind == "split":
+        return f"parts of {r.sizes} postings; mean score between parts {r.x:.3f}"
+    if r.kind == "merge":
+        return f"{int(r.x)} predicted pairs between the groups, mean score {r.y:.3f}"
+    return (f"its own group does not match it (mean score {r.x:.3f}); {int(r.y)} predicted "
+            f"pairs with the other group ({r.z:.0%} of them both ways)")
+
+
+def _describe(engine: Engine, ev: Evaluation, raw: pd.DataFrame,
+              part: np.ndarray | None) -> pd.DataFrame:
+    """The COLUMNS of raw findings: names, sizes, members, the row's posting and title,
+    the detail in words (a merge's with the amounts its titles disagree on)."""
+    if raw.empty:
         return pd.DataFrame(columns=COLUMNS)
     size = np.bincount(engine.labels)
     names = _label_names(engine)
-    rows = frame["row"].to_numpy(np.int64)
-    out = pd.DataFrame({
-        "kind": frame["kind"].to_numpy(), "score": frame["score"].to_numpy(float),
-        "label_group": names[frame["label"].to_numpy(np.int64)],
-        "other_label_group": names[frame["other_label"].to_numpy(np.int64)],
-        "group_size": size[frame["label"].to_numpy(np.int64)],
-        "other_group_size": size[frame["other_label"].to_numpy(np.int64)],
-        "row": rows, "other_row": frame["other_row"].to_numpy(np.int64),
-        "members": frame["members"].to_numpy(),
-        "posting_id": _posting_ids(engine)[rows],
-        "title": _titles(engine)[rows] if len(rows) else [],
-        "detail": frame["detail"].to_numpy(), "in_fold": _in_fold(engine, ev)})
-    return out[COLUMNS]
+    rows = raw["row"].to_numpy(np.int64)
+    other = raw["other_row"].to_numpy(np.int64)
+    label, other_label = (raw[c].to_numpy(np.int64) for c in ("label", "other_label"))
+    by = {"label": _rows_of(engine.labels),
+          "part": _rows_of(part) if part is not None else None}
+    members = [str(int(k)) if how == "row" else _text(by[how](int(k)))
+               for how, k in zip(raw["members_by"], raw["members_key"], strict=True)]
+    titles = _titles(engine)
+    details = []
+    for r, a, b in zip(raw.itertuples(index=False), rows, other, strict=True):
+        text = _detail(r)
+        if r.kind == "merge":
+            amounts = "; ".join(describe_conflicts(str(titles[a]), str(titles[b])))
+            text += f"; amounts differ: {amounts}" if amounts else ""
+        details.append(text)
+    return pd.DataFrame({
+        "kind": raw["kind"].to_numpy(), "score": raw["score"].to_numpy(float),
+        "label_group": names[label], "other_label_group": names[other_label],
+        "group_size": size[label], "other_group_size": size[other_label],
+        "row": rows, "other_row": other, "members": members,
+        "posting_id": _posting_ids(engine)[rows], "title": titles[rows],
+        "detail": details, "in_fold": _in_fold(engine, ev)}, columns=COLUMNS)
+
+
+def split_findings(engine: Engine, ev: Evaluation) -> pd.DataFrame:
+    """Label groups that fall apart into parts of two or more postings (see the module
+    docstring), one row each: the two largest parts' first postings as row / other_row."""
+    part = _parts(engine, ev)
+    return _describe(engine, ev, _raw_split(engine, ev, part), part)
+
+
+def posting_findings(engine: Engine, ev: Evaluation) -> pd.DataFrame:
+    """Postings their own group rejects and another group accepts (see the module
+    docstring), one row each, with that other group."""
+    return _describe(engine, ev, _raw_posting(engine, ev), None)
 
 
 def _label_names(engine: Engine) -> np.ndarray:
@@ -248,15 +278,17 @@ def audit(engine: Engine, ev: Evaluation, n: int | None = None) -> pd.DataFrame:
     `n` rows (None: all); empty without labels."""
     if not ev.has_labels:
         return pd.DataFrame(columns=COLUMNS)
-    parts = [f for f in (split_findings(engine, ev), _merge_findings(engine, ev),
-                         posting_findings(engine, ev)) if not f.empty]
-    if not parts:
+    part = _parts(engine, ev)
+    raw = [f for f in (_raw_split(engine, ev, part), _raw_merge(engine, ev),
+                       _raw_posting(engine, ev)) if not f.empty]
+    if not raw:
         return pd.DataFrame(columns=COLUMNS)
-    out = pd.concat(parts, ignore_index=True)
+    out = pd.concat(raw, ignore_index=True)
     order = {"split": 0, "merge": 1, "posting": 2}
     out = out.assign(_k=out["kind"].map(order)).sort_values(
         ["score", "_k"], ascending=[False, True], kind="stable").drop(columns="_k")
-    return out.reset_index(drop=True) if n is None else out.head(n).reset_index(drop=True)
+    out = out if n is None else out.head(n)
+    return _describe(engine, ev, out.reset_index(drop=True), part)
 
 
 def score_against(found: pd.DataFrame, truth: pd.DataFrame) -> tuple[float, float]:
