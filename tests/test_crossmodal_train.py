@@ -159,6 +159,14 @@ def test_missing_inputs_are_one_line(make_csv, tmp_path, capsys):
     (tmp_path / "run" / "crossmodal.json").write_text("{}")
     assert main(_args(csv, tmp_path / "img", tmp_path / "run")) == 2
     assert "--force" in capsys.readouterr().err
+    # another command's best.pt (train text / image write one too) is never replaced
+    other = tmp_path / "text-run"
+    other.mkdir()
+    (other / "best.pt").write_bytes(b"a text run's checkpoint")
+    assert main([*_args(csv, tmp_path / "img", other), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "not a cross-modal run's checkpoint" in err and err.count("\n") == 1
+    assert (other / "best.pt").read_bytes() == b"a text run's checkpoint"
 
 
 @pytest.mark.usefixtures("offline_hub")

@@ -243,6 +243,15 @@ def load_heads(path: str | Path) -> ProjectionHeads:
 # ---- the command ---------------------------------------------------------------------
 
 
+def _ours(summary: Path) -> bool:
+    """True when `summary` is a crossmodal.json this command wrote."""
+    try:
+        meta = json.loads(summary.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT and "text_model" in meta
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Positive numbers (NaN refused), a batch with negatives, the CSV and the image
     folder present: all before any model loads."""
@@ -263,6 +272,11 @@ def check_args(args: argparse.Namespace) -> None:
         raise InputError(f"{out}: exists and is not a folder")
     if not args.force and any((out / name).exists() for name in (BEST, SUMMARY)):
         raise InputError(f"{out}: holds a cross-modal run already; pass --force to replace it")
+    if (out / BEST).exists() and not _ours(out / SUMMARY):
+        # another command's best.pt (precompute train text / image write one too): never
+        # replaced, --force or not
+        raise InputError(f"{out / BEST}: not a cross-modal run's checkpoint (no "
+                         f"{SUMMARY} of ours beside it); choose another --out")
 
 
 def split_rows(csv: Path) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
