@@ -211,3 +211,20 @@ def test_audit_options_on_a_bundle_without_labels_are_one_line(tmp_path, capsys)
         err = capsys.readouterr().err
         assert f"{flag} needs labels" in err and err.count("\n") == 1
     assert not (tmp_path / "a.csv").exists()
+
+
+def test_findings_are_scored_against_known_errors_by_hand():
+    import pandas as pd
+
+    from explorer.core.audit import score_against
+
+    truth = pd.DataFrame({  # one product under two labels, two under one, a moved posting
+        "posting_id": ["a1", "b1", "b2", "m"], "kind": ["split", "merged", "merged", "moved"],
+        "true_label": ["A", "B", "B", "X"], "given_label": ["A2", "C", "C", "Y"]})
+    found = pd.DataFrame({
+        "kind": ["merge", "split", "posting", "merge", "split"],
+        "label_group": ["A2", "C", "Y", "P", "Q"], "other_label_group": ["A", "C", "X", "R", "Q"],
+        "posting_id": ["a1", "c7", "m", "p1", "q1"]})
+    precision, recall = score_against(found, truth)
+    assert precision == pytest.approx(3 / 5) and recall == pytest.approx(1.0)
+    assert score_against(found.iloc[3:], truth) == (0.0, 0.0)
