@@ -35,6 +35,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -116,7 +117,9 @@ def generate_demo(out: str | Path, *, n_postings: int = DEFAULT_POSTINGS, seed: 
     `plan_demo`, plus its posting ids and which of them are different-looking photos).
     With `label_errors` (a share of the label groups, 0 to MAX_LABEL_ERRORS) some labels
     lie and `out/label_errors.csv` says which (see `plan_label_errors`); without, a
-    label_errors.csv left there by an earlier run is removed.
+    label_errors.csv an earlier run left there is removed. A label_errors.csv this
+    generator did not write is never replaced or removed: it is refused, before anything
+    is written.
     The same seed, n_postings and label_errors give byte-identical files (with the same
     Pillow, libjpeg and FreeType). Files of the same names are overwritten, nothing else
     in `out` is touched; the CSV is written last, so an interrupted run leaves no CSV
@@ -125,9 +128,13 @@ def generate_demo(out: str | Path, *, n_postings: int = DEFAULT_POSTINGS, seed: 
     import imagehash
 
     label_errors = check_label_errors(label_errors)
+    out = Path(out)
+    truth = out / LABEL_ERRORS_FILE
+    if truth.exists() and not _ours(truth):  # before anything is written
+        raise ValueError(f"{truth}: not a label-error list this generator wrote; it is never "
+                         "replaced or removed: move it, or choose another folder")
     rng = np.random.default_rng(seed)
     sizes, products, labels = _plan(rng, n_postings)
-    out = Path(out)
     images = out / "train_images"
     images.mkdir(parents=True, exist_ok=True)
 
@@ -205,6 +212,26 @@ def _write_csv(path: Path, table: pd.DataFrame) -> None:
 
 
 # ----------------------------------------------------------------------- label errors
+
+
+TRUTH_HEADER = "posting_id,kind,true_label,given_label"
+_DEMO_ID = re.compile(r"demo_\d+")
+
+
+def _ours(path: Path) -> bool:
+    """True when `path` is a label_errors.csv as `_apply_label_errors` writes it (its
+    header, demo posting ids, the error kinds): only such a file is replaced or removed."""
+    if not path.is_file() or path.is_symlink():
+        return False
+    try:
+        if path.read_bytes()[:len(TRUTH_HEADER) + 1] != (TRUTH_HEADER + "\n").encode():
+            return False
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return False
+    return (list(table.columns) == TRUTH_HEADER.split(",")
+            and table["posting_id"].map(lambda x: bool(_DEMO_ID.fullmatch(x))).all()
+            and table["kind"].isin(ERROR_KINDS).all())
 
 
 def check_label_errors(share: object) -> float:

@@ -221,3 +221,13 @@ def test_build_demo_refuses_a_bad_share_before_anything(tmp_path, generations):
         build_demo(tmp_path, n_postings=60, progress=False, label_errors=float("nan"))
     assert "\n" not in str(caught.value) and generations == []
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("share", [0.0, SHARE])
+def test_a_label_errors_file_it_did_not_write_is_never_touched(tmp_path, share):
+    mine = tmp_path / LABEL_ERRORS_FILE
+    mine.write_text("posting_id,kind,true_label,given_label\nsku-1,split,1,2\n")
+    with pytest.raises(ValueError, match="never replaced or removed"):
+        generate_demo(tmp_path, n_postings=SMALL, seed=0, progress=False, label_errors=share)
+    assert mine.read_text() == "posting_id,kind,true_label,given_label\nsku-1,split,1,2\n"
+    assert not (tmp_path / "train.csv").exists() and not (tmp_path / "train_images").exists()
