@@ -39,6 +39,26 @@ UNION_BLOCK_ROWS = 1 << 16  # rows merged at a time: temporaries ~ rows x sum K_
 SIMS_BLOCK_ROWS = 1 << 16  # rows whose candidate similarities are computed at a time
 
 
+def reverse_cells(shape: tuple[int, int], rows: np.ndarray, cols: np.ndarray,
+                  other: np.ndarray) -> np.ndarray:
+    """For each pair (row, other) at cell (row, col) of an (n, C) candidate array, the flat
+    cell of (other, row), -1 where `other`'s candidates do not hold `row`. The pairs'
+    keys row * (n + 1) + other are sorted when the pairs come row-major with each row's
+    columns ascending (a union graph, and any stage's columns taken from it): then one
+    searchsorted finds every reverse pair; otherwise they are sorted first."""
+    n, width = shape
+    key = np.asarray(rows, np.int64) * (n + 1) + other
+    if not len(key):
+        return np.zeros(0, np.int64)
+    flat = np.asarray(rows, np.int64) * width + cols
+    if np.any(key[1:] < key[:-1]):
+        order = np.argsort(key, kind="stable")
+        key, flat = key[order], flat[order]
+    want = np.asarray(other, np.int64) * (n + 1) + rows
+    at = np.minimum(np.searchsorted(key, want), len(key) - 1)
+    return np.where(key[at] == want, flat[at], -1)
+
+
 def union_candidates(knn: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Merge per-modality (n, K_m) local neighbour lists (query first, -1 padding) into
     one (n, C) candidate array (query first, then ascending, -1 padding) and a uint8 mask

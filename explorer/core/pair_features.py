@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from explorer.core.graph import ScopeGraph
+from explorer.core.graph import ScopeGraph, reverse_cells
 from explorer.core.spaces import in_threads
 from explorer.core.title_features import TITLE_FEATURES, title_features
 
@@ -128,7 +128,7 @@ def pair_features(engine: Scope, rows: np.ndarray | None = None,
         qrows = ask[at]
     other = g.cand[qrows, cols].astype(np.int64)
     if rows is None:
-        back = _reverse_cells(g.cand.shape, qrows, cols, other)
+        back = reverse_cells(g.cand.shape, qrows, cols, other)
         qi, oi = qrows, other
         cand, topk = g.cand, g.topk
     else:
@@ -196,25 +196,9 @@ def _nth_other(sims: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _reverse_cells(shape: tuple[int, int], rows: np.ndarray, cols: np.ndarray,
-                   other: np.ndarray) -> np.ndarray:
-    """For each pair (row, other) at cell (row, col), the flat cell of (other, row), -1
-    where `other`'s candidates do not hold `row`. Columns 1.. of a row are ascending and
-    the pairs come row-major, so their keys row * (n + 1) + other are sorted: one
-    searchsorted finds every reverse pair."""
-    n, width = shape
-    key = rows.astype(np.int64) * (n + 1) + other
-    if not len(key):
-        return np.zeros(0, np.int64)
-    want = other * (n + 1) + rows
-    at = np.minimum(np.searchsorted(key, want), len(key) - 1)
-    flat = rows.astype(np.int64) * width + cols
-    return np.where(key[at] == want, flat[at], -1)
-
-
 def _reverse_cells_of(cand: np.ndarray, rows: np.ndarray, other: np.ndarray,
                      other_at: np.ndarray) -> np.ndarray:
-    """`_reverse_cells` for some queries' pairs only: the flat cell of (other, row) in
+    """`graph.reverse_cells` for some queries' pairs only: the flat cell of (other, row) in
     arrays of the rows `other_at` renumbers `other` to (each as wide as `cand`), -1 where
     `other`'s candidates do not hold `row`. In blocks of pairs: (pairs, C) temporaries."""
     out = np.empty(len(rows), np.int64)

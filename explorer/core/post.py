@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from explorer.core.graph import reverse_cells
+
 __all__ = ["ADDED", "CODES", "REMOVED", "apply_post", "reverse_scores"]
 
 KEPT, MUTUAL_REMOVED, MERGE_ADDED, MERGE_REMOVED, CHISEL_REMOVED = range(5)
@@ -36,25 +38,15 @@ REMOVED = (MUTUAL_REMOVED, MERGE_REMOVED, CHISEL_REMOVED)
 
 def reverse_scores(cand: np.ndarray, score: np.ndarray) -> np.ndarray:
     """(n, C): for the pair at (q, c) with candidate p = cand[q, c], p's score of q (the
-    cell of q in p's candidates), -inf where p's candidates do not hold q or at padding;
-    column 0 (the query itself) is its own score. One sort of the pairs' keys
-    (row * (n + 1) + candidate) and one searchsorted find every reverse cell."""
-    n = len(cand)
+    cell of q in p's candidates, explorer.core.graph.reverse_cells), -inf where p's
+    candidates do not hold q or at padding; column 0 (the query itself) is its own score."""
     out = np.full(cand.shape, -np.inf, np.float32)
     out[:, 0] = score[:, 0]
     rows, cols = np.nonzero(cand[:, 1:] >= 0)
     cols = cols + 1
-    if not len(rows):
-        return out
-    other = cand[rows, cols].astype(np.int64)
-    key = rows.astype(np.int64) * (n + 1) + other
-    order = np.argsort(key, kind="stable")  # already sorted on a union graph; cheap then
-    skey = key[order]
-    want = other * (n + 1) + rows
-    at = np.minimum(np.searchsorted(skey, want), len(skey) - 1)
-    hit = skey[at] == want
-    src = order[at[hit]]
-    out[rows[hit], cols[hit]] = score[rows[src], cols[src]]
+    back = reverse_cells(cand.shape, rows, cols, cand[rows, cols].astype(np.int64))
+    hit = back >= 0
+    out[rows[hit], cols[hit]] = score.ravel()[back[hit]]
     return out
 
 
