@@ -179,3 +179,11 @@ def test_merging_equals_the_plain_algorithm_on_random_graphs(seed):
     want = _reference_merge(pred, cand, score, target, max_size)
     for a in range(n):
         assert set(np.flatnonzero(root == root[a]).tolist()) == want[a]
+
+
+def test_a_sweep_with_post_processing_yields_between_its_evaluations():
+    e = _engine()
+    calls = []
+    e.checkpoint = lambda: calls.append(1)
+    sweep(e, BASE.replace(post=Post(merge=(3.0, 51))), "threshold", np.array([0.3, 0.5, 0.7]))
+    assert len(calls) >= 3  # a superseded threshold curve can stop between values

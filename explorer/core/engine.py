@@ -214,14 +214,7 @@ class Engine:
             st = self.stage(cfg)
             pred, _ = select(cfg, st, cfg.thresholds, None)
             space = self.space(modality).blend(blend_weights(st, pred))
-            cand = self.graph.cand
-            out = np.empty(cand.shape, np.float32)
-            for start in range(0, self.n, RESCORE_ROWS):
-                self.yield_point()
-                rows = np.arange(start, min(start + RESCORE_ROWS, self.n))
-                out[rows] = space.sims(rows, cand[rows])
-            out[:, 0] = 1.0
-            self._blended[key] = out
+            self._blended[key] = self._rescore(space, self.graph.cand)
         return self._blended[key]
 
     def sims(self, modality: str) -> np.ndarray:
@@ -268,7 +261,6 @@ class Engine:
         return Stage(cand, true, sims, score, masked, conflict)
 
     def _blend_stage(self, cfg: MatchConfig, prev: Stage, pred: np.ndarray) -> Stage:
-        n = self.n
         w = blend_weights(prev, pred)
         base = prev.spaces or {m: self.space(m) for m in cfg.modalities}
         spaces = {}
@@ -287,17 +279,20 @@ class Engine:
             conflict = self.conflicts(cand) if cfg.units else None
         else:
             cand, true, conflict = prev.cand, prev.true, prev.conflict
-            sims = {}
-            for m in cfg.modalities:
-                out = np.empty(cand.shape, np.float32)
-                for start in range(0, n, RESCORE_ROWS):  # in blocks, to yield between them
-                    self.yield_point()
-                    rows = np.arange(start, min(start + RESCORE_ROWS, n))
-                    out[rows] = spaces[m].sims(rows, cand[rows])
-                out[:, 0] = 1.0
-                sims[m] = out
+            sims = {m: self._rescore(spaces[m], cand) for m in cfg.modalities}
         score, masked = self._score(cfg, cand, sims, None, conflict)
         return Stage(cand, true, sims, score, masked, conflict, spaces)
+
+    def _rescore(self, space: Space, cand: np.ndarray) -> np.ndarray:
+        """Every (row, candidate) pair of `cand` scored in `space`, 1 for the query itself;
+        in blocks of rows, yielding between them."""
+        out = np.empty(cand.shape, np.float32)
+        for start in range(0, len(cand), RESCORE_ROWS):
+            self.yield_point()
+            rows = np.arange(start, min(start + RESCORE_ROWS, len(cand)))
+            out[rows] = space.sims(rows, cand[rows])
+        out[:, 0] = 1.0
+        return out
 
     def yield_point(self) -> None:
         """Call the checkpoint hook (if any); engine work done inside the hook does not

@@ -312,6 +312,9 @@ def with_param(cfg: MatchConfig, param: str, value: float) -> MatchConfig:
 
 def _sweep_by_evaluation(engine: Engine, cfg: MatchConfig, param: str,
                          values: np.ndarray) -> Sweep:
-    out = np.array([engine.evaluate(with_param(cfg, param, float(v))).metrics_tuple()
-                    for v in values])
+    def point(v: float) -> tuple[float, float, float]:
+        engine.yield_point()  # a whole evaluation each (post-processing: a merge pass)
+        return engine.evaluate(with_param(cfg, param, v)).metrics_tuple()
+
+    out = np.array([point(float(v)) for v in values])
     return Sweep(param, values, out[:, 0], out[:, 1], out[:, 2])
