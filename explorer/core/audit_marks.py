@@ -11,7 +11,9 @@ what the matcher scores on the labels the analyst trusts."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +24,7 @@ from explorer.core.engine import Engine, Evaluation
 from explorer.core.metrics import Metrics, query_metrics
 
 __all__ = ["LABEL_ERROR", "MARKS", "TRUE_DIFFERENCE", "excluding", "marked_rows",
-           "read_marks", "write_marks"]
+           "marks_table", "read_marks", "write_marks"]
 
 LABEL_ERROR, TRUE_DIFFERENCE = "label error", "true difference"
 MARKS = (LABEL_ERROR, TRUE_DIFFERENCE)
@@ -104,3 +106,19 @@ def marked_rows(engine: Engine, marks: dict[str, str], mark: str = LABEL_ERROR
     ids = engine.bundle.items["posting_id"].to_numpy()[engine.rows].astype(str)
     want = {pid for pid, m in marks.items() if m == mark}
     return np.flatnonzero(np.isin(ids, list(want)))
+
+
+def marks_table(marks: Mapping[str, str], items: pd.DataFrame) -> pd.DataFrame:
+    """posting_id, mark, label_group (from the bundle's `items`; "" for a posting it
+    lacks or without labels): what `write_marks` writes."""
+    frame = pd.DataFrame({"posting_id": list(marks), "mark": list(marks.values())},
+                         dtype=object)
+    if "label_group" in items:
+        hit = items[items["posting_id"].isin(frame["posting_id"])]  # the marked only
+        known = dict(zip(hit["posting_id"], hit["label_group"], strict=True))
+        frame["label_group"] = [_text(known.get(pid)) for pid in frame["posting_id"]]
+    return frame.sort_values("posting_id", kind="stable").reset_index(drop=True)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else str(value)

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from explorer.core.audit_marks import LABEL_ERROR, MARKS
 from explorer.core.config import ConfigError, MatchConfig
 from explorer.core.image_folder import ImageFolder
@@ -209,19 +207,3 @@ def mark_of(marks: Mapping[str, str], ids: Iterable[str]) -> str:
 def label_errors(marks: Mapping[str, str]) -> frozenset[str]:
     """The postings marked as label errors (what the metrics leave out)."""
     return frozenset(pid for pid, mark in marks.items() if mark == LABEL_ERROR)
-
-
-def marks_table(marks: Mapping[str, str], items: pd.DataFrame) -> pd.DataFrame:
-    """posting_id, mark, label_group (from the bundle's `items`; "" for a posting it
-    lacks or without labels): what audit_marks.write_marks writes."""
-    frame = pd.DataFrame({"posting_id": list(marks), "mark": list(marks.values())},
-                         dtype=object)
-    if "label_group" in items:
-        hit = items[items["posting_id"].isin(frame["posting_id"])]  # the marked only
-        known = dict(zip(hit["posting_id"], hit["label_group"], strict=True))
-        frame["label_group"] = [_text(known.get(pid)) for pid in frame["posting_id"]]
-    return frame.sort_values("posting_id", kind="stable").reset_index(drop=True)
-
-
-def _text(value: Any) -> str:
-    return "" if value is None or pd.isna(value) else str(value)

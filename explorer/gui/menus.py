@@ -14,10 +14,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from explorer.core.audit_marks import read_marks, write_marks
+from explorer.core.audit_marks import marks_table, read_marks, write_marks
 from explorer.core.config import ConfigError
 from explorer.core.export import FRAMES, write_csv, write_text
-from explorer.core.state import marks_table, read_settings
+from explorer.core.state import read_settings
 
 if TYPE_CHECKING:
     from explorer.gui.main_window import MainWindow
