@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import results
 from common import source_state, write_section
 from results import cpu_model
 
@@ -31,24 +32,9 @@ from explorer.core.tune import best, tune_chain
 
 
 def describe(cfg: MatchConfig) -> str:
-    """A configuration in one table cell."""
-    parts = [cfg.label if cfg.mode != "learned" else cfg.modalities[0],
-             f"t {cfg.thresholds[0]:.3f}" if len(cfg.thresholds) == 1 else
-             "t " + ",".join(f"{t:.3f}" for t in cfg.thresholds)]
-    if cfg.min2 is not None:
-        parts.append("Min2 " + ",".join(f"{t:.3f}" for t in cfg.min2))
-    parts += [f"INB{k + 1} t {s.threshold:.3f}" + (f" Min2 {s.min2:.3f}" if s.min2 is not None
-                                                    else "") for k, s in enumerate(cfg.inb)]
-    if cfg.units:
-        parts.append("units")
-    post = cfg.post
-    if post.mutual is not None:
-        parts.append(f"mutual {post.mutual:.2f}")
-    if post.merge is not None:
-        parts.append(f"merge to {post.merge[0]:g} (max {post.merge[1]})")
-    if post.chisel is not None:
-        parts.append(f"chisel >{post.chisel[0]} at {post.chisel[1]:.2f}")
-    return "; ".join(parts)
+    """A configuration in one table cell: what it is, then its tuned values."""
+    name = f"{cfg.mode}:{','.join(cfg.modalities)}" if cfg.spec.fusion else cfg.modalities[0]
+    return "; ".join([name, results.describe(cfg)] + (["units"] if cfg.units else []))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,6 +128,13 @@ def describe(cfg: MatchConfig) -> str:
     for k, s in enumerate(cfg.inb, 1):
         parts.append(f"INB{k} t {s.threshold:.3f}" +
                      ("" if s.min2 is None else f" Min2 {s.min2:.3f}"))
+    post = cfg.post  # graph post-processing (explorer.core.post), when on
+    if post.mutual is not None:
+        parts.append(f"mutual {post.mutual:.2f}")
+    if post.merge is not None:
+        parts.append(f"merge to {post.merge[0]:g} (max {post.merge[1]})")
+    if post.chisel is not None:
+        parts.append(f"chisel >{post.chisel[0]} at {post.chisel[1]:.2f}")
     return "; ".join(parts)
 
 
