@@ -31,6 +31,7 @@ from precompute.modalities import (
     PhashBuilder,
     TextBuilder,
     TfidfBuilder,
+    parse_crossmodal,
     parse_fuse,
     safe_name,
 )
@@ -48,6 +49,7 @@ class BuildOptions:
     text: tuple[str, ...] = ("tfidf",)
     image: tuple[str, ...] = ("phash",)
     fuse: tuple[str, ...] = ()
+    crossmodal: tuple[str, ...] = ()  # NAME:CKPT (precompute train crossmodal's best.pt)
     k: int = 50
     force: bool = False
     progress: bool = True
@@ -93,6 +95,8 @@ def _builders(opts: BuildOptions) -> list[Builder]:
         fused = parse_fuse(spec, dense)
         dense[fused.name] = fused
         out.append(fused)
+    out.extend(parse_crossmodal(spec, has_images=opts.images is not None)
+               for spec in opts.crossmodal)
     names = [b.name for b in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

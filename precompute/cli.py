@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
                    "optional checkpoint (the study's or ours)")
     b.add_argument("--fuse", action="append", metavar="A,B[:wA,wB]",
                    help="add a modality that is the weighted concatenation of neural ones")
+    b.add_argument("--crossmodal", action="append", metavar="NAME:CKPT",
+                   help="add a cross-modal modality NAME (the title of one posting against "
+                   "the picture of another) from a `precompute train crossmodal` best.pt; "
+                   "needs --images")
     b.add_argument("--image-size", type=int, help="input size in px (default: the model's "
                    "or the checkpoint's)")
     b.add_argument("--no-thumbnails", action="store_true", help="do not pack thumbnails")
@@ -192,7 +196,8 @@ def _run(args: argparse.Namespace) -> int:
             image = tuple(args.image) if args.image else (() if args.text else ("phash",))
             out = build(BuildOptions(
                 csv=args.csv, out=args.out, images=args.images, text=text, image=image,
-                fuse=tuple(args.fuse or ()), k=args.k, force=args.force,
+                fuse=tuple(args.fuse or ()),
+                crossmodal=tuple(args.crossmodal or ()), k=args.k, force=args.force,
                 progress=not args.quiet, thumbnails=not args.no_thumbnails,
                 device=args.device, batch_size=args.batch_size, workers=args.workers,
                 image_size=args.image_size, search=args.search, ray=args.ray))

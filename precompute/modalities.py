@@ -14,7 +14,7 @@ import numpy as np
 
 from explorer.core import bundle as B
 from explorer.core.bundle import writer as W
-from explorer.core.spaces import BitSpace, DenseSpace, Space, SparseSpace
+from explorer.core.spaces import BitSpace, DenseSpace, Space, SparseSpace, cross_space
 from precompute import tfidf
 from precompute.errors import InputError
 from precompute.images import ImagePaths
@@ -285,3 +285,66 @@ def parse_fuse(text: str, dense: dict[str, DenseBuilder]) -> FusedBuilder:
     return FusedBuilder(name="+".join(parts), kind=kinds.pop() if len(kinds) == 1 else "fused",
                         encoder="fused", model=text, parts=tuple(dense[p] for p in parts),
                         weights=w)
+
+
+@dataclass
+class CrossBuilder:
+    """A cross-modal modality: every posting's picture and title through the two towers of
+    a `precompute train crossmodal` model (precompute.crossmodal_towers), stored as the
+    pictures' rows (`embeddings`, absent where the picture could not be read) and the
+    titles' rows (`text`); its similarity is `explorer.core.spaces.cross_space`'s. The
+    towers' record and text head are stored too, so the app can embed typed text."""
+
+    name: str
+    spec: str
+    text: np.ndarray | None = None
+    image: np.ndarray | None = None
+    present: np.ndarray | None = None
+    model: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Any] = field(default_factory=lambda: {"knn": {}})
+
+    def prepare(self, ctx: Context) -> None:
+        from precompute.crossmodal_towers import load_towers
+
+        if ctx.images is None:
+            raise InputError(f"--crossmodal {self.name}:{self.spec}: needs --images DIR")
+        towers = load_towers(self.spec, device=ctx.device, image_size=ctx.image_size)
+        pics = towers.encode_images(ctx.images.paths, batch_size=ctx.batch_size or 64,
+                                    workers=ctx.workers, progress=ctx.progress)
+        self.text = towers.encode_texts(ctx.titles, batch_size=ctx.batch_size or 128,
+                                        progress=ctx.progress)
+        self.image, self.model = pics.emb, towers.model
+        self.present = None if pics.present.all() else pics.present
+        base, w = f"modalities/{self.name}", ctx.writer
+        self.files["embeddings"] = w.save_array(f"{base}/image.npy", self.image)
+        self.files["text"] = w.save_array(f"{base}/text.npy", self.text)
+        if self.present is not None:
+            self.files["present"] = w.save_array(f"{base}/present.npy", self.present)
+        self.files["tower"] = {key: w.save_array(f"{base}/tower.{key}.npy", arr)
+                               for key, arr in towers.arrays.items()}
+        why = ctx.images.rejected
+        self.params = {"towers": towers.record, **towers.info, **pics.info,
+                       "skipped": [{"row": int(r), "reason": str(why.get(r, reason))}
+                                   for r, reason in pics.skipped]}
+        ctx.log(f"{self.name}: {len(ctx.titles)} titles and pictures in one space "
+                f"({towers.dim} dimensions), {len(pics.skipped)} pictures skipped")
+
+    def space(self, ctx: Context, scope: str, rows: np.ndarray) -> Space:
+        present = None if self.present is None else self.present[rows]
+        return cross_space(self.text[rows], self.image[rows], present, use_gpu=ctx.use_gpu)
+
+    def modality(self) -> B.Modality:
+        return B.Modality(self.name, "cross", "crossmodal", self.model,
+                          int(self.text.shape[1]), "cross", self.files, self.params)
+
+
+def parse_crossmodal(text: str, *, has_images: bool) -> CrossBuilder:
+    """'NAME:CKPT' (a cross-modal run's best.pt), checked before any model loads."""
+    name, sep, spec = text.partition(":")
+    if not sep or not spec or not B.MODALITY_NAME.fullmatch(name):
+        raise InputError(f"--crossmodal {text!r}: expected NAME:CHECKPOINT, NAME of letters, "
+                         "digits and _ . + -")
+    if not has_images:
+        raise InputError(f"--crossmodal {text!r}: needs --images DIR (the pictures' side)")
+    return CrossBuilder(name=name, spec=spec)

@@ -101,7 +101,7 @@ def exact_rows(space: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.
             w = space.words
             scores = 1 - np.bitwise_count(w[q, None] ^ w[None, :]).astype(np.float32) / 64
         else:
-            scores = space._map(space.emb[q] @ space.emb.T).astype(np.float32)
+            scores = space._map(space.query[q] @ space.emb.T).astype(np.float32)
         if present is not None:
             scores[:, ~present] = -np.inf
             scores[~present[q]] = -np.inf
@@ -223,7 +223,7 @@ def _dense(space: DenseSpace, k: int, tune: np.ndarray, seed: int
     ranks[rows] = np.arange(len(rows))
 
     def step(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        _, found = index.search(np.ascontiguousarray(space.emb[q]), min(kk + 1, len(rows)))
+        _, found = index.search(np.ascontiguousarray(space.query[q]), min(kk + 1, len(rows)))
         cand = np.where(found >= 0, rows[np.maximum(found, 0)], -1)
         return finish(q, cand, space.sims(q, cand), kk)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from explorer.core.bundle import Bundle
 from explorer.core.graph import ScopeGraph, load_graph
-from explorer.core.spaces import BitSpace, DenseSpace, Space, SparseSpace
+from explorer.core.spaces import BitSpace, DenseSpace, Space, SparseSpace, cross_space
 from explorer.core.titles import decoded_titles
 
 __all__ = ["ScopeData", "label_codes", "quantity_table", "scope_data"]
@@ -88,4 +88,7 @@ def _bundle_space(bundle: Bundle, scope: str, rows: np.ndarray, name: str) -> Sp
         return SparseSpace(bundle.sparse(name, scope))
     if mod.storage == "bits":
         return BitSpace(np.asarray(bundle.embeddings(name))[rows], present=present)
+    if mod.storage == "cross":
+        return cross_space(np.asarray(bundle.text_embeddings(name))[rows],
+                           np.asarray(bundle.embeddings(name))[rows], present)
     return DenseSpace(np.asarray(bundle.embeddings(name))[rows], present=present)

@@ -212,13 +212,20 @@ class DenseSpace:
     """L2-normalised float rows; similarity = dot, or (1 + dot) / 2 when `affine` (the
     +-1/8 expansion of a 64-bit hash, whose dot is 1 - 2 h / 64).
 
+    `query` (optional, the shape of `emb`) makes the space asymmetric: query row i is
+    scored against the others' `emb` rows, sim(i, j) = query_i . emb_j (a cross-modal
+    space, `cross_space`); without it both sides are `emb`.
+
     `present` marks rows that have an embedding (an image that could not be decoded has
     none): the others are zero rows, are never anyone's neighbour, and have similarity
     -inf to everything but themselves."""
 
     def __init__(self, emb: np.ndarray, *, affine: bool = False, use_gpu: bool = False,
-                 present: np.ndarray | None = None) -> None:
+                 present: np.ndarray | None = None, query: np.ndarray | None = None) -> None:
         self.emb = np.ascontiguousarray(emb, dtype=np.float32)
+        self.query = self.emb if query is None else np.ascontiguousarray(query, np.float32)
+        if self.query.shape != self.emb.shape:
+            raise ValueError(f"query rows {self.query.shape} and rows {self.emb.shape} differ")
         self.n = len(self.emb)
         self.affine = affine
         self.use_gpu = use_gpu
@@ -233,7 +240,7 @@ class DenseSpace:
 
         queries = np.asarray(queries)
         whole = len(queries) == self.n and np.array_equal(queries, np.arange(self.n))
-        q = self.emb if whole else np.ascontiguousarray(self.emb[queries])
+        q = self.query if whole else np.ascontiguousarray(self.query[queries])
         ids = np.ascontiguousarray(cols, dtype=np.int64)
         out = np.empty(ids.shape, np.float32)
         if out.size:
@@ -256,7 +263,7 @@ class DenseSpace:
         sim = np.full((self.n, k), -np.inf, np.float32)
         kk = min(k, len(rows))
         if kk:
-            s, i = search_ip(self.emb[rows], self.emb[rows], kk, use_gpu=self.use_gpu)
+            s, i = search_ip(self.query[rows], self.emb[rows], kk, use_gpu=self.use_gpu)
             i, s = _force_self_first(i.astype(np.int64), self._map(s), np.arange(len(rows)),
                                      np.ones(len(rows)))
             idx[rows, :kk] = np.where(i >= 0, rows[np.maximum(i, 0)], -1)
@@ -266,8 +273,32 @@ class DenseSpace:
 
     def blend(self, weights: sparse.csr_matrix) -> DenseSpace:
         emb = _normalise_rows(np.asarray(weights @ self.emb, dtype=np.float32))
+        query = None if self.query is self.emb else \
+            _normalise_rows(np.asarray(weights @ self.query, dtype=np.float32))
         return DenseSpace(emb, affine=self.affine, use_gpu=self.use_gpu,
-                          present=np.linalg.norm(emb, axis=1) > 0)
+                          present=np.linalg.norm(emb, axis=1) > 0, query=query)
+
+
+def cross_space(text: np.ndarray, image: np.ndarray, present: np.ndarray | None = None,
+                *, use_gpu: bool = False) -> DenseSpace:
+    """The cross-modal space of unit title rows `text` and picture rows `image` (one
+    learned space): sim(i, j) = (t_i . v_j + v_i . t_j) / 2, the title of each posting
+    against the picture of the other, both ways, so the score is symmetric and in [-1, 1].
+    It is the dot of query [t, v] / sqrt 2 with [v, t] / sqrt 2, so faiss searches it
+    and an INB step blends both sides with the same weights (their norms are equal: the
+    two halves are swapped), which keeps it symmetric. `present`: rows with a picture;
+    the others are nobody's neighbour, as in any dense space."""
+    t = np.asarray(text, np.float32)
+    v = np.asarray(image, np.float32)
+    if t.shape != v.shape:
+        raise ValueError(f"text rows {t.shape} and picture rows {v.shape} differ")
+    half = np.float32(np.sqrt(0.5))
+    query = np.concatenate([t, v], axis=1) * half
+    base = np.concatenate([v, t], axis=1) * half
+    if present is not None:  # no picture: no cross-modal embedding at all
+        query[~present] = 0
+        base[~present] = 0
+    return DenseSpace(base, use_gpu=use_gpu, present=present, query=query)
 
 
 class SparseSpace:

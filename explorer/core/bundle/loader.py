@@ -142,6 +142,21 @@ class Bundle:
         self._ensure(f"embeddings:{modality}")
         return self.array(mod.files["embeddings"])
 
+    def text_embeddings(self, modality: str) -> np.ndarray:
+        """The (n_items, d) title side of a cross-modal modality, checked."""
+        mod = self.manifest.modality(modality)
+        if mod.storage != "cross":
+            raise BundleError(f"{modality!r} is not a cross-modal modality")
+        self._ensure(f"embeddings:{modality}")
+        return self.array(mod.files["text"])
+
+    def tower_arrays(self, modality: str) -> dict[str, np.ndarray]:
+        """The arrays a cross-modal modality keeps to embed typed text (its text head),
+        by name; their meaning is `params.towers`' (precompute's to read)."""
+        mod = self.manifest.modality(modality)
+        return {key: np.asarray(self.array(rel))
+                for key, rel in mod.files.get("tower", {}).items()}
+
     # -- validation -------------------------------------------------------------------
     def validate(self) -> None:
         """Check every array against the format (docs/bundle.md); BundleError otherwise.
@@ -244,13 +259,16 @@ class Bundle:
 
     def _validate_embeddings(self, mod: Modality) -> None:
         files = mod.files["embeddings"]
-        if mod.storage == "dense":
-            arr = self.array(files)
-            check_shape(self._where(files), arr, (self.n_items, mod.dim), None)
-            if arr.dtype not in (np.float32, np.float16):
-                raise BundleError(f"{self._where(files)}: dtype {arr.dtype}, "
-                                  "expected float32/16")
-            check_unit_rows(self._where(files), arr, self._present_rows(mod))
+        if mod.storage in ("dense", "cross"):
+            sides = [files] + ([mod.files["text"]] if mod.storage == "cross" else [])
+            for rel in sides:  # a cross-modal title side: every row has one (present: None)
+                arr = self.array(rel)
+                check_shape(self._where(rel), arr, (self.n_items, mod.dim), None)
+                if arr.dtype not in (np.float32, np.float16):
+                    raise BundleError(f"{self._where(rel)}: dtype {arr.dtype}, "
+                                      "expected float32/16")
+                check_unit_rows(self._where(rel), arr,
+                                self._present_rows(mod) if rel == files else None)
         elif mod.storage == "bits":
             arr = self.array(files)
             check_shape(self._where(files), arr, (self.n_items, 8), np.uint8)

@@ -200,6 +200,11 @@ def _parse_modality(f: _Fields, m: Any, label: str, scopes: tuple[str, ...]) -> 
                 f.fail(f"{where}.{scope}.n_features", f"{n_features} is not positive")
     else:
         f.get(files, "embeddings", where, "file")
+    if storage == "cross":  # the titles' side; the pictures' side is `embeddings`
+        f.get(files, "text", f"{label}.files.text", "file")
+        tower = f.get(files, "tower", f"{label}.files.tower", "dict", optional=True)
+        for key in tower or {}:
+            f.get(tower, key, f"{label}.files.tower.{key}", "file")
     f.get(files, "present", f"{label}.files.present", "file", optional=True)
     dim = f.get(m, "dim", f"{label}.dim", "int")
     if dim < 1:

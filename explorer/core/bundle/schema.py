@@ -13,10 +13,11 @@ SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 ITEMS = "items.parquet"
 ITEM_COLUMNS = ("posting_id", "image", "title", "label_group", "image_phash", "fold")
-KINDS = ("image", "text", "fused")
-ENCODERS = ("timm", "sentence-transformers", "transformers", "tfidf", "phash", "fused")
+KINDS = ("image", "text", "fused", "cross")
+ENCODERS = ("timm", "sentence-transformers", "transformers", "tfidf", "phash", "fused",
+            "crossmodal")
 THUMBNAILS = {"data": "thumbnails/thumbs.bin", "offsets": "thumbnails/offsets.npy"}
-STORAGES = ("dense", "sparse", "bits")
+STORAGES = ("dense", "sparse", "bits", "cross")
 NORM_TOLERANCE = 1e-2
 # the dot product of two rows that each pass the NORM_TOLERANCE check
 COSINE_TOLERANCE = (1 + NORM_TOLERANCE) ** 2 - 1 + 1e-4
@@ -36,7 +37,9 @@ class Modality:
     """One similarity signal. `storage` says how its embeddings are kept:
     dense: one (N, d) float32/float16 array of L2-normalised rows, similarity = dot;
     sparse: one CSR matrix per scope (TF-IDF is fitted per scope), similarity = dot;
-    bits: (N, 8) uint8 packed 64-bit hashes, similarity = 1 - hamming / 64.
+    bits: (N, 8) uint8 packed 64-bit hashes, similarity = 1 - hamming / 64;
+    cross: two (N, d) arrays of unit rows in one learned space, the pictures' (`embeddings`)
+    and the titles' (`text`), similarity = (t_i . v_j + v_i . t_j) / 2.
     """
 
     name: str

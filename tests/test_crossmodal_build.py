@@ -1,0 +1,144 @@
+"""`precompute build --crossmodal NAME:CKPT` (issue 12) with stand-in towers, so no model
+loads: what the bundle stores, that it validates, that its graph scores are the
+cross-modal formula, that a posting without a readable picture is nobody's neighbour,
+and that the engine's modes and `best` use the modality like any other."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from explorer.core.bundle import Bundle
+from explorer.core.config import InbStage, MatchConfig
+from explorer.core.engine import Engine
+from precompute import crossmodal_towers
+from precompute.build import BuildOptions, build
+from precompute.crossmodal_towers import EncodedPictures, Towers, unit_rows
+from precompute.errors import InputError
+from tests.conftest import synthetic_table
+
+DIM = 8
+
+
+def _vector(key: str) -> np.ndarray:
+    return np.random.default_rng(zlib.crc32(key.encode())).normal(size=DIM)
+
+
+def fake_towers(spec: str, **_: object) -> Towers:
+    """Titles: the sum of their words' vectors; pictures: their label group's vector (the
+    file name's first part) plus a little of the file's own: a posting's picture is near
+    its group's titles only through training, which these towers stand for."""
+    def texts(titles, **_: object) -> np.ndarray:
+        return unit_rows(np.array([sum(_vector(w) for w in t.lower().split()) for t in titles]))
+
+    def images(paths, **_: object) -> EncodedPictures:
+        emb = np.zeros((len(paths), DIM), np.float32)
+        present = np.zeros(len(paths), bool)
+        skipped = []
+        for i, p in enumerate(paths):
+            try:
+                with Image.open(p) as im:
+                    im.load()
+            except Exception as exc:  # a stand-in for the encoders' reasons
+                skipped.append((i, type(exc).__name__))
+                continue
+            group = p.name.split("_")[0]
+            emb[i] = _vector(f"group{group}") + 0.3 * _vector(p.name)
+            present[i] = True
+        out = unit_rows(emb)
+        return EncodedPictures(out, present, skipped, {"images_per_s": 1.0})
+
+    return Towers(dim=DIM, model="fake x fake", record={"kind": "heads", "text_model": spec},
+                  arrays={"text_proj": np.eye(DIM, dtype=np.float32)}, encode_texts=texts,
+                  encode_images=images)
+
+
+@pytest.fixture(scope="module")
+def cross_bundle(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
+    root = tmp_path_factory.mktemp("cross")
+    table = synthetic_table(n_groups=25)
+    csv = root / "train.csv"
+    table.to_csv(csv, index=False)
+    images = root / "img"
+    images.mkdir()
+    for name in table["image"]:
+        Image.new("RGB", (8, 8), (40, 90, 160)).save(images / name)
+    broken = table["image"].iloc[4]
+    (images / broken).write_bytes(b"not a picture")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(crossmodal_towers, "load_towers", fake_towers)
+        out = build(BuildOptions(csv=csv, out=root / "b.bundle", images=images, k=10,
+                                 crossmodal=("cx:fake.pt",), progress=False,
+                                 thumbnails=False))
+        towers = fake_towers("fake.pt")
+        text = towers.encode_texts(table["title"].tolist())
+        pics = towers.encode_images([images / n for n in table["image"]])
+    return out, text, pics.emb, pics.present
+
+
+def test_the_bundle_stores_both_sides_and_validates(cross_bundle):
+    path, text, image, present = cross_bundle
+    bundle = Bundle.open(path)
+    bundle.validate()
+    mod = bundle.manifest.modality("cx")
+    assert (mod.kind, mod.storage, mod.encoder, mod.dim) == ("cross", "cross", "crossmodal", DIM)
+    np.testing.assert_array_equal(bundle.text_embeddings("cx"), text)
+    np.testing.assert_array_equal(bundle.embeddings("cx"), image)
+    np.testing.assert_array_equal(bundle.present("cx"), present)
+    assert not present[4] and present.sum() == len(present) - 1
+    assert mod.params["towers"] == {"kind": "heads", "text_model": "fake.pt"}
+    assert [s["row"] for s in mod.params["skipped"]] == [4]
+    np.testing.assert_array_equal(bundle.tower_arrays("cx")["text_proj"], np.eye(DIM))
+
+
+@pytest.mark.parametrize("scope", ["all", "fold2"])
+def test_graph_scores_are_title_against_picture_both_ways(cross_bundle, scope):
+    path, text, image, present = cross_bundle
+    bundle = Bundle.open(path)
+    g = Engine(bundle, scope).graph
+    cand, sims = g.cand, g.sims["cx"]
+    rows = bundle.scope_rows(scope)  # the engine's graph holds the scope's own rows
+    for b in range(len(cand)):
+        i = rows[b]
+        for c in range(1, cand.shape[1]):
+            if cand[b, c] < 0:
+                continue
+            j = rows[cand[b, c]]
+            if not (present[i] and present[j]):
+                assert np.isneginf(sims[b, c])
+            else:
+                want = (text[i] @ image[j] + image[i] @ text[j]) / 2
+                assert sims[b, c] == pytest.approx(want, abs=1e-5)
+    idx, _ = bundle.knn(scope, "cx")
+    assert 4 not in np.asarray(idx)[:, 1:]
+
+
+def test_modes_and_best_use_the_cross_modal_modality(cross_bundle):
+    from explorer.core.tune import best
+
+    path = cross_bundle[0]
+    engine = Engine(Bundle.open(path), "all")
+    alone = engine.evaluate(MatchConfig("single", ("cx",), (0.5,))).metrics
+    both = engine.evaluate(MatchConfig("sum", ("tfidf", "cx"), (0.5,), weights=(0.5, 0.5),
+                                       inb=(InbStage(0.5),))).metrics
+    assert 0 < alone.f1 <= 1 and 0 < both.f1 <= 1
+    tried = best(engine, engine.modalities, max_inb=1)
+    with_cx = [t for t in tried if "cx" in t.config.modalities]
+    assert {t.config.mode for t in with_cx} >= {"single", "sum", "union"}
+    assert any(len(t.config.modalities) == 3 for t in with_cx)
+
+
+def test_crossmodal_needs_images_and_a_name(tmp_path):
+    csv = tmp_path / "train.csv"
+    synthetic_table(n_groups=5).to_csv(csv, index=False)
+    with pytest.raises(InputError, match="needs --images"):
+        build(BuildOptions(csv=csv, out=tmp_path / "b", crossmodal=("cx:run/best.pt",),
+                           progress=False))
+    with pytest.raises(InputError, match="expected NAME:CHECKPOINT"):
+        build(BuildOptions(csv=csv, out=tmp_path / "b", images=tmp_path,
+                           crossmodal=("best.pt",), progress=False))
+    assert not (tmp_path / "b").exists()
