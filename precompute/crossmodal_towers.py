@@ -4,12 +4,19 @@ text-search child (`precompute text-query`) embeds what an analyst types.
 
 A `Towers` is loaded from a spec:
 - `CKPT`: a `precompute train crossmodal` run's best.pt; its crossmodal.json beside it
-  names the frozen encoders (loaded by name, as `precompute build` loads them) and the
-  heads are read with `torch.load(weights_only=True)`.
+  names the encoders (loaded by name, as `precompute build` loads them) and the heads are
+  read with `torch.load(weights_only=True)`. A run that tuned the last blocks of an
+  encoder (`--unfreeze-image N`, `--unfreeze-text N`) keeps those blocks' tensors in the
+  same best.pt; they replace the loaded encoder's.
+- `open_clip:MODEL:WEIGHTS`: an open_clip / CLIP model's own two towers, no heads
+  (precompute/crossmodal_openclip.py gives the exact syntax); needs the openclip extra.
 
 `Towers.record` is what the bundle's manifest keeps so that the text side can be made
-again without the checkpoint: the text encoder's spec and the text projection, which the
-build stores in the bundle as an array (`text_tower_from_record`)."""
+again (`text_tower_from_record`), kind "heads": the text encoder's spec and the text
+projection, which the build stores in the bundle as an array; when the run tuned the text
+encoder, also the checkpoint's path and sha256 (its tensors are read from there, and a
+missing or changed file is refused). Kind "open_clip": the architecture's config and the
+weights file's path and sha256; no arrays."""
 
 from __future__ import annotations
 
@@ -24,7 +31,8 @@ import numpy as np
 
 from precompute.errors import InputError
 
-HEADS = "heads"  # record kind: frozen encoders + linear heads (precompute train crossmodal)
+HEADS = "heads"  # record kind: encoders + linear heads (precompute train crossmodal)
+OPEN_CLIP = "open_clip"  # record kind and spec prefix: an open_clip model's own towers
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -62,7 +70,8 @@ class Towers:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -92,8 +101,14 @@ def _run_summary(ckpt: Path) -> dict[str, Any]:
 
 def load_towers(spec: str, *, device: str | None = None, image_size: int | None = None
                 ) -> Towers:
-    """The towers named by `spec` (a cross-modal best.pt); one-line InputError when the
-    checkpoint, its record or an encoder cannot be loaded, or their sizes disagree."""
+    """The towers named by `spec` (a cross-modal best.pt, or `open_clip:MODEL:WEIGHTS`);
+    one-line InputError when the checkpoint, its record, a model or its weights cannot be
+    loaded, or their sizes disagree."""
+    if spec.startswith(OPEN_CLIP + ":"):
+        from precompute.crossmodal_openclip import load_openclip_towers
+
+        return load_openclip_towers(spec[len(OPEN_CLIP) + 1:], device=device,
+                                    image_size=image_size)
     from precompute.image_encoders import encode_images, load_image_encoder
     from precompute.text_encoders import encode_texts, load_text_encoder
     from precompute.training.crossmodal import load_heads
@@ -128,7 +143,7 @@ def load_towers(spec: str, *, device: str | None = None, image_size: int | None 
     dim = int(txt_w.shape[0])
     record = {"kind": HEADS, "text_model": meta["text_model"],
               "image_model": meta["image_model"], "checkpoint": str(ckpt.resolve()),
-              "checkpoint_sha256": _sha256(ckpt), "text_dim": int(txt_w.shape[1])}
+              "checkpoint_sha256": file_sha256(ckpt), "text_dim": int(txt_w.shape[1])}
     info = {"image": ienc.info, "text": tenc.info, "best_epoch": meta.get("best_epoch"),
             "fold1_recall": meta.get("after")}
     return Towers(dim=dim, model=f"{meta['image_model']} x {meta['text_model']}",
@@ -143,8 +158,13 @@ def text_tower_from_record(record: dict[str, Any], arrays: dict[str, np.ndarray]
     from precompute.text_encoders import encode_texts, load_text_encoder
 
     kind = record.get("kind")
+    if kind == OPEN_CLIP:
+        from precompute.crossmodal_openclip import text_tower
+
+        return text_tower(record, device=device)
     if kind != HEADS:
-        raise InputError(f"cross-modal towers of kind {kind!r}: this version knows {HEADS!r}")
+        raise InputError(f"cross-modal towers of kind {kind!r}: this version knows "
+                         f"{HEADS!r} and {OPEN_CLIP!r}")
     weight = arrays.get("text_proj")
     spec = record.get("text_model")
     if weight is None or weight.ndim != 2 or not isinstance(spec, str):
