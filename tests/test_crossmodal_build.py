@@ -142,3 +142,17 @@ def test_crossmodal_needs_images_and_a_name(tmp_path):
         build(BuildOptions(csv=csv, out=tmp_path / "b", images=tmp_path,
                            crossmodal=("best.pt",), progress=False))
     assert not (tmp_path / "b").exists()
+
+
+def test_the_learned_mode_reads_the_cross_modal_similarity(cross_bundle):
+    from explorer.core.pair_model import bundle_model, model_inputs
+    from explorer.learn import learn
+
+    path = cross_bundle[0]
+    assert learn([str(path), "--name", "withcx", "--rounds", "20"]) == 0
+    bundle = Bundle.open(path)
+    engine = Engine(bundle, "fold1")
+    model = bundle_model(bundle, "withcx", model_inputs(engine.graph.modalities))
+    assert any(f.startswith("cx.") for f in model.features)
+    ev = engine.evaluate(MatchConfig("learned", ("learned:withcx",), (0.5,)))
+    assert 0 < ev.metrics.f1 <= 1
