@@ -17,8 +17,9 @@ score the analyst trusts most (a fusion, or the learned classifier's probability
   group takes it whole and its own group scores it near 0.
 
 All three scores lie in [0, 1], so one list ranks them together. A learned mode's
-probabilities are out-of-fold evidence only on scopes its model did not train on: the
-`in_fold` column says when they are not."""
+probabilities are out-of-fold evidence only on scopes its model did not train on, or
+everywhere for a cross-fitted model (`explorer learn --cross-fit`): the `in_fold` column
+says when they are not."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ from explorer.core.engine import Engine, Evaluation
 from explorer.core.highlight import describe_conflicts
 from explorer.core.titles import decoded_titles
 
-__all__ = ["COLUMNS", "audit", "posting_findings", "score_against", "split_findings"]
+__all__ = ["COLUMNS", "audit", "clipped", "evidence_stage", "label_parts", "posting_findings",
+           "score_against", "split_findings"]
 
 # members: the scope rows a fix would relabel, space-separated (a split's second part, a
 # merge's smaller group, the posting itself): what marking a finding marks
@@ -45,7 +47,7 @@ def _text(rows: np.ndarray) -> str:
     return " ".join(map(str, rows.tolist()))
 
 
-def _parts(engine: Engine, ev: Evaluation) -> np.ndarray:
+def label_parts(engine: Engine, ev: Evaluation) -> np.ndarray:
     """Each posting's part: connected components of the predicted pairs of one label group
     (true positives), both directions."""
     q, c = np.nonzero(ev.pred & ev.stage.true)
@@ -56,11 +58,11 @@ def _parts(engine: Engine, ev: Evaluation) -> np.ndarray:
     return connected_components(graph, directed=True, connection="weak")[1]
 
 
-def _clipped(score: np.ndarray) -> np.ndarray:
+def clipped(score: np.ndarray) -> np.ndarray:
     return np.clip(np.where(np.isfinite(score), score, 0.0), 0.0, 1.0)
 
 
-def _evidence(engine: Engine, ev: Evaluation):
+def evidence_stage(engine: Engine, ev: Evaluation):
     """The stage whose scores weigh the findings: the configuration's own scores before
     INB (after a blend, two parts that share no neighbour score exactly 0, which says
     nothing), unless an exact INB re-search changed the candidates."""
@@ -88,11 +90,11 @@ def _raw_split(engine: Engine, ev: Evaluation, part: np.ndarray) -> pd.DataFrame
     if not len(groups):
         return pd.DataFrame(columns=RAW)
     # the mean clipped score between different parts of a group, over every ordered pair
-    st = _evidence(engine, ev)
+    st = evidence_stage(engine, ev)
     q, col = np.nonzero(st.true)
     other = st.cand[q, col]
     cross = (col > 0) & (part[q] != part[other])
-    total = np.bincount(labels[q[cross]], weights=_clipped(st.score[q[cross], col[cross]]),
+    total = np.bincount(labels[q[cross]], weights=clipped(st.score[q[cross], col[cross]]),
                         minlength=int(labels.max()) + 1)
     size = np.bincount(labels, minlength=len(total))
     sq = np.bincount(sizes["label"], weights=sizes["size"] ** 2, minlength=len(total))
@@ -139,10 +141,10 @@ def _raw_posting(engine: Engine, ev: Evaluation) -> pd.DataFrame:
     pairs = pairs.sort_values(["p", "accept"], ascending=[True, False],
                               kind="stable").drop_duplicates("p")
     # its mean clipped score to its own group (pairs outside the candidates count 0)
-    base = _evidence(engine, ev)
+    base = evidence_stage(engine, ev)
     rq, rc = np.nonzero(base.true)
     inner = rc > 0
-    own_sum = np.bincount(rq[inner], weights=_clipped(base.score[rq[inner], rc[inner]]),
+    own_sum = np.bincount(rq[inner], weights=clipped(base.score[rq[inner], rc[inner]]),
                           minlength=n)
     own_mean = own_sum / np.maximum(engine.group_size - 1, 1)
     row = pairs["p"].to_numpy(np.int64)
@@ -226,7 +228,7 @@ def _describe(engine: Engine, ev: Evaluation, raw: pd.DataFrame,
 def split_findings(engine: Engine, ev: Evaluation) -> pd.DataFrame:
     """Label groups that fall apart into parts of two or more postings (see the module
     docstring), one row each: the two largest parts' first postings as row / other_row."""
-    part = _parts(engine, ev)
+    part = label_parts(engine, ev)
     return _describe(engine, ev, _raw_split(engine, ev, part), part)
 
 
@@ -260,15 +262,19 @@ def _titles(engine: Engine):
 
 
 def _in_fold(engine: Engine, ev: Evaluation) -> bool:
-    """True when the scores are a learned model's on a scope it was trained or
-    early-stopped on (in-fold evidence: it learned these very labels)."""
+    """True when the scores are a plain learned model's on a scope it was trained or
+    early-stopped on, or on `all` (in-fold evidence: it learned these very labels). False
+    for a cross-fitted model on any scope (explorer.core.cross_fit): each posting's pairs
+    are scored by the model that never read its fold's labels."""
     cfg = ev.config
     if not cfg.spec.derived or engine.bundle is None:
         return False
-    from explorer.core.pair_model import bundle_model, model_inputs
+    from explorer.core.pair_model import PairModel, bundle_scorer, model_inputs
 
     name = cfg.modalities[0].partition(":")[2]
-    model = bundle_model(engine.bundle, name, model_inputs(engine.graph.modalities))
+    model = bundle_scorer(engine.bundle, name, model_inputs(engine.graph.modalities))
+    if not isinstance(model, PairModel):
+        return False
     seen = {*model.train_scopes, model.select_scope}
     return engine.scope in seen or engine.scope == "all"
 
@@ -278,7 +284,7 @@ def audit(engine: Engine, ev: Evaluation, n: int | None = None) -> pd.DataFrame:
     `n` rows (None: all); empty without labels."""
     if not ev.has_labels:
         return pd.DataFrame(columns=COLUMNS)
-    part = _parts(engine, ev)
+    part = label_parts(engine, ev)
     raw = [f for f in (_raw_split(engine, ev, part), _raw_merge(engine, ev),
                        _raw_posting(engine, ev)) if not f.empty]
     if not raw:

@@ -1,7 +1,8 @@
 """Error cases behind the means: worst queries, strongest false-positive pairs, closest
 missed pairs (explorer.core.cases), the label groups the predictions join
 (explorer.core.confusion), and the label audit (explorer.core.audit) with the analyst's
-marks. Activating a row makes its query current."""
+marks. Clicking a row makes its query current; activating it also opens its pair, and a
+split or merge finding's parts side by side (explorer.gui.audit_parts_view)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.audit_marks import LABEL_ERROR, TRUE_DIFFERENCE
+from explorer.core.audit_parts import PART_KINDS
 from explorer.core.state import mark_of
 from explorer.gui.frame_model import FrameModel
 
@@ -69,8 +71,12 @@ AUDIT_TIP = ("Where the labels, not the matcher, look wrong: a split is a label 
              "postings fall apart into parts the settings never match, a merge two label "
              "groups the predictions join, a posting one its own group rejects and another "
              "group takes. The score (0-1, one scale for the three kinds) is the strength "
-             "of that evidence under the current settings, best first.")
+             "of that evidence under the current settings, best first. Click: the "
+             "finding's query. Enter / double-click: its pair, and for a split or a merge "
+             "its parts side by side (Ctrl+G: the parts alone), where each part can be "
+             "marked.")
 MARK_KEYS = {LABEL_ERROR: "Ctrl+L", TRUE_DIFFERENCE: "Ctrl+T", "": "Delete"}
+PARTS_KEY = "Ctrl+G"
 
 
 def _view(model: FrameModel) -> QTableView:
@@ -127,6 +133,7 @@ class CasesPanel(QTabWidget):
     queryRequested = Signal(int)          # scope-local row
     pairRequested = Signal(int, int)      # scope-local query row, neighbour row
     markRequested = Signal(str)           # a mark for the selected finding ("": clear it)
+    partsRequested = Signal(object)       # a split / merge finding (a row of the audit frame)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -143,7 +150,8 @@ class CasesPanel(QTabWidget):
                 "Worst queries", "Strongest false positives", "Closest misses",
                 "Confused groups", "Audit"), strict=True):
             view = self.views[kind] = _view(model)
-            # a click jumps to the query; double-click / Enter also opens the pair
+            # a click jumps to the query; double-click / Enter also opens the pair (and
+            # an audit split's or merge's parts)
             view.clicked.connect(lambda idx, m=model: self._activated(m, idx, pair=False))
             view.activated.connect(lambda idx, m=model: self._activated(m, idx))
             self.addTab(self._audit_page(view) if kind == "audit" else view, title)
@@ -169,6 +177,17 @@ class CasesPanel(QTabWidget):
             button.setDefaultAction(act)
             buttons.addWidget(button)
             self.mark_actions[mark] = act
+        self.parts_action = QAction("Show parts side by side", view, enabled=False)
+        self.parts_action.setShortcut(QKeySequence(PARTS_KEY))
+        self.parts_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.parts_action.setToolTip(f"A split's parts, a merge's two groups, side by side "
+                                     f"({PARTS_KEY})")
+        self.parts_action.triggered.connect(
+            lambda: self.partsRequested.emit(self.selected_finding()))
+        view.addAction(self.parts_action)
+        parts = QToolButton()
+        parts.setDefaultAction(self.parts_action)
+        buttons.addWidget(parts)
         buttons.addStretch(1)
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         view.selectionModel().selectionChanged.connect(lambda *_: self._enable_marks())
@@ -180,9 +199,10 @@ class CasesPanel(QTabWidget):
         return page
 
     def _enable_marks(self) -> None:
-        on = self.selected_finding() is not None
+        finding = self.selected_finding()
         for act in self.mark_actions.values():
-            act.setEnabled(on)
+            act.setEnabled(finding is not None)
+        self.parts_action.setEnabled(finding is not None and finding["kind"] in PART_KINDS)
 
     def selected_finding(self) -> pd.Series | None:
         """The audit finding selected (None: none)."""
@@ -223,3 +243,5 @@ class CasesPanel(QTabWidget):
         other = "other_row" if model is self.audit else "neighbour"
         if pair and other in row:
             self.pairRequested.emit(int(row["row"]), int(row[other]))
+        if pair and model is self.audit and row["kind"] in PART_KINDS:
+            self.partsRequested.emit(row)

@@ -47,6 +47,7 @@ from explorer.core.sweep import with_param
 from explorer.core.views import ScopeView, curve_in_job, scope_view
 from explorer.core.wording import describe_config
 from explorer.gui import menus
+from explorer.gui.audit_parts_view import AuditPartsDialog, PartsShown, compute_parts
 from explorer.gui.cases_panel import CasesPanel
 from explorer.gui.context import AppContext
 from explorer.gui.controls import ControlsPanel
@@ -114,6 +115,10 @@ class MainWindow(QMainWindow):
         self._explained: tuple | None = None    # (view, query) whose grid is on screen
         self._pending_pair: tuple[int, int] | None = None  # (query, neighbour) to show
         self.pair_dialog: PairDialog | None = None
+        self.parts_dialog: AuditPartsDialog | None = None
+        # the audit finding whose parts are wanted, and the cases-lane job computing them
+        self._parts_wanted: pd.Series | None = None
+        self._parts_gen = 0
         self.show_near_misses = True
         self.worker = Worker(self)
         self.worker.finished.connect(self._on_finished)
@@ -232,6 +237,7 @@ class MainWindow(QMainWindow):
         self.cases.currentChanged.connect(lambda _: self._show_cases())
         self.cases.pairRequested.connect(self._show_case_pair)
         self.cases.markRequested.connect(lambda mark: self.mark_finding(mark or None))
+        self.cases.partsRequested.connect(self.show_parts)
 
     # -- the state ----------------------------------------------------------------------
     @property
@@ -382,8 +388,15 @@ class MainWindow(QMainWindow):
         elif lane == "curve":
             if result.view is self.view:
                 self._show_curve(result.view)
+        elif isinstance(result, PartsShown):
+            self._parts_wanted = None
+            self.parts_dialog.view.set_parts(result)
+            self._show_cases()  # its job may have superseded the list's
         else:
             self._on_case(result)
+            if self._parts_wanted is not None and \
+                    self._parts_gen != self.worker.generation("cases"):
+                self._request_parts()  # superseded by the list's job
 
     def _on_case(self, case: _Case) -> None:
         if case.view is self.view:
@@ -449,6 +462,10 @@ class MainWindow(QMainWindow):
         if generation != self.worker.generation(lane):
             return
         self.statusBar().showMessage(message, 8000)
+        if (lane == "cases" and generation == self._parts_gen
+                and self.parts_dialog is not None):
+            self._parts_wanted = None
+            self.parts_dialog.view.set_pending(message)
         if lane == "view":
             self.metrics.set_progress(0, 0)
             self.viewFailed.emit(message)
@@ -631,6 +648,28 @@ class MainWindow(QMainWindow):
             self._pending_pair = (query, neighbour)
         else:
             self._open_pair(neighbour)
+
+    def show_parts(self, finding: pd.Series) -> None:
+        """A split finding's parts (a merge's two groups) side by side, computed in the
+        worker's cases lane, which it shares with the case lists: whichever of the two
+        supersedes the other asks for it again when it lands."""
+        if self.view is None:
+            return
+        if self.parts_dialog is None:
+            self.parts_dialog = AuditPartsDialog(self.cache, self)
+            self.parts_dialog.view.bind(self.state)
+            self.parts_dialog.view.postingClicked.connect(self.select_query)
+        self._parts_wanted = finding
+        self._request_parts()
+        self.parts_dialog.show()
+        self.parts_dialog.raise_()
+
+    def _request_parts(self) -> None:
+        view, finding = self.view, self._parts_wanted
+        what = f"{finding['kind']} of {finding['label_group']}"
+        self.parts_dialog.view.set_pending(f"computing the parts of the {what}…")
+        self._parts_gen = self.worker.submit(lambda _p, _c: compute_parts(view, finding),
+                                             f"parts: {what}", lane="cases")
 
     def _open_pair(self, scope_row: int) -> None:
         """The query beside `scope_row`: its tile's pair view when the grid holds it, else
