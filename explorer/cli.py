@@ -252,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
             from explorer.learn import learn  # LightGBM only when learning
 
             return learn(argv[1:])
+        if argv and argv[0] == "search-pictures":
+            from explorer.search_pictures import search_pictures
+
+            return search_pictures(argv[1:])
         from explorer.gui.app import run_app  # Qt only for the app, not for `evaluate`
 
         return run_app(argv)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from explorer.core.bundle import BundleError
 from precompute.errors import InputError, is_out_of_memory, one_line
+from precompute.text_query import add_parser as add_text_query_parser
 
 
 def _add_encoding_args(p: argparse.ArgumentParser) -> None:
@@ -88,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     tt.add_argument("--max-length", type=int, default=128, help="tokens per title")
     _add_training_args(tt, margin=0.5, lr=5e-5, batch=64)
     _add_crossmodal_parser(tsub)
+    add_text_query_parser(sub)
     return p
 
 
@@ -166,6 +168,10 @@ def _os_error(exc: OSError) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "text-query":  # a protocol on stdout, not a build's messages
+        from precompute.text_query import run
+
+        return run(args)
     if args.quiet:
         _quiet_libraries()
     try:
