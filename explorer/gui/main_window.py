@@ -54,6 +54,7 @@ from explorer.gui.controls import ControlsPanel
 from explorer.gui.metrics_bar import MetricsBar
 from explorer.gui.neighbours import NeighbourGrid
 from explorer.gui.pair_view import PairDialog, Posting
+from explorer.gui.picture_search import PictureSearchPanel
 from explorer.gui.plots import GroupSizePlot, HistogramPlot, ThresholdPlot
 from explorer.gui.query_model import ROW_ROLE, QueryModel
 from explorer.gui.query_panel import QueryPanel
@@ -160,6 +161,14 @@ class MainWindow(QMainWindow):
         scroll.setMinimumWidth(self.controls.sizeHint().width() + 24)
         dock.setWidget(scroll)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        # find pictures by words (a cross-modal modality's text tower, in a child process)
+        self.picture_search = PictureSearchPanel(self.session.bundle, self.bundle_path,
+                                                 self.cache)
+        self.picture_search.bind(self.state)
+        self.picture_search.postingChosen.connect(self.select_posting)
+        words = QDockWidget("Find pictures by words", self, objectName="pictureSearchDock")
+        words.setWidget(self.picture_search)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, words)
 
         self.search = QLineEdit(objectName="search", placeholderText="search title, id, label…",
                                 clearButtonEnabled=True)
@@ -713,4 +722,5 @@ class MainWindow(QMainWindow):
         self.settings.save_state(self.bundle_path, self.document())
         self._curve_timer.stop()
         self.worker.stop()
+        self.picture_search.close_client()
         super().closeEvent(event)
