@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from explorer.core.bundle import Bundle
-from explorer.core.cross_search import cross_modalities, search_bundle, search_pictures
+from explorer.core.cross_search import search_bundle, search_pictures
 from explorer.text_query_client import TextQueryClient, TextQueryError
 from precompute.text_query import MAX_LINE, MAX_TEXT, serve
 
@@ -209,3 +209,209 @@ def test_client_never_waits_past_its_timeouts(tmp_path):
     with pytest.raises(TextQueryError, match="stopped"):
         client.embed("botol")
     assert time.perf_counter() - start < 5
+
+
+# -- the real child over a demo trained and built here ------------------------------------
+DEMO_POSTINGS, DEMO_SEED = 300, 0
+
+
+@pytest.fixture(scope="session")
+def cx_demo(tmp_path_factory) -> Path:
+    """A 300-posting demo, its cross-modal heads (`precompute train crossmodal`, CPU) and
+    a bundle with TF-IDF, phash and the cross-modal modality cx (`precompute build`)."""
+    import huggingface_hub.constants
+
+    from precompute.cli import main
+    from precompute.demo_data import generate_demo
+
+    root = tmp_path_factory.mktemp("cx_demo")
+    start = time.perf_counter()
+    with pytest.MonkeyPatch.context() as mp:  # a hub lookup would hang: none can happen
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        csv = generate_demo(root / "data", n_postings=DEMO_POSTINGS, seed=DEMO_SEED,
+                            progress=False)
+        images = str(csv.parent / "train_images")
+        assert main(["train", "crossmodal", "--csv", str(csv), "--images", images,
+                     "--image", "tf_efficientnet_lite0", "--text", "all-MiniLM-L6-v2",
+                     "--out", str(root / "run"), "--epochs", "12", "--batch", "64",
+                     "--lr", "3e-3", "--dim", "64", "--device", "cpu", "--quiet"]) == 0
+        assert main(["build", "--csv", str(csv), "--images", images, "--text", "tfidf",
+                     "--image", "phash", "--crossmodal", f"cx:{root / 'run' / 'best.pt'}",
+                     "--out", str(root / "cx.bundle"), "--k", "20", "--device", "cpu",
+                     "--quiet"]) == 0
+    print(f"\ncx demo ({DEMO_POSTINGS} postings) trained and built in "
+          f"{time.perf_counter() - start:.1f} s")
+    return root / "cx.bundle"
+
+
+@pytest.fixture(scope="module")
+def cx_client(cx_demo):
+    with TextQueryClient(cx_demo, device="cpu") as client:
+        yield client
+
+
+def test_the_childs_vector_of_a_title_is_the_bundles_row(cx_demo, cx_client):
+    """save -> build -> identical projections: the text tower the child rebuilds from
+    what the bundle recorded embeds a posting's title as the build embedded it."""
+    bundle = Bundle.open(cx_demo)
+    assert (cx_client.modality, cx_client.dim) == ("cx", 64)
+    stored = bundle.text_embeddings("cx")
+    titles = bundle.items["title"].astype(str).to_numpy()
+    for row in (0, 1, 57, 123, len(titles) - 1):  # the build embedded them in batches
+        vector = cx_client.embed(titles[row])
+        assert vector.dtype == np.float32 and vector.shape == (64,)
+        np.testing.assert_allclose(vector, stored[row], atol=1e-5, rtol=0)
+
+
+def test_the_real_child_answers_bad_lines_and_goes_on(cx_demo):
+    with subprocess.Popen([*CHILD, str(cx_demo), "--device", "cpu"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert json.loads(proc.stdout.readline()) == {"ready": True, "modality": "cx",
+                                                      "dim": 64}
+        proc.stdin.write('{"id": 1, "text": ""}\nhello\n{"id": 2}\n'
+                         '{"id": 3, "text": "sepatu lari merah"}\n')
+        proc.stdin.close()  # EOF: the child answers what it has and ends
+        replies = [json.loads(line) for line in proc.stdout]
+        assert proc.wait(60) == 0
+        assert "Traceback" not in proc.stderr.read()
+    assert replies[:3] == [{"id": 1, "error": "the text is empty"},
+                           {"id": None, "error": "not JSON (Expecting value)"},
+                           {"id": 2, "error": '"text" must be a string'}]
+    assert replies[3]["id"] == 3 and len(replies[3]["vector"]) == 64 and len(replies) == 4
+
+
+def test_a_killed_child_is_one_line_and_explorer_search_pictures_prints(cx_demo, capsys):
+    from explorer.cli import main
+
+    client = TextQueryClient(cx_demo, device="cpu")
+    client.start()
+    os.kill(client._proc.pid, signal.SIGKILL)
+    with pytest.raises(TextQueryError, match=r"^the text model stopped \(exit status -9\)"):
+        client.embed("kaos polos hitam")
+    assert not client.running and "\n" not in str(TextQueryError)
+    # the headless command
+    assert main(["search-pictures", str(cx_demo), "kaos polos hitam", "--top", "3",
+                 "--scope", "fold0", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["1", "2", "3"]
+    bundle = Bundle.open(cx_demo)
+    fold0 = set(bundle.items["posting_id"].to_numpy()[bundle.scope_rows("fold0")])
+    assert all(line.split("\t")[1] in fold0 for line in lines)
+    scores = [float(line.split("\t")[2]) for line in lines]
+    assert scores == sorted(scores, reverse=True)
+    assert main(["search-pictures", str(cx_demo), "  ", "--device", "cpu"]) == 2
+    assert main(["search-pictures", str(cx_demo), "x", "--scope", "fold9"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["explorer: error: the text is empty",
+                   f"explorer: error: scope 'fold9' is not in this bundle "
+                   f"({bundle.manifest.scopes})"]
+
+
+# -- typed words against the demo's pictures --------------------------------------------
+def picture_truth(bundle: Bundle, n_postings: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """What every bundle row's picture shows: (kind, body colour) from the demo's plan
+    (the picture is drawn from the group's product: its kind's shape in its look's body
+    colour, precompute/demo_drawing.py; a different-looking photo shows the same product)."""
+    from precompute.demo_data import plan_demo
+
+    groups = {g["label_group"]: g for g in plan_demo(n_postings, seed)}
+    labels = bundle.items["label_group"].astype(np.int64).to_numpy()
+    kind = np.array([groups[int(v)]["kind"] for v in labels])
+    colour = np.array([groups[int(v)]["look"]["body"] for v in labels])
+    return kind, colour
+
+
+def colour_queries(colour_titled_only: bool) -> list[tuple[str, str, str]]:
+    """(text, kind, colour): every product line's first name with every colour's
+    Indonesian name ("botol minum hijau"), in catalogue order; `colour_titled_only`: the
+    lines whose sellers name the colour in the title (shoes, shirts, drinking bottles),
+    the only titles that teach a model the colour words."""
+    from precompute.demo_catalogue import LINES, PALETTE
+
+    return [(f"{line.names[0]} {idn}".lower(), line.kind, en)
+            for line in LINES if line.colour_titled or not colour_titled_only
+            for en, idn, _ in PALETTE]
+
+
+def hit_rate(client: TextQueryClient, bundle: Bundle, scope: str, truth, queries
+             ) -> dict[str, float | int | list[str]]:
+    """The share of `queries` (only those the scope has a fitting picture for) whose
+    first picture is of the query's kind and colour, the shares right on the kind alone
+    and on the colour alone, the mean chance of a hit by a random picture, and the
+    queries that hit."""
+    kind, colour = truth
+    rows = bundle.scope_rows(scope)
+    asked = hits = kind_ok = colour_ok = 0
+    chance = 0.0
+    passed = []
+    for text, k, c in queries:
+        fits = (kind[rows] == k) & (colour[rows] == c)
+        if not fits.any():
+            continue
+        top = search_bundle(bundle, "cx", scope, client.embed(text), 1).rows[0]
+        asked += 1
+        hits += kind[top] == k and colour[top] == c
+        kind_ok += kind[top] == k
+        colour_ok += colour[top] == c
+        chance += fits.mean()
+        if kind[top] == k and colour[top] == c:
+            passed.append(text)
+    return {"queries": asked, "hit": hits / asked, "kind": kind_ok / asked,
+            "colour": colour_ok / asked, "chance": chance / asked, "passed": passed}
+
+
+def test_typed_words_find_pictures_of_that_kind_and_colour(cx_demo, cx_client):
+    """Typed text against the demo's pictures: a query is a product line's first name and
+    a colour's Indonesian name ("botol minum hijau"); a hit is a first picture that shows
+    that kind of product (bottle, shoe, shirt: its shape) in that body colour
+    (picture_truth). Asked: every colour with every line whose titles name the colour
+    (drinking bottles, shoes, shirts; other lines' titles never say a colour, so nothing
+    teaches the model their colour words), where the scope holds such a picture.
+
+    Measured (`python tests/test_text_query.py BUNDLE N_POSTINGS SEED`):
+    - this 300-posting demo, scope all: 49 queries, kind and colour 0.265 (kind 0.918,
+      colour 0.265; a random picture 0.013);
+    - the 1,600-posting demo (20 epochs, dim 128, best epoch 4): 103 queries, 0.146
+      (kind 1.000, colour 0.146; random 0.008); fold 0 (never trained on) 50 queries,
+      0.180; with every line (432 queries) 0.069 (kind 0.718).
+    So the heads over frozen encoders learn what a product is far better than its colour,
+    and the test says so: the rates below are floors under the measured ones (well above
+    chance), and the fixed queries, chosen by a rule before looking at their answers
+    (each colour-titled kind's first line in the catalogue, with the body colour most of
+    that kind's pictures have), must find their kind first; their colour is only
+    reported (measured: 1 of the 3 right, "sepatu sneakers coklat")."""
+    from collections import Counter
+
+    from precompute.demo_catalogue import LINES, PALETTE
+
+    bundle = Bundle.open(cx_demo)
+    truth = kind, colour = picture_truth(bundle, DEMO_POSTINGS, DEMO_SEED)
+    rate = hit_rate(cx_client, bundle, "all", truth, colour_queries(True))
+    print(f"\ntyped words, {rate['queries']} queries: kind and colour {rate['hit']:.3f} "
+          f"(kind {rate['kind']:.3f}, colour {rate['colour']:.3f}, chance "
+          f"{rate['chance']:.3f}); hits: {', '.join(rate['passed'])}")
+    assert rate["queries"] >= 40
+    assert rate["kind"] >= 0.8
+    assert rate["hit"] >= max(0.15, 5 * rate["chance"])
+    indonesian = {en: idn for en, idn, _ in PALETTE}
+    for k in ("bottle", "shoe", "shirt"):
+        line = next(ln for ln in LINES if ln.kind == k and ln.colour_titled)
+        most = Counter(colour[kind == k].tolist()).most_common(1)[0][0]
+        text = f"{line.names[0]} {indonesian[most]}".lower()
+        top = search_bundle(bundle, "cx", "all", cx_client.embed(text), 1).rows[0]
+        print(f"{text!r}: first picture a {colour[top]} {kind[top]}")
+        assert kind[top] == k, text
+
+
+if __name__ == "__main__":  # python tests/test_text_query.py BUNDLE N_POSTINGS SEED
+    path, n, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    b = Bundle.open(path)
+    with TextQueryClient(path, "cx") as c:
+        for scope in ("all", "fold0"):
+            for only in (True, False):
+                r = hit_rate(c, b, scope, picture_truth(b, n, seed), colour_queries(only))
+                print(f"scope {scope}, {'colour-titled lines' if only else 'all lines'}: "
+                      f"{r['queries']} queries, first picture of the kind and colour "
+                      f"{r['hit']:.3f} (kind {r['kind']:.3f}, colour {r['colour']:.3f}, "
+                      f"chance {r['chance']:.3f})")
