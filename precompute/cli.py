@@ -94,8 +94,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_crossmodal_parser(tsub: argparse._SubParsersAction) -> None:
-    tc = tsub.add_parser("crossmodal", help="CLIP-style projection heads over a frozen image "
-                         "and a frozen text encoder (titles against pictures)")
+    tc = tsub.add_parser("crossmodal", help="CLIP-style projection heads over an image and a "
+                         "text encoder, frozen or partly unfrozen (titles against pictures)")
     tc.add_argument("--csv", type=Path, required=True, help="labelled Shopee-format table")
     tc.add_argument("--images", type=Path, required=True, help="image folder")
     tc.add_argument("--image", required=True, metavar="NAME[:CHECKPOINT]",
@@ -108,6 +108,13 @@ def _add_crossmodal_parser(tsub: argparse._SubParsersAction) -> None:
     tc.add_argument("--batch", type=int, default=256, help="pairs per batch (the negatives)")
     tc.add_argument("--lr", type=float, default=1e-3)
     tc.add_argument("--dim", type=int, default=256, help="size of the shared space")
+    tc.add_argument("--unfreeze-image", type=int, default=0, metavar="N",
+                    help="also train the image encoder's last N blocks and the layers after "
+                    "them (default 0: frozen, features cached)")
+    tc.add_argument("--unfreeze-text", type=int, default=0, metavar="N",
+                    help="also train the text encoder's last N transformer layers (default 0)")
+    tc.add_argument("--encoder-lr", type=float, default=1e-5,
+                    help="learning rate of the unfrozen encoder blocks (default 1e-5)")
     tc.add_argument("--seed", type=int, default=0)
     tc.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when available)")
     tc.add_argument("--force", action="store_true", help="replace a run in --out")

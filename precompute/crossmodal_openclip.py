@@ -15,29 +15,30 @@ Spec: `open_clip:MODEL:WEIGHTS`
 Example: `open_clip:ViT-B-32:laion2b_s34b_b79k`, `open_clip:ViT-B-32:/models/clip.safetensors`.
 
 The record (kind "open_clip") keeps the architecture's config itself, the tag, the weights
-file's path and sha256: `text_tower` rebuilds the text side from it in another process
+file's path and sha256: `load_openclip_text` rebuilds the text side from it elsewhere
 (a config registered only at build time included) and refuses weights that changed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from precompute.checkpoints import read_checkpoint
-from precompute.crossmodal_towers import EncodedPictures, Towers, file_sha256
 from precompute.errors import InputError, one_line
+from precompute.image_encoders import ImageEncoder, pick_device
+from precompute.text_encoders import TextEncoder
 
 PREFIX = "open_clip:"
-KIND = "open_clip"
 INSTALL = "pip install shopee-explorer[openclip]"
 TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
@@ -229,6 +230,11 @@ def build_model(open_clip: Any, name: str, config: dict[str, Any], preprocess: d
 # ---- the towers ----------------------------------------------------------------------
 
 
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 class _ImageSide(nn.Module):
     """`encode_image` as a module's forward, as `encode_images` drives an image model."""
 
@@ -240,26 +246,13 @@ class _ImageSide(nn.Module):
         return self.model.encode_image(x)
 
 
-def _text_encoder(model: nn.Module, tokenizer: Any, dim: int, info: dict[str, Any]) -> Any:
-    from precompute.text_encoders import TextEncoder
-
+def _text_encoder(model: nn.Module, tokenizer: Any, dim: int, info: dict[str, Any]
+                  ) -> TextEncoder:
     def embed(texts: list[str]) -> torch.Tensor:
         tokens = tokenizer(texts).to(next(model.parameters()).device)
         return model.encode_text(tokens)
 
     return TextEncoder(module=model, dim=dim, info=info, embed=embed)
-
-
-def _texts_fn(tenc: Any, device: str | None) -> Callable[..., np.ndarray]:
-    from precompute.text_encoders import encode_texts
-
-    def texts(titles: Sequence[str], *, batch_size: int = 128, progress: bool = False
-              ) -> np.ndarray:
-        # float32 always: the app's text child (often on the CPU) must give the same rows
-        return encode_texts(tenc, list(titles), batch_size=batch_size, device=device,
-                            amp=False, progress=progress).emb
-
-    return texts
 
 
 def _square(size: Any) -> int:
@@ -269,12 +262,36 @@ def _square(size: Any) -> int:
     return int(sizes[0])
 
 
-def load_openclip_towers(spec: str, *, device: str | None = None,
-                         image_size: int | None = None) -> Towers:
-    """The towers of `MODEL:WEIGHTS` (the spec after `open_clip:`); one-line InputError
-    when open_clip, the architecture or the weights are missing or do not fit."""
-    from precompute.image_encoders import ImageEncoder, encode_images, pick_device
+@dataclass
+class OpenClip:
+    """A loaded open_clip model as the two encoders `encode_images` / `encode_texts` drive
+    (unit rows of `dim`, already in one space), and what its record keeps."""
 
+    name: str
+    config: dict[str, Any]
+    quick_gelu: bool
+    tag: str | None
+    weights: Path
+    image: ImageEncoder
+    text: TextEncoder
+    info: dict[str, Any]
+
+    @property
+    def dim(self) -> int:
+        return int(self.config["embed_dim"])
+
+    def record(self) -> dict[str, Any]:
+        """JSON: the architecture's config itself (it may have been registered only in
+        this process), the tag, the weights file's path and sha256."""
+        return {"model": self.name, "model_cfg": self.config, "quick_gelu": self.quick_gelu,
+                "pretrained": self.tag, "weights": str(self.weights.resolve()),
+                "weights_sha256": file_sha256(self.weights), "dim": self.dim}
+
+
+def load_openclip(spec: str, *, device: str | None = None,
+                  image_size: int | None = None) -> OpenClip:
+    """The model of `MODEL:WEIGHTS` (the spec after `open_clip:`); one-line InputError
+    when open_clip, the architecture or the weights are missing or do not fit."""
     open_clip = import_open_clip()
     model_arg, weights_arg = parse_spec(spec)
     dev = pick_device(device)[0]  # a missing CUDA is said before any model loads
@@ -290,25 +307,12 @@ def load_openclip_towers(spec: str, *, device: str | None = None,
         raise InputError(f"image size {image_size}: open_clip {name} takes {size} px pictures")
     dim = int(config["embed_dim"])
     model.to(dev)
-    sha = file_sha256(weights)
     info = {"open_clip": getattr(open_clip, "__version__", None), "model": name,
             "pretrained": tag, "weights": weights.name, "input_size": size, "dim": dim}
-    tenc = _text_encoder(model, tokenizer, dim, info)
-    ienc = ImageEncoder(module=_ImageSide(model), dim=dim, input_size=size, transform=transform,
-                        info=info)
-
-    def images(paths: Sequence[Path | None], *, batch_size: int = 64,
-               workers: int | None = None, progress: bool = False) -> EncodedPictures:
-        out = encode_images(ienc, paths, batch_size=batch_size, workers=workers,
-                            device=device, progress=progress)
-        return EncodedPictures(out.emb, out.present, out.skipped, out.info)
-
-    record = {"kind": KIND, "model": name, "model_cfg": config, "quick_gelu": quick_gelu,
-              "pretrained": tag, "weights": str(weights.resolve()), "weights_sha256": sha,
-              "dim": dim}
-    return Towers(dim=dim, model=f"open_clip {name} ({tag or weights.name})", record=record,
-                  arrays={}, encode_texts=_texts_fn(tenc, device), encode_images=images,
-                  info=info)
+    image = ImageEncoder(module=_ImageSide(model), dim=dim, input_size=size,
+                         transform=transform, info=info)
+    return OpenClip(name, config, quick_gelu, tag, weights, image,
+                    _text_encoder(model, tokenizer, dim, info), info)
 
 
 def _recorded_weights(open_clip: Any, record: dict[str, Any]) -> Path:
@@ -327,22 +331,17 @@ def _recorded_weights(open_clip: Any, record: dict[str, Any]) -> Path:
     return path
 
 
-def text_tower(record: dict[str, Any], *, device: str | None = None
-               ) -> Callable[[Sequence[str]], np.ndarray]:
-    """The text side of an "open_clip" record: titles -> the rows the towers' own
-    `encode_texts` gives."""
+def load_openclip_text(record: dict[str, Any], *, device: str | None = None) -> TextEncoder:
+    """The text encoder of an open_clip record (`OpenClip.record()`), for titles as the
+    towers' own text encoder embeds them."""
     name, config = record.get("model"), record.get("model_cfg")
     if not isinstance(name, str) or not isinstance(config, dict) \
             or not isinstance(record.get("weights_sha256"), str):
         raise InputError("the bundle's open_clip record lacks its model, config or weights")
-    from precompute.image_encoders import pick_device
-
     open_clip = import_open_clip()
     weights = _recorded_weights(open_clip, record)
     model, _, tokenizer = build_model(open_clip, name, config, {}, weights,
                                       quick_gelu=bool(record.get("quick_gelu")))
     model.visual = None  # the text child never sees a picture: free the image tower
     model.to(pick_device(device)[0])
-    dim = int(config["embed_dim"])
-    texts = _texts_fn(_text_encoder(model, tokenizer, dim, {"model": name}), device)
-    return lambda titles: texts(titles)
+    return _text_encoder(model, tokenizer, int(config["embed_dim"]), {"model": name})

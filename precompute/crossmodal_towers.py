@@ -105,17 +105,16 @@ def load_towers(spec: str, *, device: str | None = None, image_size: int | None 
     one-line InputError when the checkpoint, its record, a model or its weights cannot be
     loaded, or their sizes disagree."""
     if spec.startswith(OPEN_CLIP + ":"):
-        from precompute.crossmodal_openclip import load_openclip_towers
-
-        return load_openclip_towers(spec[len(OPEN_CLIP) + 1:], device=device,
-                                    image_size=image_size)
+        return _open_clip_towers(spec[len(OPEN_CLIP) + 1:], device=device,
+                                 image_size=image_size)
     from precompute.image_encoders import encode_images, load_image_encoder
     from precompute.text_encoders import encode_texts, load_text_encoder
-    from precompute.training.crossmodal import load_heads
+    from precompute.training.crossmodal_heads import load_crossmodal
+    from precompute.training.crossmodal_unfrozen import apply_tuned
 
     ckpt = Path(spec).expanduser()
     meta = _run_summary(ckpt)
-    heads = load_heads(ckpt)
+    heads, tuned = load_crossmodal(ckpt)
     img_w = heads.image_proj.weight.detach().cpu().numpy().astype(np.float32)
     txt_w = heads.text_proj.weight.detach().cpu().numpy().astype(np.float32)
     ienc = load_image_encoder(meta["image_model"], device=device, image_size=image_size)
@@ -125,6 +124,9 @@ def load_towers(spec: str, *, device: str | None = None, image_size: int | None 
         if enc_dim != head_dim:
             raise InputError(f"{ckpt}: its {side} head takes {head_dim} features but "
                              f"{meta[side + '_model']} gives {enc_dim}")
+    for side, enc in (("image", ienc), ("text", tenc)):
+        if side in tuned:  # the run's tuned last blocks replace the loaded encoder's
+            apply_tuned(enc.module, tuned[side], ckpt, f"{side} encoder")
 
     def texts(titles: Sequence[str], *, batch_size: int = 128, progress: bool = False
               ) -> np.ndarray:
@@ -143,12 +145,44 @@ def load_towers(spec: str, *, device: str | None = None, image_size: int | None 
     dim = int(txt_w.shape[0])
     record = {"kind": HEADS, "text_model": meta["text_model"],
               "image_model": meta["image_model"], "checkpoint": str(ckpt.resolve()),
-              "checkpoint_sha256": file_sha256(ckpt), "text_dim": int(txt_w.shape[1])}
+              "checkpoint_sha256": file_sha256(ckpt), "text_dim": int(txt_w.shape[1]),
+              "tuned": sorted(tuned)}  # "text" there: the text side needs the checkpoint
     info = {"image": ienc.info, "text": tenc.info, "best_epoch": meta.get("best_epoch"),
             "fold1_recall": meta.get("after")}
     return Towers(dim=dim, model=f"{meta['image_model']} x {meta['text_model']}",
                   record=record, arrays={"text_proj": txt_w}, encode_texts=texts,
                   encode_images=images, info=info)
+
+
+def _open_clip_texts(tenc: Any, device: str | None) -> Callable[..., np.ndarray]:
+    from precompute.text_encoders import encode_texts
+
+    def texts(titles: Sequence[str], *, batch_size: int = 128, progress: bool = False
+              ) -> np.ndarray:
+        # float32 always: the app's text child (often on the CPU) must give the same rows
+        return encode_texts(tenc, list(titles), batch_size=batch_size, device=device,
+                            amp=False, progress=progress).emb
+
+    return texts
+
+
+def _open_clip_towers(spec: str, *, device: str | None, image_size: int | None) -> Towers:
+    """An open_clip model's own towers (crossmodal_openclip gives the spec's syntax)."""
+    from precompute.crossmodal_openclip import load_openclip
+    from precompute.image_encoders import encode_images
+
+    oc = load_openclip(spec, device=device, image_size=image_size)
+
+    def images(paths: Sequence[Path | None], *, batch_size: int = 64,
+               workers: int | None = None, progress: bool = False) -> EncodedPictures:
+        out = encode_images(oc.image, paths, batch_size=batch_size, workers=workers,
+                            device=device, progress=progress)
+        return EncodedPictures(out.emb, out.present, out.skipped, out.info)
+
+    return Towers(dim=oc.dim, model=f"open_clip {oc.name} ({oc.tag or oc.weights.name})",
+                  record={"kind": OPEN_CLIP, **oc.record()}, arrays={},
+                  encode_texts=_open_clip_texts(oc.text, device), encode_images=images,
+                  info=oc.info)
 
 
 def text_tower_from_record(record: dict[str, Any], arrays: dict[str, np.ndarray], *,
@@ -159,9 +193,9 @@ def text_tower_from_record(record: dict[str, Any], arrays: dict[str, np.ndarray]
 
     kind = record.get("kind")
     if kind == OPEN_CLIP:
-        from precompute.crossmodal_openclip import text_tower
+        from precompute.crossmodal_openclip import load_openclip_text
 
-        return text_tower(record, device=device)
+        return _open_clip_texts(load_openclip_text(record, device=device), device)
     if kind != HEADS:
         raise InputError(f"cross-modal towers of kind {kind!r}: this version knows "
                          f"{HEADS!r} and {OPEN_CLIP!r}")
@@ -173,9 +207,32 @@ def text_tower_from_record(record: dict[str, Any], arrays: dict[str, np.ndarray]
     if tenc.dim != weight.shape[1]:
         raise InputError(f"{spec} gives {tenc.dim} features; the bundle's text head takes "
                          f"{weight.shape[1]}")
+    if "text" in record.get("tuned", ()):
+        _apply_recorded_text(record, tenc)
 
     def texts(titles: Sequence[str]) -> np.ndarray:
         return project(encode_texts(tenc, list(titles), device=device, progress=False).emb,
                        weight)
 
     return texts
+
+
+def _apply_recorded_text(record: dict[str, Any], tenc: Any) -> None:
+    """Put the tuned text blocks of the run a record names into `tenc`, from its
+    checkpoint: the very file the bundle was built with (path and sha256), or a one-line
+    InputError."""
+    from precompute.training.crossmodal_heads import load_crossmodal
+    from precompute.training.crossmodal_unfrozen import apply_tuned
+
+    path = Path(str(record.get("checkpoint")))
+    if not path.is_file():
+        raise InputError(f"{path}: missing; the bundle's text tower needs this cross-modal "
+                         "checkpoint (its text encoder was tuned in training)")
+    if file_sha256(path) != record.get("checkpoint_sha256"):
+        raise InputError(f"{path}: sha256 differs from the bundle's record: not the "
+                         "checkpoint its cross-modal rows were made with")
+    tuned = load_crossmodal(path)[1]
+    if "text" not in tuned:
+        raise InputError(f"{path}: holds no tuned text encoder tensors, yet the bundle's "
+                         "record says it does")
+    apply_tuned(tenc.module, tuned["text"], path, "text encoder")

@@ -14,7 +14,9 @@ import pytest
 import torch
 
 from precompute.cli import main
+from precompute.errors import InputError
 from precompute.training.crossmodal import (
+    KEYS,
     MAX_LOGIT_SCALE,
     ProjectionHeads,
     clip_loss,
@@ -111,8 +113,6 @@ def test_save_then_load_gives_identical_projections(tmp_path):
 
 
 def test_load_heads_refuses_other_checkpoints(tmp_path):
-    from precompute.errors import InputError
-
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="not a cross-modal checkpoint"):
         load_heads(tmp_path / "other.pt")
@@ -132,6 +132,11 @@ def _args(csv: Path, images: Path, out: Path, *extra: str) -> list[str]:
     (["--lr", "nan"], "--lr nan: must be positive"),
     (["--dim", "-3"], "--dim -3: must be positive"),
     (["--batch", "1"], "at least 2 pairs"),
+    (["--lr", "inf"], "--lr inf: must be positive and finite"),
+    (["--encoder-lr", "nan"], "--encoder-lr nan: must be positive"),
+    (["--encoder-lr", "0"], "--encoder-lr 0.0: must be positive"),
+    (["--unfreeze-image", "-1"], "--unfreeze-image -1: must be 0 (frozen)"),
+    (["--unfreeze-text", "-2"], "--unfreeze-text -2: must be 0 (frozen)"),
 ])
 def test_bad_numbers_are_one_line(make_csv, tmp_path, capsys, extra, message):
     csv = make_csv()
@@ -195,7 +200,173 @@ def test_cli_trains_on_a_tiny_demo(tmp_path, capsys):
     assert summary["csv_sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
     heads = load_heads(out / "best.pt")
     assert heads.dims == {"image_dim": 1280, "text_dim": 384, "dim": 64}
+    # frozen (the default): the heads alone, nothing tuned
+    assert summary["tuned"] == {} and (summary["unfreeze_image"], summary["unfreeze_text"]) \
+        == (0, 0)
+    assert set(torch.load(out / "best.pt", weights_only=True)) == set(KEYS)
     print(f"\ncrossmodal demo: {seconds:.1f} s, fold-1 recall@1 {summary['before']['recall@1']:.3f}"
           f" -> {summary['after']['recall@1']:.3f}, recall@10 "
           f"{summary['before']['recall@10']:.3f} -> {summary['after']['recall@10']:.3f} "
           f"(epoch {summary['best_epoch']}, {summary['valid_pairs']} fold-1 pairs)")
+
+
+# ---- partly unfrozen encoders --------------------------------------------------------
+
+
+def test_image_blocks_follow_timms_grouping():
+    import timm
+
+    from precompute.image_encoders import ImageHead
+    from precompute.training.crossmodal_unfrozen import image_blocks, last_blocks
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
+    blocks = image_blocks(model, "lite0")
+    assert len(blocks) == 16  # 7 stages of 1, 2, 2, 3, 3, 4, 1 blocks; the stem is none
+    assert blocks[0][0].startswith("blocks.0.0.")
+    assert blocks[-1][0].startswith("blocks.6.0.")
+    assert {"conv_head.weight", "bn2.weight", "bn2.bias"} <= set(blocks[-1])
+    flat = [n for b in blocks for n in b]
+    assert not any(n.startswith(("conv_stem", "bn1.")) for n in flat)
+    assert sorted(flat) == sorted(n for n, _ in model.named_parameters()
+                                  if not n.startswith(("conv_stem", "bn1.")))
+    assert last_blocks(blocks, 2, "image", "lite0") == blocks[-2] + blocks[-1]
+    with pytest.raises(InputError, match="--unfreeze-image 17: lite0 has 16 blocks"):
+        last_blocks(blocks, 17, "image", "lite0")
+    # a checkpoint of ours: backbone + fc/BN, the head tuned with the last block
+    head = ImageHead(timm.create_model("tf_efficientnet_lite0", pretrained=False,
+                                       num_classes=0, global_pool=""), 1280, 8)
+    blocks = image_blocks(head, "ours")
+    assert len(blocks) == 16 and blocks[-1][0].startswith("backbone.blocks.6.0.")
+    assert {"fc.weight", "fc.bias", "bn.weight", "bn.bias"} <= set(blocks[-1])
+
+
+def test_text_blocks_are_the_transformer_layers_and_unused_ones_are_dropped():
+    from transformers import BertConfig, BertModel
+
+    from precompute.training.crossmodal_unfrozen import text_blocks, used_by
+
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3,
+                                 num_attention_heads=2, intermediate_size=32)).eval()
+    blocks = text_blocks(model, "tiny-bert")
+    assert len(blocks) == 3
+    assert all(n.startswith("encoder.layer.2.") or n.startswith("pooler.") for n in blocks[-1])
+    assert "pooler.dense.weight" in blocks[-1]  # registered after the stack
+    ids = torch.tensor([[1, 5, 7, 2]])
+    # mean pooling never reads the pooler: the probe leaves it frozen
+    used = used_by(model, blocks[-1], lambda: model(input_ids=ids).last_hidden_state.mean(1))
+    assert used == [n for n in blocks[-1] if not n.startswith("pooler.")]
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == set(used)
+
+
+@pytest.mark.usefixtures("offline_hub")
+def test_too_many_blocks_is_one_line(tmp_path, capsys):
+    from precompute.demo_data import generate_demo
+
+    csv = generate_demo(tmp_path / "data", n_postings=40, seed=0, progress=False)
+    assert main(_args(csv, csv.parent / "train_images", tmp_path / "run", "--unfreeze-text",
+                      "7", "--device", "cpu", "--quiet")) == 2
+    err = capsys.readouterr().err
+    assert "--unfreeze-text 7: all-MiniLM-L6-v2 has 6 blocks" in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.usefixtures("offline_hub")
+def test_unfrozen_training_tunes_the_last_blocks_and_the_towers_reproduce_it(
+        tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from precompute import crossmodal_towers
+    from precompute.image_encoders import encode_images, load_image_encoder
+    from precompute.images import image_paths
+    from precompute.text_encoders import encode_texts, load_text_encoder
+    from precompute.training import crossmodal_unfrozen
+    from precompute.training.crossmodal import load_crossmodal, split_rows
+
+    caught = {}
+    real = crossmodal_unfrozen.train_unfrozen
+
+    def spy(image, text, *rest, **kw):  # the trained model, as training leaves it
+        caught["image"], caught["text"] = image.encoder, text.encoder
+        caught["result"] = real(image, text, *rest, **kw)
+        return caught["result"]
+
+    monkeypatch.setattr(crossmodal_unfrozen, "train_unfrozen", spy)
+    csv = generate_demo_csv(tmp_path, 60)
+    out = tmp_path / "run"
+    code = main(_args(csv, csv.parent / "train_images", out, "--epochs", "2", "--batch", "16",
+                      "--lr", "3e-3", "--dim", "32", "--device", "cpu", "--unfreeze-image",
+                      "1", "--unfreeze-text", "1", "--encoder-lr", "1e-4", "--quiet"))
+    assert code == 0, capsys.readouterr()
+    summary = json.loads((out / "crossmodal.json").read_text())
+    assert summary["best_epoch"] >= 1 and summary["encoder_lr"] == 1e-4
+    tuned = summary["tuned"]
+    assert (tuned["image"]["blocks"], tuned["image"]["of"]) == (1, 16)
+    assert (tuned["text"]["blocks"], tuned["text"]["of"]) == (1, 6)
+    assert all(n.startswith(("blocks.6.0.", "conv_head.", "bn2."))
+               for n in tuned["image"]["tensors"])
+    assert all(".encoder.layer.5." in n for n in tuned["text"]["tensors"])
+
+    # best.pt: a plain dict of tensors, the heads and exactly the tuned tensors
+    heads, states = load_crossmodal(out / "best.pt")
+    raw = torch.load(out / "best.pt", weights_only=True)
+    assert set(raw) == set(KEYS) | {f"image_encoder.{n}" for n in tuned["image"]["tensors"]} \
+        | {f"text_encoder.{n}" for n in tuned["text"]["tensors"]}
+
+    # the tuned tensors changed, every other parameter and buffer is the loaded encoder's
+    base = {"image": load_image_encoder("tf_efficientnet_lite0", device="cpu").module,
+            "text": load_text_encoder("all-MiniLM-L6-v2", device="cpu").module}
+    for side in ("image", "text"):
+        names = set(tuned[side]["tensors"])
+        trained = caught[side].module.state_dict()
+        for name, before in base[side].state_dict().items():
+            if name in names:
+                assert not torch.equal(trained[name], before), name
+                assert torch.equal(trained[name], states[side][name]), name
+            else:
+                assert torch.equal(trained[name], before), name
+
+    # the towers loaded from the checkpoint embed as the trained model does
+    data, _, _, valid = split_rows(csv)
+    paths = image_paths(csv.parent / "train_images", data.table["image"]).paths
+    pictures = [paths[r] for r in valid]
+    titles = [data.table["title"].iloc[r] for r in valid]
+    towers = crossmodal_towers.load_towers(str(out / "best.pt"), device="cpu")
+    assert towers.record["tuned"] == ["image", "text"]
+    got_img = towers.encode_images(pictures, workers=0)
+    got_txt = towers.encode_texts(titles)
+    trained_heads = caught["result"][0]
+    for key, tensor in trained_heads.state_dict().items():
+        assert torch.equal(heads.state_dict()[key], tensor), key
+    with torch.no_grad():
+        want_img, want_txt = trained_heads(
+            torch.from_numpy(encode_images(caught["image"], pictures, workers=0,
+                                           progress=False).emb),
+            torch.from_numpy(encode_texts(caught["text"], titles, progress=False).emb))
+    np.testing.assert_allclose(got_img.emb, torch.nn.functional.normalize(want_img, dim=1),
+                               atol=1e-5)
+    np.testing.assert_allclose(got_txt, torch.nn.functional.normalize(want_txt, dim=1),
+                               atol=1e-5)
+    ok = got_img.present
+    assert recall_at_k(torch.from_numpy(got_txt[ok]), torch.from_numpy(got_img.emb[ok]), 10) \
+        == pytest.approx(summary["after"]["recall@10"])
+
+    # the text side rebuilt from the record reads the tuned layer from the checkpoint
+    record = json.loads(json.dumps(towers.record))
+    text_tower = crossmodal_towers.text_tower_from_record(record, towers.arrays, device="cpu")
+    np.testing.assert_allclose(text_tower(titles), got_txt, atol=1e-6)
+    moved = tmp_path / "elsewhere.pt"
+    shutil.move(out / "best.pt", moved)
+    with pytest.raises(InputError, match="missing; the bundle's text tower needs") as err:
+        crossmodal_towers.text_tower_from_record(record, towers.arrays)
+    assert "\n" not in str(err.value)
+    (out / "best.pt").write_bytes(moved.read_bytes() + b"\0")
+    with pytest.raises(InputError, match="sha256 differs from the bundle's record"):
+        crossmodal_towers.text_tower_from_record(record, towers.arrays)
+
+
+def generate_demo_csv(tmp_path: Path, n: int) -> Path:
+    from precompute.demo_data import generate_demo
+
+    return generate_demo(tmp_path / "data", n_postings=n, seed=0, progress=False)
