@@ -192,6 +192,8 @@ class Pairs:
 
 @dataclass
 class Settings:
+    """The numbers of a run (`precompute train crossmodal`'s, checked there)."""
+
     epochs: int
     batch: int
     lr: float
@@ -264,9 +266,14 @@ def _valid_feats(image: Pairs, text: Pairs, va: torch.Tensor,
     return img, txt
 
 
-def _tuned_state(side: Pairs) -> dict[str, torch.Tensor]:
-    params = dict(side.encoder.module.named_parameters()) if side.tuned else {}
-    return {n: params[n].detach().cpu().clone() for n in side.tuned}
+def _snapshot(heads: nn.Module, image: Pairs, text: Pairs
+              ) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, torch.Tensor]]]:
+    """Copies of the heads' state and of each side's tuned tensors (CPU)."""
+    tuned = {}
+    for side, pairs in zip(SIDES, (image, text), strict=True):
+        params = dict(pairs.encoder.module.named_parameters()) if pairs.tuned else {}
+        tuned[side] = {n: params[n].detach().cpu().clone() for n in pairs.tuned}
+    return state_of(heads), tuned
 
 
 def train_unfrozen(image: Pairs, text: Pairs, train_rows: np.ndarray, valid_rows: np.ndarray,
@@ -290,9 +297,7 @@ def train_unfrozen(image: Pairs, text: Pairs, train_rows: np.ndarray, valid_rows
              "seconds": round(time.perf_counter() - start, 3),
              "logit_scale": heads.logit_scale.item()}
     history = [entry]
-    best_key = epoch_rank(entry)
-    best = (state_of(heads), {side: _tuned_state(p) for side, p in zip(SIDES, (image, text),
-                                                                      strict=True)})
+    best_key, best = epoch_rank(entry), _snapshot(heads, image, text)
     if on_epoch is not None:
         on_epoch(entry)
     for epoch in range(1, s.epochs + 1):
@@ -314,9 +319,7 @@ def train_unfrozen(image: Pairs, text: Pairs, train_rows: np.ndarray, valid_rows
                  "logit_scale": heads.logit_scale.item()}
         history.append(entry)
         if epoch_rank(entry) > best_key:
-            best_key = epoch_rank(entry)
-            best = (state_of(heads), {side: _tuned_state(p)
-                                    for side, p in zip(SIDES, (image, text), strict=True)})
+            best_key, best = epoch_rank(entry), _snapshot(heads, image, text)
         if on_epoch is not None:
             on_epoch(entry)
     heads.load_state_dict(best[0])
