@@ -61,7 +61,7 @@ def search_pictures(argv: list[str]) -> int:
         print(f"explorer: error: {exc}", file=sys.stderr)
         return 2
     hits = search_bundle(bundle, modality, args.scope, vector, args.top)
-    ids = bundle.items["posting_id"].to_numpy()[hits.rows].astype(str)
+    ids = bundle.items["posting_id"].iloc[hits.rows].astype(str).to_numpy()
     titles = decoded_titles(bundle)[hits.rows]
     if args.json:
         print(json.dumps({"text": args.text, "modality": modality, "scope": args.scope,

@@ -281,6 +281,23 @@ def test_the_real_child_answers_bad_lines_and_goes_on(cx_demo):
     assert replies[3]["id"] == 3 and len(replies[3]["vector"]) == 64 and len(replies) == 4
 
 
+@pytest.mark.parametrize("head, message", [
+    (np.full((64, 384), np.nan, np.float32), "not finite"),
+    (np.zeros((10, 384), np.float32), "not floats of 64 rows"),
+    (np.zeros((64, 384), np.int32), "int32"),
+])
+def test_the_child_refuses_a_damaged_text_head(cx_demo, tmp_path, head, message):
+    import shutil
+
+    copy = tmp_path / "damaged.bundle"
+    shutil.copytree(cx_demo, copy)
+    np.save(copy / "modalities" / "cx" / "tower.text_proj.npy", head)
+    res = _child(str(copy))
+    assert res.returncode == 2 and len(res.stdout.splitlines()) == 1
+    assert message in json.loads(res.stdout)["error"]
+    assert "Traceback" not in res.stderr
+
+
 def test_a_killed_child_is_one_line_and_explorer_search_pictures_prints(cx_demo, capsys):
     from explorer.cli import main
 

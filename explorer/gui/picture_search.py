@@ -59,7 +59,7 @@ def found_tiles(bundle: Bundle, modality: str, scope: str, text: str, vector: np
     title, raw = decoded_titles(bundle), raw_titles(bundle)
     tiles = pd.DataFrame({
         "row": np.searchsorted(rows, hits.rows), "title": title[hits.rows],
-        "posting_id": bundle.items["posting_id"].to_numpy()[hits.rows].astype(str),
+        "posting_id": bundle.items["posting_id"].iloc[hits.rows].astype(str).to_numpy(),
         "title_raw": raw[hits.rows], "status": "", "score": hits.scores.astype(np.float64),
         "admitted_by": "", "reason": "", "gap": np.nan})
     return Found(text, scope, rows, tiles)
