@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TORCH_STACK = {"torch", "timm", "transformers", "sentence_transformers", "precompute"}
+TORCH_STACK = {"torch", "timm", "transformers", "sentence_transformers", "open_clip",
+               "precompute"}
 QT = {"PySide6", "PyQt5", "PyQt6", "pyqtgraph", "superqt", "qtpy", "shiboken6"}
 
 
