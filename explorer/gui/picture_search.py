@@ -28,6 +28,7 @@ from explorer.core.state import ViewerState
 from explorer.core.titles import decoded_titles, raw_titles
 from explorer.gui.neighbours import NeighbourGrid, TileRole
 from explorer.gui.thumbnails import ThumbnailCache
+from explorer.gui.tile_delegate import TILE_SIZE
 from explorer.gui.worker import Worker
 from explorer.text_query_client import TextQueryClient, TextQueryError
 
@@ -85,6 +86,7 @@ class PictureSearchPanel(QWidget):
         self.status = QLabel(objectName="pictureSearchStatus", wordWrap=True,
                              textFormat=Qt.TextFormat.RichText)
         self.grid = NeighbourGrid(cache)
+        self.grid.setMinimumWidth(TILE_SIZE.width() + 28)  # a tile and a scroll bar
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.box)
