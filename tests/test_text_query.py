@@ -304,9 +304,10 @@ def test_a_killed_child_is_one_line_and_explorer_search_pictures_prints(cx_demo,
     client = TextQueryClient(cx_demo, device="cpu")
     client.start()
     os.kill(client._proc.pid, signal.SIGKILL)
-    with pytest.raises(TextQueryError, match=r"^the text model stopped \(exit status -9\)"):
+    with pytest.raises(TextQueryError) as info:
         client.embed("kaos polos hitam")
-    assert not client.running and "\n" not in str(TextQueryError)
+    assert str(info.value).startswith("the text model stopped (exit status -9)")
+    assert not client.running and "\n" not in str(info.value)
     # the headless command
     assert main(["search-pictures", str(cx_demo), "kaos polos hitam", "--top", "3",
                  "--scope", "fold0", "--device", "cpu"]) == 0
