@@ -1,10 +1,16 @@
 """`explorer learn BUNDLE [--train fold2,fold3,fold4] [--select fold1] [--name NAME] [--blend]`:
 train the pair classifier (explorer.core.pair_model) on the train scopes, early-stopped on
 the select scope, and store it inside the bundle as models/NAME/{model.txt,model.json}.
+`explorer learn BUNDLE --cross-fit [--name NAME] [--blend]`: one model per fold k instead,
+trained on every other fold but k+1 (mod n), early-stopped on fold k+1, never reading fold
+k, stored as models/NAME/cross_fit.json and models/NAME/foldK/ (explorer.core.cross_fit):
+the learned mode then scores each posting by the model of its own fold, so every
+probability on scope `all` is out-of-fold, and on foldK only model k scores.
 
 The folder is written beside its place and renamed into it, so a bundle never holds half
 a model; an existing models/NAME is replaced only with --force and only when it holds
-nothing but a model this command wrote (never anything else). Fold 0 is never read."""
+nothing but a model this command wrote, plain or cross-fitted (never anything else).
+Fold 0 is never read, except by a cross-fit's models of the other folds."""
 
 from __future__ import annotations
 
@@ -14,13 +20,22 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from explorer.core.bundle import Bundle
 from explorer.core.config import ConfigError, MatchConfig
+from explorer.core.cross_fit import CROSS_FIT_FILE, FOLD_DIR, fold_plan, train_cross_fit
 from explorer.core.engine import Engine
 from explorer.core.modes.learned import DEFAULT_MODEL
-from explorer.core.pair_model import META_FILE, MODEL_FILE, MODELS, TEST_SCOPE, train_model
+from explorer.core.pair_model import (
+    META_FILE,
+    MODEL_FILE,
+    MODELS,
+    TEST_SCOPE,
+    PairModel,
+    train_model,
+)
 from explorer.core.tune import tune
 
 _NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
@@ -29,9 +44,11 @@ _NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="explorer learn", description=__doc__.split("\n\n")[0])
     p.add_argument("bundle", type=Path)
-    p.add_argument("--train", default="fold2,fold3,fold4",
-                   help="comma-separated train scopes (default fold2,fold3,fold4)")
-    p.add_argument("--select", default="fold1", help="early-stopping scope (default fold1)")
+    p.add_argument("--train", help="comma-separated train scopes (default fold2,fold3,fold4)")
+    p.add_argument("--select", help="early-stopping scope (default fold1)")
+    p.add_argument("--cross-fit", action="store_true",
+                   help="one model per fold k, never reading fold k (trained on the other "
+                   "folds but k+1, stopped on k+1): out-of-fold scores on scope all")
     p.add_argument("--name", default=DEFAULT_MODEL,
                    help=f"the model's name (default {DEFAULT_MODEL})")
     p.add_argument("--rounds", type=int, default=2000, help="at most this many trees")
@@ -50,32 +67,61 @@ def learn(argv: list[str]) -> int:
         raise ConfigError(f"--name {args.name!r}: letters, digits and _ . + - only")
     if not 1 <= args.rounds <= 100_000:
         raise ConfigError(f"--rounds {args.rounds}: between 1 and 100000")
-    train = [s.strip() for s in args.train.split(",") if s.strip()]
-    _check_scopes(train, args.select)
+    if args.cross_fit and (args.train is not None or args.select is not None):
+        raise ConfigError("--cross-fit picks each fold model's train and select scopes "
+                          "itself: drop --train and --select")
+    train = [s.strip() for s in (args.train if args.train is not None
+                                 else "fold2,fold3,fold4").split(",") if s.strip()]
+    select = args.select if args.select is not None else "fold1"
+    if not args.cross_fit:
+        _check_scopes(train, select)
     target = _target(args.bundle / MODELS / args.name, args.force)
     bundle = Bundle.open(args.bundle)
     if not bundle.manifest.has_labels:
         raise ConfigError(f"{args.bundle}: learning needs labels: this bundle has no "
                           "label_group")
-    for scope in (*train, args.select):
+    needed = ([held for held, _, _ in fold_plan(int(bundle.manifest.split["n_splits"]))]
+              if args.cross_fit else [*train, select])
+    for scope in needed:
         if scope not in bundle.manifest.scopes:
             raise ConfigError(f"scope {scope!r} is not in this bundle (it has: "
                               f"{', '.join(bundle.manifest.scopes)})")
     start = time.perf_counter()
-    engines = [Engine(bundle, s) for s in train]
-    blend = {}
-    if args.blend:  # each modality's own threshold, tuned on a train scope (never fold 0)
-        for m in bundle.manifest.modalities:
-            cfg = tune(engines[0], MatchConfig("single", (m.name,), (0.5,)))
-            blend[m.name] = cfg.thresholds[0]
-    model = train_model(engines, Engine(bundle, args.select),
-                        str(bundle.manifest.dataset.get("sha256", "")), rounds=args.rounds,
-                        seed=args.seed, blend=blend)
+    sha = str(bundle.manifest.dataset.get("sha256", ""))
+    blend_of = _blend_tuner(bundle) if args.blend else None
+    if args.cross_fit:
+        def done(held: str, m: PairModel) -> None:
+            print(f"explorer learn: model of {held}: {m.best_iteration} trees, train "
+                  f"{','.join(m.train_scopes)}, select {m.select_scope} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+
+        model = train_cross_fit({s: Engine(bundle, s) for s in needed}, sha,
+                                rounds=args.rounds, seed=args.seed, blend_of=blend_of,
+                                done=done)
+        what = f"cross-fitted over {', '.join(model.models)}"
+    else:
+        engines = [Engine(bundle, s) for s in train]
+        model = train_model(engines, Engine(bundle, select), sha, rounds=args.rounds,
+                            seed=args.seed, blend=blend_of(engines[0]) if blend_of else {})
+        what = (f"{model.best_iteration} trees, {len(model.features)} features, train "
+                f"{','.join(train)}, select {select}")
     _store(model, target)
-    print(f"explorer learn: {target} ({model.best_iteration} trees, "
-          f"{len(model.features)} features, train {','.join(train)}, select {args.select}, "
-          f"{time.perf_counter() - start:.0f} s)")
+    print(f"explorer learn: {target} ({what}, {time.perf_counter() - start:.0f} s)")
     return 0
+
+
+def _blend_tuner(bundle: Bundle) -> Callable[[Engine], dict[str, float]]:
+    """scope -> each modality's single-mode threshold tuned on it (a model's first train
+    scope, never the fold it is held out from), once per scope."""
+    tuned: dict[str, dict[str, float]] = {}
+
+    def blend_of(engine: Engine) -> dict[str, float]:
+        if engine.scope not in tuned:
+            tuned[engine.scope] = {
+                m.name: tune(engine, MatchConfig("single", (m.name,), (0.5,))).thresholds[0]
+                for m in bundle.manifest.modalities}
+        return tuned[engine.scope]
+    return blend_of
 
 
 def _check_scopes(train: list[str], select: str) -> None:
@@ -93,7 +139,7 @@ def _check_scopes(train: list[str], select: str) -> None:
 def _target(path: Path, force: bool) -> Path:
     """models/NAME, checked before any work (and again just before the swap: training
     takes a while): absent, or (with --force) a folder holding only a model this command
-    wrote."""
+    wrote, plain or cross-fitted."""
     parent = path.parent
     if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
         raise ConfigError(f"{parent}: not a folder; refusing to write a model there")
@@ -102,18 +148,33 @@ def _target(path: Path, force: bool) -> Path:
     if path.exists():
         if not force:
             raise ConfigError(f"{path} exists: give --force to replace it, or another --name")
-        found = {p.name for p in path.iterdir()}
-        if not found <= {MODEL_FILE, META_FILE} or any(
-                (path / n).is_symlink() or not (path / n).is_file() for n in found):
+        if not _ours(path):
             raise ConfigError(f"{path} holds files explorer learn did not write; refusing "
                               "to replace it")
     return path
 
 
+def _ours(path: Path) -> bool:
+    """Whether the folder holds nothing but what this command writes: model.txt,
+    model.json, cross_fit.json (regular files) and foldK folders holding only the first
+    two."""
+    for p in path.iterdir():
+        if p.is_symlink():
+            return False
+        if p.is_dir() and FOLD_DIR.fullmatch(p.name):
+            if any(q.name not in (MODEL_FILE, META_FILE) or q.is_symlink() or not q.is_file()
+                   for q in p.iterdir()):
+                return False
+        elif p.name not in (MODEL_FILE, META_FILE, CROSS_FIT_FILE) or not p.is_file():
+            return False
+    return True
+
+
 def _store(model, target: Path) -> None:
-    """Write the model into a new folder beside `target`, then rename it into place; an
-    old model (checked again now) is moved aside first and removed last. Only the two
-    files this command writes are ever deleted, and a folder only when that empties it."""
+    """Write the model (a PairModel or a CrossFitModel: its `save(folder)`) into a new
+    folder beside `target`, then rename it into place; an old model (checked again now) is
+    moved aside first and removed last. Only the files this command writes are ever
+    deleted, and a folder only when that empties it."""
     target.parent.mkdir(exist_ok=True)
     _target(target, force=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -137,13 +198,24 @@ def _store(model, target: Path) -> None:
 
 
 def _remove_model(folder: Path) -> None:
-    """Delete model.txt and model.json (regular files only) and the folder if that empties
-    it; anything else found there is left in place."""
-    for name in (MODEL_FILE, META_FILE):
+    """Delete the files this command writes (regular files only: model.txt, model.json,
+    cross_fit.json, and the first two in foldK folders) and each folder that this empties;
+    anything else found there is left in place."""
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    _remove_files(folder, (CROSS_FIT_FILE, MODEL_FILE, META_FILE))
+    for sub in folder.iterdir():
+        if FOLD_DIR.fullmatch(sub.name) and sub.is_dir() and not sub.is_symlink():
+            _remove_files(sub, (MODEL_FILE, META_FILE))
+            _remove_empty(sub)
+    _remove_empty(folder)
+
+
+def _remove_files(folder: Path, names: tuple[str, ...]) -> None:
+    for name in names:
         f = folder / name
         if f.is_file() and not f.is_symlink():
             f.unlink()
-    _remove_empty(folder)
 
 
 def _remove_empty(folder: Path) -> None:

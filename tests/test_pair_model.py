@@ -144,3 +144,21 @@ def test_a_model_with_the_blended_feature_saves_its_thresholds(bundle, tmp_path)
         (tmp_path / "model.json").write_text(json.dumps({**meta, "blend": bad}))
         with pytest.raises(ConfigError, match="field blend"):
             load_model(tmp_path, SHA, f.names)
+
+
+def test_a_cross_fit_fold_model_never_reads_its_own_fold_and_may_read_fold0(bundle):
+    """`held_out` (explorer learn --cross-fit) replaces fold 0 as the scope never read; a
+    shared `cache` computes each scope's features once and trains the same model."""
+    with pytest.raises(ConfigError, match="fold3 is this model's held-out fold"):
+        train_model([Engine(bundle, "fold2")], Engine(bundle, "fold3"), SHA, rounds=5,
+                    held_out="fold3")
+    cache: dict = {}
+    engines = [Engine(bundle, "fold0"), Engine(bundle, "fold4")]
+    model = train_model(engines, Engine(bundle, "fold1"), SHA, rounds=20, held_out="fold3",
+                        cache=cache)
+    assert model.train_scopes == ("fold0", "fold4") and sorted(cache) == ["fold0", "fold1",
+                                                                          "fold4"]
+    again = train_model(engines, Engine(bundle, "fold1"), SHA, rounds=20, held_out="fold3",
+                        cache=cache)
+    f = pair_features(Engine(bundle, "fold3"))
+    np.testing.assert_array_equal(again.probabilities(f), model.probabilities(f))

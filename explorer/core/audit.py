@@ -17,8 +17,9 @@ score the analyst trusts most (a fusion, or the learned classifier's probability
   group takes it whole and its own group scores it near 0.
 
 All three scores lie in [0, 1], so one list ranks them together. A learned mode's
-probabilities are out-of-fold evidence only on scopes its model did not train on: the
-`in_fold` column says when they are not."""
+probabilities are out-of-fold evidence only on scopes its model did not train on, or
+everywhere for a cross-fitted model (`explorer learn --cross-fit`): the `in_fold` column
+says when they are not."""
 
 from __future__ import annotations
 
@@ -261,15 +262,19 @@ def _titles(engine: Engine):
 
 
 def _in_fold(engine: Engine, ev: Evaluation) -> bool:
-    """True when the scores are a learned model's on a scope it was trained or
-    early-stopped on (in-fold evidence: it learned these very labels)."""
+    """True when the scores are a plain learned model's on a scope it was trained or
+    early-stopped on, or on `all` (in-fold evidence: it learned these very labels). False
+    for a cross-fitted model on any scope (explorer.core.cross_fit): each posting's pairs
+    are scored by the model that never read its fold's labels."""
     cfg = ev.config
     if not cfg.spec.derived or engine.bundle is None:
         return False
-    from explorer.core.pair_model import bundle_model, model_inputs
+    from explorer.core.pair_model import PairModel, bundle_scorer, model_inputs
 
     name = cfg.modalities[0].partition(":")[2]
-    model = bundle_model(engine.bundle, name, model_inputs(engine.graph.modalities))
+    model = bundle_scorer(engine.bundle, name, model_inputs(engine.graph.modalities))
+    if not isinstance(model, PairModel):
+        return False
     seen = {*model.train_scopes, model.select_scope}
     return engine.scope in seen or engine.scope == "all"
 

@@ -5,7 +5,9 @@ of its features, the dataset it was trained on and the scopes it saw. Nothing is
 unpickled: a model file is parsed by LightGBM's text reader, and one that does not parse,
 comes from another dataset or names features this scope lacks is refused in one line.
 
-Fold 0 is the test fold of the study's protocol: training never reads it."""
+Fold 0 is the test fold of the study's protocol: training never reads it, except for a
+cross-fitted model (explorer.core.cross_fit), each of whose per-fold models never reads its
+own fold instead; `bundle_scorer` loads either kind."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,7 +34,11 @@ from explorer.core.pair_features import (
 )
 from explorer.core.spaces import search_threads
 
-__all__ = ["PairModel", "load_model", "train_model"]
+if TYPE_CHECKING:
+    from explorer.core.cross_fit import CrossFitModel
+
+__all__ = ["PairModel", "bundle_model", "bundle_models", "bundle_scorer", "learned_modalities",
+           "learned_scores", "load_model", "load_models", "train_model"]
 
 FORMAT = 1
 TEST_SCOPE = "fold0"
@@ -88,36 +94,52 @@ def model_inputs(modalities: tuple[str, ...]) -> tuple[str, ...]:
     return (*feature_names(modalities), *(f"{m}.{BLENDED}" for m in modalities))
 
 
-def _labelled_pairs(engine: Scope, blend: dict[str, float]
-                    ) -> tuple[PairFeatures, np.ndarray]:
+# scope -> its pair features (no blended column) and whether each pair is one product:
+# what a caller training several models on the same scopes passes to compute them once
+PairCache = dict[str, tuple[PairFeatures, np.ndarray]]
+
+
+def _labelled_pairs(engine: Scope, blend: dict[str, float], held_out: str,
+                    cache: PairCache | None) -> tuple[PairFeatures, np.ndarray]:
     """The scope's pair features and whether each pair is one product."""
     if not engine.has_labels:
         raise ConfigError(f"learning needs labels: scope {engine.scope} has no label_group")
-    if engine.scope == TEST_SCOPE:
-        raise ConfigError(f"{TEST_SCOPE} is the test fold: learning never reads it")
-    f = with_blended(engine, pair_features(engine), blend)
-    return f, engine.true_mask(engine.graph.cand)[f.rows, f.cols]
+    if engine.scope == held_out:
+        raise ConfigError(f"{TEST_SCOPE} is the test fold: learning never reads it"
+                          if held_out == TEST_SCOPE else
+                          f"{held_out} is this model's held-out fold: it never reads it")
+    if cache is not None and engine.scope in cache:
+        f, y = cache[engine.scope]
+    else:
+        f = pair_features(engine)
+        y = engine.true_mask(engine.graph.cand)[f.rows, f.cols]
+        if cache is not None:
+            cache[engine.scope] = (f, y)
+    return with_blended(engine, f, blend), y
 
 
 def train_model(train: list[Scope], select: Scope, dataset_sha256: str, *,
                 rounds: int = 2000, patience: int = 50, seed: int = 0,
-                blend: dict[str, float] | None = None) -> PairModel:
+                blend: dict[str, float] | None = None, held_out: str = TEST_SCOPE,
+                cache: PairCache | None = None) -> PairModel:
     """A classifier of the train scopes' candidate pairs, early-stopped on the select
-    scope's (log loss); one line when a scope has no labels, is fold 0, or a train scope
-    has no pair of one product among its candidates. `blend` (modality -> threshold) adds
-    each modality's INB-blended similarity feature."""
+    scope's (log loss); one line when a scope has no labels, is the `held_out` scope (fold
+    0, the test fold, unless a cross-fit names another), or a train scope has no pair of
+    one product among its candidates. `blend` (modality -> threshold) adds each modality's
+    INB-blended similarity feature; `cache` keeps each scope's features for the next
+    model trained on it."""
     blend = dict(blend or {})
     lgb = _lightgbm()
     if not train:
         raise ConfigError("learning needs at least one train scope")
     parts = []
     for engine in train:
-        f, y = _labelled_pairs(engine, blend)
+        f, y = _labelled_pairs(engine, blend, held_out, cache)
         if not y.any():
             raise ConfigError(f"train scope {engine.scope} has no candidate pair of one "
                               "product: nothing to learn from")
         parts.append((f, y))
-    fs, ys = _labelled_pairs(select, blend)
+    fs, ys = _labelled_pairs(select, blend, held_out, cache)
     names = parts[0][0].names
     params = {**PARAMS, "seed": seed, "num_threads": search_threads()}
     data = lgb.Dataset(np.concatenate([f.values for f, _ in parts]),
@@ -132,11 +154,39 @@ def train_model(train: list[Scope], select: Scope, dataset_sha256: str, *,
 
 
 def load_model(folder: Path, dataset_sha256: str, available: tuple[str, ...]) -> PairModel:
-    """The model saved in `folder`, refused in one line naming the file when its record is
-    malformed, it was trained on another dataset, it needs features that `available` lacks,
-    its text changed since it was saved, or LightGBM cannot parse it (in a child process
-    first: a tampered file is never run, only parsed, and cannot crash this one)."""
+    """The model saved in `folder` (see `load_models`)."""
+    return load_models([folder], dataset_sha256, available)[0]
+
+
+def load_models(folders: list[Path], dataset_sha256: str, available: tuple[str, ...]
+                ) -> list[PairModel]:
+    """The models saved in `folders`, each refused in one line naming the file when its
+    record is malformed, it was trained on another dataset, it needs features that
+    `available` lacks, its text changed since it was saved, or LightGBM cannot parse it
+    (in one child process first: a tampered file is never run, only parsed, and cannot
+    crash this one)."""
     lgb = _lightgbm()
+    read = [_read_checked(folder, dataset_sha256, available) for folder in folders]
+    _parses_apart(*(folder / MODEL_FILE for folder in folders))
+    models = []
+    for folder, (meta, data) in zip(folders, read, strict=True):
+        model_path = folder / MODEL_FILE
+        try:
+            booster = lgb.Booster(model_str=data.decode("utf-8"))
+        except (UnicodeDecodeError, lgb.basic.LightGBMError) as exc:
+            raise ConfigError(f"{model_path}: not a LightGBM model ({type(exc).__name__})"
+                              ) from None
+        if tuple(booster.feature_name()) != tuple(meta["features"]):
+            raise ConfigError(f"{model_path}: its features differ from {META_FILE}'s")
+        models.append(PairModel(booster, tuple(meta["features"]), meta["dataset_sha256"],
+                                tuple(meta["train"]), meta["select"], meta["best_iteration"],
+                                dict(meta.get("blend", {}))))
+    return models
+
+
+def _read_checked(folder: Path, dataset_sha256: str, available: tuple[str, ...]
+                  ) -> tuple[dict, bytes]:
+    """A saved model's checked record and the bytes of its text (not parsed yet)."""
     meta_path, model_path = folder / META_FILE, folder / MODEL_FILE
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -160,24 +210,33 @@ def load_model(folder: Path, dataset_sha256: str, available: tuple[str, ...]) ->
     if hashlib.sha256(data).hexdigest() != meta["model_sha256"]:
         raise ConfigError(f"{model_path}: changed since it was saved (its sha256 is not "
                           f"the one {META_FILE} records)")
-    _parses_apart(model_path)
-    try:
-        booster = lgb.Booster(model_str=data.decode("utf-8"))
-    except (UnicodeDecodeError, lgb.basic.LightGBMError) as exc:
-        raise ConfigError(f"{model_path}: not a LightGBM model ({type(exc).__name__})"
-                          ) from None
-    if tuple(booster.feature_name()) != tuple(meta["features"]):
-        raise ConfigError(f"{model_path}: its features differ from {META_FILE}'s")
-    return PairModel(booster, tuple(meta["features"]), meta["dataset_sha256"],
-                     tuple(meta["train"]), meta["select"], meta["best_iteration"],
-                     dict(meta.get("blend", {})))
+    return meta, data
+
+
+def _model_files(bundle: Any, name: str) -> tuple[bool, list[Path]]:
+    """Whether models/NAME is cross-fitted, and its files, each checked to be a regular
+    file inside the bundle: a plain model's record and text, or a cross-fitted model's
+    record (cross_fit.json) followed by every fold model's two. BundleError or ConfigError
+    when one is missing."""
+    from explorer.core.bundle.files import bundle_file
+    from explorer.core.cross_fit import CROSS_FIT_FILE, read_record
+
+    def one(rel: str) -> Path:
+        return bundle_file(bundle.root, bundle.real_root, f"{MODELS}/{name}/{rel}")
+
+    record = bundle.root / MODELS / name / CROSS_FIT_FILE
+    if not (record.exists() or record.is_symlink()):
+        return False, [one(META_FILE), one(MODEL_FILE)]
+    held_out = read_record(one(CROSS_FIT_FILE))
+    return True, [one(CROSS_FIT_FILE), *(one(f"{s}/{f}") for s in held_out
+                                         for f in (META_FILE, MODEL_FILE))]
 
 
 def bundle_models(bundle: Any) -> list[str]:
-    """Names of the models stored in the bundle (models/NAME holding both files, each a
-    regular file inside the bundle), sorted."""
+    """Names of the models stored in the bundle (models/NAME holding a plain model's two
+    files, or a cross-fitted model's record and every fold model's two, each a regular file
+    inside the bundle), sorted."""
     from explorer.core.bundle import BundleError
-    from explorer.core.bundle.files import bundle_file
 
     folder = bundle.root / MODELS
     if folder.is_symlink() or not folder.is_dir():
@@ -187,62 +246,87 @@ def bundle_models(bundle: Any) -> list[str]:
         if child.name.startswith(".") or not child.is_dir() or child.is_symlink():
             continue  # a model being written (.NAME.*) or anything else
         try:
-            for f in (META_FILE, MODEL_FILE):
-                bundle_file(bundle.root, bundle.real_root, f"{MODELS}/{child.name}/{f}")
-        except BundleError:
+            _model_files(bundle, child.name)
+        except (BundleError, ConfigError):
             continue
         names.append(child.name)
     return names
 
 
 def learned_modalities(bundle: Any) -> list[str]:
-    """The derived modalities of the bundle's models (`learned:NAME`), which `--best`
-    and the app's Best search also try."""
+    """The derived modalities of the bundle's models, plain or cross-fitted
+    (`learned:NAME`), which `--best` and the app's Best search also try."""
     return [f"learned:{name}" for name in bundle_models(bundle)]
 
 
-def bundle_model(bundle: Any, name: str, available: tuple[str, ...]) -> PairModel:
-    """The bundle's model models/NAME (inside the bundle, of its dataset, needing only
-    `available` features), kept in `bundle.derived` and loaded again only when its files
-    change: loading parses the file in a child process first, about a second. One line
-    when there is no such model or it does not fit."""
+def bundle_scorer(bundle: Any, name: str, available: tuple[str, ...]
+                  ) -> PairModel | CrossFitModel:
+    """The bundle's model models/NAME: a PairModel, or a cross-fitted one
+    (explorer.core.cross_fit.CrossFitModel), inside the bundle, of its dataset, needing
+    only `available` features; kept in `bundle.derived` and loaded again only when its
+    files change (loading parses each file in a child process first, about a second).
+    One line when there is no such model or it does not fit."""
     from explorer.core.bundle import BundleError
-    from explorer.core.bundle.files import bundle_file
+    from explorer.core.cross_fit import load_cross_fit
 
     try:
-        meta = bundle_file(bundle.root, bundle.real_root, f"{MODELS}/{name}/{META_FILE}")
-        text = bundle_file(bundle.root, bundle.real_root, f"{MODELS}/{name}/{MODEL_FILE}")
-        stamp = tuple((s.st_mtime_ns, s.st_size, s.st_ino)
-                      for s in (meta.stat(), text.stat()))
-    except (BundleError, OSError) as exc:
+        crossed, files = _model_files(bundle, name)
+        stamp = tuple((s.st_mtime_ns, s.st_size, s.st_ino) for s in map(Path.stat, files))
+    except (BundleError, OSError, ConfigError) as exc:
         raise ConfigError(f"no model {name!r} in this bundle ({exc}): train one with "
                           f"explorer learn --name {name}") from None
     key = f"pair_model:{name}"
     cached = bundle.derived.get(key)
     if cached is not None and cached[0] == stamp:
-        model = cached[1]
-        missing = [f for f in model.features if f not in available]
+        scorer = cached[1]
+        missing = [f for f in scorer.features if f not in available]
         if missing:
-            raise ConfigError(f"{meta}: the model needs feature(s) {', '.join(missing)} "
-                              "that this bundle does not have")
-        return model
-    model = load_model(meta.parent, str(bundle.manifest.dataset.get("sha256", "")),
-                       available)
-    bundle.derived[key] = (stamp, model)
-    return model
+            raise ConfigError(f"{files[0]}: the model needs feature(s) "
+                              f"{', '.join(missing)} that this bundle does not have")
+        return scorer
+    sha = str(bundle.manifest.dataset.get("sha256", ""))
+    scorer = (load_cross_fit if crossed else load_model)(files[0].parent, sha, available)
+    bundle.derived[key] = (stamp, scorer)
+    return scorer
+
+
+def bundle_model(bundle: Any, name: str, available: tuple[str, ...],
+                 row: int | None = None) -> PairModel:
+    """The PairModel that scores the pairs of bundle row `row` as a query by models/NAME
+    (`bundle_scorer`): the model itself, or for a cross-fitted one the model of the row's
+    fold (the one that never read its labels). A cross-fitted model asked for without a
+    row is one line, as is no such model or one that does not fit."""
+    scorer = bundle_scorer(bundle, name, available)
+    if isinstance(scorer, PairModel):
+        return scorer
+    if row is None:
+        raise ConfigError(f"model {name!r} is cross-fitted (one model per fold): which one "
+                          "scores a pair depends on its query's fold")
+    return scorer.by_fold(bundle.folds[[row]])[0][0]
 
 
 def learned_scores(bundle, engine: Scope, modality: str) -> np.ndarray:
     """The (n, C) scores of `learned:NAME` on the engine's scope: the probability of every
     candidate pair of the graph by the bundle's model models/NAME (1 for the query
-    itself, -inf at padding). One line when there is no such model or it does not fit.
-    The engine's yield point is called between modalities' features and blocks of
-    predictions, so the app may abandon a superseded first view of the mode."""
+    itself, -inf at padding); for a cross-fitted model, each query's pairs by the model of
+    the query's fold (explorer.core.cross_fit). The features are computed once; one line
+    when there is no such model or it does not fit. The engine's yield point is called
+    between modalities' features and blocks of predictions, so the app may abandon a
+    superseded first view of the mode."""
     name = modality.partition(":")[2]
-    model = bundle_model(bundle, name, model_inputs(engine.graph.modalities))
+    scorer = bundle_scorer(bundle, name, model_inputs(engine.graph.modalities))
     engine.yield_point()
-    f = with_blended(engine, pair_features(engine, between=engine.yield_point), model.blend)
-    return pair_scores(model, engine, f, between=engine.yield_point)
+    f = pair_features(engine, between=engine.yield_point)
+    if isinstance(scorer, PairModel):
+        return pair_scores(scorer, engine, with_blended(engine, f, scorer.blend),
+                           between=engine.yield_point)
+    scores = _unscored(engine)
+    for model, queries in scorer.by_fold(bundle.folds[engine.rows]):
+        take = np.flatnonzero(queries[f.rows])
+        part = PairFeatures(f.rows[take], f.cols[take], f.names, f.values[take])
+        predict_into(scores, model, with_blended(engine, part, model.blend),
+                     engine.yield_point)
+    return scores
 
 
 def pair_scores(model: PairModel, engine: Scope, features: PairFeatures | None = None,
@@ -252,15 +336,27 @@ def pair_scores(model: PairModel, engine: Scope, features: PairFeatures | None =
     `between` called after each."""
     f = with_blended(engine, pair_features(engine), model.blend) if features is None \
         else features
+    scores = _unscored(engine)
+    predict_into(scores, model, f, between)
+    return scores
+
+
+def _unscored(engine: Scope) -> np.ndarray:
     scores = np.full(engine.graph.cand.shape, -np.inf, np.float32)
     scores[:, 0] = 1.0
+    return scores
+
+
+def predict_into(scores: np.ndarray, model: PairModel, f: PairFeatures,
+                 between: Callable[[], None] | None = None) -> None:
+    """Write `model`'s probability of each pair of `f` into `scores` at (row, column), in
+    blocks of PREDICT_PAIRS pairs, `between` called after each."""
     for lo in range(0, len(f.rows), PREDICT_PAIRS):
         part = PairFeatures(f.rows[lo:lo + PREDICT_PAIRS], f.cols[lo:lo + PREDICT_PAIRS],
                             f.names, f.values[lo:lo + PREDICT_PAIRS])
         scores[part.rows, part.cols] = model.probabilities(part)
         if between is not None:
             between()
-    return scores
 
 
 def _lightgbm() -> Any:
@@ -274,18 +370,24 @@ def _lightgbm() -> Any:
     return lightgbm
 
 
-def _parses_apart(path: Path) -> None:
+def _parses_apart(*paths: Path) -> None:
     """LightGBM's text reader aborts the whole process on some malformed files (a crash no
-    exception can catch), so a file is parsed first in a short-lived child process; one
-    that the child cannot load is refused in one line."""
-    code = "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])"
+    exception can catch), so the files are parsed first in one short-lived child process
+    (one start-up for a cross-fitted model's folds); the first that the child cannot load
+    is refused in one line (the child names each file on stdout before parsing it)."""
+    code = ("import sys, lightgbm\nfor p in sys.argv[1:]:\n"
+            "    print(p, flush=True)\n    lightgbm.Booster(model_file=p)")
+    args = [str(p) for p in paths]
     try:
-        proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
                               timeout=PARSE_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
-        raise ConfigError(f"{path}: parsing it took over {PARSE_TIMEOUT_S} s") from None
+        raise ConfigError(f"{args[0] if len(args) == 1 else ', '.join(args)}: parsing took "
+                          f"over {PARSE_TIMEOUT_S} s") from None
     if proc.returncode != 0:
-        raise ConfigError(f"{path}: not a LightGBM model (LightGBM cannot read it)")
+        started = proc.stdout.decode("utf-8", "replace").splitlines()
+        bad = started[-1] if started and started[-1] in args else args[0]
+        raise ConfigError(f"{bad}: not a LightGBM model (LightGBM cannot read it)")
 
 
 def _check_meta(path: Path, meta: object) -> None:
