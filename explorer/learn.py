@@ -25,7 +25,7 @@ from pathlib import Path
 
 from explorer.core.bundle import Bundle
 from explorer.core.config import ConfigError, MatchConfig
-from explorer.core.cross_fit import CROSS_FIT_FILE, FOLD_DIR, fold_plan, train_cross_fit
+from explorer.core.cross_fit import CROSS_FIT_FILE, FOLD_DIR, fold_plan
 from explorer.core.engine import Engine
 from explorer.core.modes.learned import DEFAULT_MODEL
 from explorer.core.pair_model import (
@@ -34,6 +34,7 @@ from explorer.core.pair_model import (
     MODELS,
     TEST_SCOPE,
     PairModel,
+    train_cross_fit,
     train_model,
 )
 from explorer.core.tune import tune

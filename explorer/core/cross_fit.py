@@ -1,8 +1,9 @@
 """Cross-fitted pair classifiers (`explorer learn --cross-fit`): one model per fold k of the
 bundle's split, trained on every other fold but fold k+1 (mod n), early-stopped on fold
 k+1, never reading fold k. Stored as models/NAME/cross_fit.json (this record: which folds
-have a model) and models/NAME/foldK/{model.txt,model.json}, each a plain model
-(explorer.core.pair_model) that never read fold K.
+have a model) and models/NAME/foldK/{model.txt,model.json}, each a plain model that
+never read fold K (explorer.core.pair_model trains and loads them: train_cross_fit,
+load_cross_fit; this module is their layout, plan and choice of model per posting).
 
 Scoring: a query posting's candidate pairs are scored by the model of the posting's own
 fold, the one that never saw its labels. On scope `all` every posting's probabilities are
@@ -20,19 +21,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from explorer.core.atomic_write import write_atomic
 from explorer.core.config import ConfigError
-from explorer.core.pair_features import Scope
-from explorer.core.pair_model import META_FILE, PairCache, PairModel, load_models, train_model
 
-__all__ = ["CROSS_FIT_FILE", "FOLD_DIR", "CrossFitModel", "fold_plan", "load_cross_fit",
-           "read_record", "train_cross_fit"]
+if TYPE_CHECKING:  # pair_model loads and trains them: it imports this module, never back
+    from explorer.core.pair_model import PairModel
+
+__all__ = ["CROSS_FIT_FILE", "FOLD_DIR", "CrossFitModel", "check_held_out", "fold_plan",
+           "read_record"]
 
 FORMAT = 1
 CROSS_FIT_FILE = "cross_fit.json"
@@ -92,31 +94,6 @@ def fold_plan(n_splits: int) -> list[tuple[str, list[str], str]]:
     return plan
 
 
-def train_cross_fit(scopes: dict[str, Scope], dataset_sha256: str, *, rounds: int = 2000,
-                    seed: int = 0,
-                    blend_of: Callable[[Scope], dict[str, float]] | None = None,
-                    done: Callable[[str, PairModel], None] | None = None) -> CrossFitModel:
-    """One model per fold of `scopes` (fold scope name -> its engine, every fold of the
-    split) by `fold_plan`; each scope's features are computed once for all models.
-    `blend_of(scope)` gives a model's blended-similarity thresholds from its first train
-    scope (None: no blended feature); `done(held_out, model)` is called after each."""
-    cache: PairCache = {}
-    models = {}
-    for held_out, train, select in fold_plan(len(scopes)):
-        missing = [s for s in (held_out, *train, select) if s not in scopes]
-        if missing:
-            raise ConfigError(f"cross-fitting needs every fold scope; missing "
-                              f"{', '.join(missing)}")
-        engines = [scopes[s] for s in train]
-        blend = blend_of(engines[0]) if blend_of is not None else {}
-        model = train_model(engines, scopes[select], dataset_sha256, rounds=rounds,
-                            seed=seed, blend=blend, held_out=held_out, cache=cache)
-        models[held_out] = model
-        if done is not None:
-            done(held_out, model)
-    return CrossFitModel(models)
-
-
 def read_record(path: Path) -> tuple[str, ...]:
     """The held-out folds a cross-fit record lists, checked; one line naming the file and
     the field when it is unreadable or malformed."""
@@ -138,14 +115,11 @@ def read_record(path: Path) -> tuple[str, ...]:
     return tuple(held)
 
 
-def load_cross_fit(folder: Path, dataset_sha256: str, available: tuple[str, ...]
-                   ) -> CrossFitModel:
-    """The cross-fitted model in `folder` (explorer.core.pair_model.load_models checks each
-    fold's model); one line when a fold's model read the fold it is held out from."""
-    held = read_record(folder / CROSS_FIT_FILE)
-    models = load_models([folder / s for s in held], dataset_sha256, available)
-    for scope, model in zip(held, models, strict=True):
+def check_held_out(folder: Path, models: dict[str, PairModel]) -> CrossFitModel:
+    """The cross-fitted model of these fold models (held-out fold -> model, loaded from
+    folder/foldK); one line when a fold's model read the fold it is held out from."""
+    for scope, model in models.items():
         if scope in (*model.train_scopes, model.select_scope):
-            raise ConfigError(f"{folder / scope / META_FILE}: this model read {scope}, the "
-                              "fold it must never read")
-    return CrossFitModel(dict(zip(held, models, strict=True)))
+            raise ConfigError(f"{folder / scope}: this fold's model read {scope}, the fold "
+                              "it must never read")
+    return CrossFitModel(dict(models))

@@ -13,17 +13,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from explorer.core.atomic_write import write_atomic
 from explorer.core.config import ConfigError
+from explorer.core.cross_fit import (
+    CROSS_FIT_FILE,
+    CrossFitModel,
+    check_held_out,
+    fold_plan,
+    read_record,
+)
+from explorer.core.model_files import (
+    FORMAT,
+    META_FILE,
+    MODEL_FILE,
+    parses_apart,
+    read_checked,
+)
 from explorer.core.pair_features import (
     BLENDED,
     PairFeatures,
@@ -34,17 +46,12 @@ from explorer.core.pair_features import (
 )
 from explorer.core.spaces import search_threads
 
-if TYPE_CHECKING:
-    from explorer.core.cross_fit import CrossFitModel
-
 __all__ = ["PairModel", "bundle_model", "bundle_models", "bundle_scorer", "learned_modalities",
-           "learned_scores", "load_model", "load_models", "train_model"]
+           "learned_scores", "load_cross_fit", "load_model", "load_models", "train_cross_fit",
+           "train_model"]
 
-FORMAT = 1
 TEST_SCOPE = "fold0"
-MODELS, MODEL_FILE, META_FILE = "models", "model.txt", "model.json"
-MAX_MODEL_BYTES = 256 << 20
-PARSE_TIMEOUT_S = 120
+MODELS = "models"
 # pairs predicted at a time: ~0.5 s of LightGBM on 2 cores, the longest a superseded first
 # view of the learned mode runs on before it can stop
 PREDICT_PAIRS = 1 << 16
@@ -166,8 +173,8 @@ def load_models(folders: list[Path], dataset_sha256: str, available: tuple[str, 
     (in one child process first: a tampered file is never run, only parsed, and cannot
     crash this one)."""
     lgb = _lightgbm()
-    read = [_read_checked(folder, dataset_sha256, available) for folder in folders]
-    _parses_apart(*(folder / MODEL_FILE for folder in folders))
+    read = [read_checked(folder, dataset_sha256, available) for folder in folders]
+    parses_apart(*(folder / MODEL_FILE for folder in folders))
     models = []
     for folder, (meta, data) in zip(folders, read, strict=True):
         model_path = folder / MODEL_FILE
@@ -184,33 +191,40 @@ def load_models(folders: list[Path], dataset_sha256: str, available: tuple[str, 
     return models
 
 
-def _read_checked(folder: Path, dataset_sha256: str, available: tuple[str, ...]
-                  ) -> tuple[dict, bytes]:
-    """A saved model's checked record and the bytes of its text (not parsed yet)."""
-    meta_path, model_path = folder / META_FILE, folder / MODEL_FILE
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{meta_path}: unreadable model record ({type(exc).__name__})"
-                          ) from None
-    _check_meta(meta_path, meta)
-    if meta["dataset_sha256"] != dataset_sha256:
-        raise ConfigError(f"{meta_path}: the model was trained on another dataset "
-                          f"(sha256 {meta['dataset_sha256'][:12]}…)")
-    missing = [f for f in meta["features"] if f not in available]
-    if missing:
-        raise ConfigError(f"{meta_path}: the model needs feature(s) {', '.join(missing)} "
-                          "that this bundle does not have")
-    try:
-        if model_path.stat().st_size > MAX_MODEL_BYTES:
-            raise ConfigError(f"{model_path}: larger than {MAX_MODEL_BYTES >> 20} MiB")
-        data = model_path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{model_path}: unreadable ({type(exc).__name__})") from None
-    if hashlib.sha256(data).hexdigest() != meta["model_sha256"]:
-        raise ConfigError(f"{model_path}: changed since it was saved (its sha256 is not "
-                          f"the one {META_FILE} records)")
-    return meta, data
+def load_cross_fit(folder: Path, dataset_sha256: str, available: tuple[str, ...]
+                   ) -> CrossFitModel:
+    """The cross-fitted model in `folder` (explorer.core.cross_fit): each fold's model
+    checked as `load_models` checks one (one child parses them all), and none that read
+    the fold it is held out from."""
+    held = read_record(folder / CROSS_FIT_FILE)
+    models = load_models([folder / s for s in held], dataset_sha256, available)
+    return check_held_out(folder, dict(zip(held, models, strict=True)))
+
+
+def train_cross_fit(scopes: dict[str, Scope], dataset_sha256: str, *, rounds: int = 2000,
+                    seed: int = 0,
+                    blend_of: Callable[[Scope], dict[str, float]] | None = None,
+                    done: Callable[[str, PairModel], None] | None = None) -> CrossFitModel:
+    """One model per fold of `scopes` (fold scope name -> its engine, every fold of the
+    split) by explorer.core.cross_fit.fold_plan, each never reading its held-out fold;
+    each scope's features are computed once for all models. `blend_of(scope)` gives a
+    model's blended-similarity thresholds from its first train scope (None: no blended
+    feature); `done(held_out, model)` is called after each model."""
+    cache: PairCache = {}
+    models = {}
+    for held_out, train, select in fold_plan(len(scopes)):
+        missing = [s for s in (held_out, *train, select) if s not in scopes]
+        if missing:
+            raise ConfigError(f"cross-fitting needs every fold scope; missing "
+                              f"{', '.join(missing)}")
+        engines = [scopes[s] for s in train]
+        models[held_out] = train_model(
+            engines, scopes[select], dataset_sha256, rounds=rounds, seed=seed,
+            blend=blend_of(engines[0]) if blend_of is not None else {}, held_out=held_out,
+            cache=cache)
+        if done is not None:
+            done(held_out, models[held_out])
+    return CrossFitModel(models)
 
 
 def _model_files(bundle: Any, name: str) -> tuple[bool, list[Path]]:
@@ -219,7 +233,6 @@ def _model_files(bundle: Any, name: str) -> tuple[bool, list[Path]]:
     record (cross_fit.json) followed by every fold model's two. BundleError or ConfigError
     when one is missing."""
     from explorer.core.bundle.files import bundle_file
-    from explorer.core.cross_fit import CROSS_FIT_FILE, read_record
 
     def one(rel: str) -> Path:
         return bundle_file(bundle.root, bundle.real_root, f"{MODELS}/{name}/{rel}")
@@ -267,7 +280,6 @@ def bundle_scorer(bundle: Any, name: str, available: tuple[str, ...]
     files change (loading parses each file in a child process first, about a second).
     One line when there is no such model or it does not fit."""
     from explorer.core.bundle import BundleError
-    from explorer.core.cross_fit import load_cross_fit
 
     try:
         crossed, files = _model_files(bundle, name)
@@ -368,53 +380,3 @@ def _lightgbm() -> Any:
         raise ConfigError(f"LightGBM cannot be loaded ({exc}); on Linux it needs the "
                           "OpenMP runtime: apt install libgomp1") from None
     return lightgbm
-
-
-def _parses_apart(*paths: Path) -> None:
-    """LightGBM's text reader aborts the whole process on some malformed files (a crash no
-    exception can catch), so the files are parsed first in one short-lived child process
-    (one start-up for a cross-fitted model's folds); the first that the child cannot load
-    is refused in one line (the child names each file on stdout before parsing it)."""
-    code = ("import sys, lightgbm\nfor p in sys.argv[1:]:\n"
-            "    print(p, flush=True)\n    lightgbm.Booster(model_file=p)")
-    args = [str(p) for p in paths]
-    try:
-        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
-                              timeout=PARSE_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        raise ConfigError(f"{args[0] if len(args) == 1 else ', '.join(args)}: parsing took "
-                          f"over {PARSE_TIMEOUT_S} s") from None
-    if proc.returncode != 0:
-        started = proc.stdout.decode("utf-8", "replace").splitlines()
-        bad = started[-1] if started and started[-1] in args else args[0]
-        raise ConfigError(f"{bad}: not a LightGBM model (LightGBM cannot read it)")
-
-
-def _check_meta(path: Path, meta: object) -> None:
-    def bad(field: str) -> ConfigError:
-        return ConfigError(f"{path}: field {field} is missing or of the wrong type")
-
-    if not isinstance(meta, dict):
-        raise ConfigError(f"{path}: not a JSON object")
-    if meta.get("format") != FORMAT:
-        raise ConfigError(f"{path}: model format {meta.get('format')!r}, this explorer "
-                          f"reads {FORMAT}")
-    if not (isinstance(meta.get("features"), list) and meta["features"]
-            and all(isinstance(f, str) for f in meta["features"])):
-        raise bad("features")
-    for name in ("dataset_sha256", "model_sha256"):
-        if not isinstance(meta.get(name), str):
-            raise bad(name)
-    if not (isinstance(meta.get("train"), list)
-            and all(isinstance(s, str) for s in meta["train"])):
-        raise bad("train")
-    if not isinstance(meta.get("select"), str):
-        raise bad("select")
-    blend = meta.get("blend", {})
-    if not (isinstance(blend, dict) and all(
-            isinstance(m, str) and isinstance(t, int | float) and not isinstance(t, bool)
-            and -1.0 <= t <= 1.0 for m, t in blend.items())):
-        raise bad("blend")
-    best = meta.get("best_iteration")
-    if not isinstance(best, int) or isinstance(best, bool) or best < 1:
-        raise bad("best_iteration")
