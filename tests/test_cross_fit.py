@@ -225,3 +225,21 @@ def test_a_file_added_to_a_fold_while_training_is_never_deleted(crossed, tmp_pat
     assert "did not write" in capsys.readouterr().err
     assert notes.read_text() == "mine"
     assert sorted(p.name for p in (dst / "models").iterdir()) == ["pairs", "x"]
+
+
+def test_the_reasons_of_a_pair_come_from_the_model_that_scored_it(crossed):
+    """Why, in the app: the contributions of a cross-fitted model's pair add up to the
+    probability the learned mode thresholds, query by query in every fold."""
+    from explorer.core.pair_reasons import pair_reasons
+
+    bundle = Bundle.open(crossed)
+    engine = Engine(bundle, "all")
+    score = engine.evaluate(MatchConfig("learned", ("learned:x",), (0.5,))).stage.score
+    folds = bundle.folds[engine.rows]
+    for k in range(5):
+        query = int(np.flatnonzero(folds == k)[0])
+        why = pair_reasons(engine, "x", query)
+        assert why
+        cols = {int(c): j for j, c in enumerate(engine.graph.cand[query])}
+        for cand, r in why.items():
+            assert r.probability == pytest.approx(float(score[query, cols[cand]]), abs=1e-5)

@@ -89,7 +89,7 @@ def pair_reasons(engine: Engine, model: PairModel | str, query: int,
     f = pair_features(engine, np.array([query], np.int64))
     name = model if isinstance(model, str) else ""
     if isinstance(model, str):
-        model = model_of(engine, model, model_inputs(engine.graph.modalities))
+        model = model_of(engine, model, model_inputs(engine.graph.modalities), query)
     f = with_blended(engine, f, model.blend)
     missing = [n for n in model.features if n not in f.names]
     if missing:
@@ -120,12 +120,15 @@ def pair_reasons(engine: Engine, model: PairModel | str, query: int,
     return out
 
 
-def model_of(engine: Engine, name: str, available: tuple[str, ...]) -> PairModel:
+def model_of(engine: Engine, name: str, available: tuple[str, ...],
+             query: int | None = None) -> PairModel:
     """The bundle's model models/NAME as the learned mode loads it (pair_model.bundle_model:
-    checked, cached per bundle, loaded again when its files change)."""
+    checked, cached per bundle, loaded again when its files change); for a cross-fitted
+    model, the one that scored `query`'s (scope row) pairs: its fold's."""
     if engine.bundle is None:
         raise ConfigError(f"scope {engine.scope}: no bundle to read model {name!r} from")
-    return bundle_model(engine.bundle, name, available)
+    row = None if query is None else int(engine.rows[query])
+    return bundle_model(engine.bundle, name, available, row=row)
 
 
 def _sigmoid(x: float) -> float:
