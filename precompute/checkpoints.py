@@ -14,7 +14,7 @@ import torch
 from explorer.core.atomic_write import UnsafeTarget, write_atomic
 from precompute.errors import InputError, one_line
 
-__all__ = ["read_checkpoint", "save_checkpoint"]
+__all__ = ["check_fits", "read_checkpoint", "save_checkpoint"]
 
 
 def read_checkpoint(path: Path) -> Any:
@@ -45,3 +45,18 @@ def save_checkpoint(obj: Any, path: Path) -> None:
         write_atomic(path, lambda fh: torch.save(obj, fh))
     except UnsafeTarget as exc:
         raise InputError(str(exc)) from None
+
+
+def check_fits(path: Path, name: str, want: dict[str, torch.Tensor],
+               state: dict[str, torch.Tensor], ignore: frozenset[str] = frozenset()) -> None:
+    """One line naming the file unless `state` has exactly the tensors of `want` (a
+    module's state_dict; keys in `ignore` may be missing), each of the same shape."""
+    missing = sorted(set(want) - set(state) - ignore)
+    unexpected = sorted(set(state) - set(want))
+    if missing or unexpected:
+        raise InputError(f"{path}: does not fit {name}: {len(missing)} missing tensors "
+                         f"{missing[:2]}, {len(unexpected)} unexpected {unexpected[:2]}")
+    for key, tensor in state.items():
+        if tensor.shape != want[key].shape:
+            raise InputError(f"{path}: does not fit {name}: {key} has shape "
+                             f"{list(tensor.shape)}, the model wants {list(want[key].shape)}")

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from precompute.checkpoints import read_checkpoint
+from precompute.checkpoints import check_fits, read_checkpoint
 from precompute.errors import InputError, one_line
 from precompute.image_encoders import ImageEncoder, pick_device
 from precompute.text_encoders import TextEncoder
@@ -177,16 +177,8 @@ def _fit(model: nn.Module, state: dict[str, torch.Tensor], path: Path, name: str
         if key in state and isinstance(own, torch.Tensor) and state[key].numel() == own.numel():
             state[key] = state[key].reshape(own.shape)
     state.pop("text.transformer.embeddings.position_ids", None)
-    want = model.state_dict()
-    missing = sorted(set(want) - set(state) - {"text.transformer.embeddings.position_ids"})
-    unexpected = sorted(set(state) - set(want))
-    if missing or unexpected:
-        raise InputError(f"{path}: does not fit open_clip {name}: {len(missing)} missing "
-                         f"tensors {missing[:2]}, {len(unexpected)} unexpected {unexpected[:2]}")
-    for key, tensor in state.items():
-        if tensor.shape != want[key].shape:
-            raise InputError(f"{path}: does not fit open_clip {name}: {key} has shape "
-                             f"{list(tensor.shape)}, the model wants {list(want[key].shape)}")
+    check_fits(path, f"open_clip {name}", model.state_dict(), state,
+               ignore=frozenset({"text.transformer.embeddings.position_ids"}))
     model.load_state_dict(state, strict=False)
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from precompute.checkpoints import read_checkpoint, save_checkpoint
+from precompute.checkpoints import check_fits, read_checkpoint, save_checkpoint
 from precompute.errors import InputError, one_line
 from precompute.images import load_rgb
 from precompute.sinks import check_sink
@@ -130,15 +130,7 @@ def _build_head(path: Path, name: str, state: dict[str, torch.Tensor]) -> ImageH
         raise InputError(f"{path}: fc takes {in_features} features but {name} gives "
                          f"{feature_channels(backbone)}; is the checkpoint for another model?")
     head = ImageHead(backbone, in_features, dim)
-    want = head.state_dict()
-    missing, unexpected = sorted(set(want) - set(state)), sorted(set(state) - set(want))
-    if missing or unexpected:
-        raise InputError(f"{path}: does not fit {name}: {len(missing)} missing keys "
-                         f"{missing[:2]}, {len(unexpected)} unexpected {unexpected[:2]}")
-    for key, tensor in want.items():
-        if tensor.shape != state[key].shape:
-            raise InputError(f"{path}: does not fit {name}: {key} has shape "
-                             f"{list(state[key].shape)}, the model wants {list(tensor.shape)}")
+    check_fits(path, name, head.state_dict(), state)
     head.load_state_dict(state, strict=True)
     return head
 

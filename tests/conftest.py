@@ -78,6 +78,21 @@ def real_csv() -> Path:
     return REAL_CSV
 
 
+@pytest.fixture(scope="session")
+def mislabelled(tmp_path_factory) -> Path:
+    """The synthetic table with label errors to audit: group 1004 relabelled 1003 (two
+    products under one label) and posting train_5_0 moved to group 1006; TF-IDF + phash."""
+    from precompute.build import BuildOptions, build
+
+    root = tmp_path_factory.mktemp("mislabelled")
+    table = synthetic_table()
+    table.loc[table["label_group"] == 1004, "label_group"] = 1003
+    table.loc[table["posting_id"] == "train_5_0", "label_group"] = 1006
+    table.to_csv(root / "train.csv", index=False)
+    return build(BuildOptions(csv=root / "train.csv", out=root / "mis.bundle", k=20,
+                              progress=False))
+
+
 DEMO_POSTINGS = 120  # a small demo: every modality kind, about 15 s to build on 2 cores
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import synthetic_table
 from gui_window import TIMEOUT, open_main_window, settle
 from PySide6.QtCore import Qt
 
@@ -26,19 +25,6 @@ from explorer.gui.tile_delegate import TileRole
 
 LOOSE = MatchConfig("single", ("tfidf",), (0.5,))
 AUDIT_TAB = 4
-
-
-@pytest.fixture(scope="module")
-def mislabelled(tmp_path_factory) -> Path:
-    from precompute.build import BuildOptions, build
-
-    root = tmp_path_factory.mktemp("mislabelled_parts")
-    table = synthetic_table()
-    table.loc[table["label_group"] == 1004, "label_group"] = 1003  # two products, one label
-    table.loc[table["posting_id"] == "train_5_0", "label_group"] = 1006  # a stray posting
-    table.to_csv(root / "train.csv", index=False)
-    return build(BuildOptions(csv=root / "train.csv", out=root / "mis.bundle", k=20,
-                              progress=False))
 
 
 @pytest.fixture
