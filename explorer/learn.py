@@ -34,6 +34,7 @@ from explorer.core.pair_model import (
     MODELS,
     TEST_SCOPE,
     PairModel,
+    in_sample_modalities,
     train_cross_fit,
     train_model,
 )
@@ -57,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--blend", action="store_true",
                    help="add each modality's INB-blended similarity as a feature (one INB "
                    "step over its own list, at the threshold tuned on the first train scope)")
+    p.add_argument("--in-sample", action="store_true",
+                   help="keep the features of a modality whose own model was trained on "
+                   "the classifier's train or select scopes (left out by default)")
     p.add_argument("--force", action="store_true",
                    help="replace a model of that name this command wrote before")
     return p
@@ -89,6 +93,7 @@ def learn(argv: list[str]) -> int:
                               f"{', '.join(bundle.manifest.scopes)})")
     start = time.perf_counter()
     sha = str(bundle.manifest.dataset.get("sha256", ""))
+    leave_out = _in_sample(bundle, needed, args.in_sample)
     blend_of = _blend_tuner(bundle) if args.blend else None
     if args.cross_fit:
         def done(held: str, m: PairModel) -> None:
@@ -98,17 +103,31 @@ def learn(argv: list[str]) -> int:
 
         model = train_cross_fit({s: Engine(bundle, s) for s in needed}, sha,
                                 rounds=args.rounds, seed=args.seed, blend_of=blend_of,
-                                done=done)
+                                done=done, leave_out=leave_out)
         what = f"cross-fitted over {', '.join(model.models)}"
     else:
         engines = [Engine(bundle, s) for s in train]
         model = train_model(engines, Engine(bundle, select), sha, rounds=args.rounds,
-                            seed=args.seed, blend=blend_of(engines[0]) if blend_of else {})
+                            seed=args.seed, blend=blend_of(engines[0]) if blend_of else {},
+                            leave_out=leave_out)
         what = (f"{model.best_iteration} trees, {len(model.features)} features, train "
                 f"{','.join(train)}, select {select}")
     _store(model, target)
     print(f"explorer learn: {target} ({what}, {time.perf_counter() - start:.0f} s)")
     return 0
+
+
+def _in_sample(bundle: Bundle, scopes: list[str], keep: bool) -> tuple[str, ...]:
+    """The modalities left out of the classifier: those whose own model was trained on
+    labels of a scope the classifier learns or stops on (pair_model.in_sample_modalities),
+    each named in a printed line; none with --in-sample."""
+    found = in_sample_modalities(bundle.manifest, scopes)
+    for name, seen in found.items():
+        what = "kept (--in-sample)" if keep else "left out"
+        print(f"explorer learn: {name} {what}: its model was trained on {','.join(seen)}, "
+              "where its similarities are in-sample (a classifier trained there would "
+              "trust them more than they deserve on unseen postings)", flush=True)
+    return () if keep else tuple(found)
 
 
 def _blend_tuner(bundle: Bundle) -> Callable[[Engine], dict[str, float]]:

@@ -174,7 +174,7 @@ def build(opts: BuildOptions) -> Path:
                       phash=phash, writer=w, device=opts.device, batch_size=opts.batch_size,
                       workers=opts.workers, image_size=opts.image_size,
                       progress=opts.progress, use_gpu=gpu_count() > 0, log=log,
-                      ray=opts.ray)
+                      ray=opts.ray, dataset_sha256=ds.sha256)
         # the CSV's hashes, with those computed from images ("" where there is none)
         w.save_items(_items(ds, folds, ds.table["image_phash"] if phash is None
                             else phash.hexes))

@@ -38,6 +38,7 @@ class Context:
     use_gpu: bool = False
     log: Any = print
     ray: str | None = None  # embed neural modalities on Ray: an address, or "local"
+    dataset_sha256: str = ""  # the CSV's: whether a trained model saw this table's labels
 
 
 class Builder(Protocol):
@@ -324,7 +325,12 @@ class CrossBuilder:
         self.files["tower"] = {key: w.save_array(f"{base}/tower.{key}.npy", arr)
                                for key, arr in towers.arrays.items()}
         why = ctx.images.rejected
-        self.params = {"towers": towers.record, **towers.info, **pics.info,
+        info = dict(towers.info)
+        folds, sha = info.pop("trained_folds", None), info.pop("trained_csv_sha256", None)
+        # the heads learned from these folds' labels when they were trained on this very
+        # table: `explorer learn` then leaves the modality out of a classifier trained there
+        seen = {"trained_on": folds} if folds and sha == ctx.dataset_sha256 else {}
+        self.params = {"towers": towers.record, **info, **pics.info, **seen,
                        "skipped": [{"row": int(r), "reason": str(why.get(r, reason))}
                                    for r, reason in pics.skipped]}
         ctx.log(f"{self.name}: {len(ctx.titles)} titles and pictures in one space "

@@ -5,6 +5,7 @@ and that the engine's modes and `best` use the modality like any other."""
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def _vector(key: str) -> np.ndarray:
     return np.random.default_rng(zlib.crc32(key.encode())).normal(size=DIM)
 
 
-def fake_towers(spec: str, **_: object) -> Towers:
+def fake_towers(spec: str, trained_on_sha: str = "", **_: object) -> Towers:
     """Titles: the sum of their words' vectors; pictures: their label group's vector (the
     file name's first part) plus a little of the file's own: a posting's picture is near
     its group's titles only through training, which these towers stand for."""
@@ -52,9 +53,11 @@ def fake_towers(spec: str, **_: object) -> Towers:
         out = unit_rows(emb)
         return EncodedPictures(out, present, skipped, {"images_per_s": 1.0})
 
+    # as load_towers says of a run: the table it learned from and the folds it was fitted on
+    info = {"trained_csv_sha256": trained_on_sha, "trained_folds": ["fold2", "fold3", "fold4"]}
     return Towers(dim=DIM, model="fake x fake", record={"kind": "heads", "text_model": spec},
                   arrays={"text_proj": np.eye(DIM, dtype=np.float32)}, encode_texts=texts,
-                  encode_images=images)
+                  encode_images=images, info=info)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +72,10 @@ def cross_bundle(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray, np.nda
         Image.new("RGB", (8, 8), (40, 90, 160)).save(images / name)
     broken = table["image"].iloc[4]
     (images / broken).write_bytes(b"not a picture")
+    sha = hashlib.sha256(csv.read_bytes()).hexdigest()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(crossmodal_towers, "load_towers", fake_towers)
+        mp.setattr(crossmodal_towers, "load_towers",
+                   lambda spec, **kw: fake_towers(spec, trained_on_sha=sha))
         out = build(BuildOptions(csv=csv, out=root / "b.bundle", images=images, k=10,
                                  crossmodal=("cx:fake.pt",), progress=False,
                                  thumbnails=False))
@@ -91,6 +96,8 @@ def test_the_bundle_stores_both_sides_and_validates(cross_bundle):
     np.testing.assert_array_equal(bundle.present("cx"), present)
     assert not present[4] and present.sum() == len(present) - 1
     assert mod.params["towers"] == {"kind": "heads", "text_model": "fake.pt"}
+    assert mod.params["trained_on"] == ["fold2", "fold3", "fold4"]
+    assert "trained_csv_sha256" not in mod.params and "trained_folds" not in mod.params
     assert [s["row"] for s in mod.params["skipped"]] == [4]
     np.testing.assert_array_equal(bundle.tower_arrays("cx")["text_proj"], np.eye(DIM))
 
@@ -144,15 +151,40 @@ def test_crossmodal_needs_images_and_a_name(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
-def test_the_learned_mode_reads_the_cross_modal_similarity(cross_bundle):
+def test_the_learned_mode_leaves_out_a_modality_trained_on_its_folds(cross_bundle, capsys):
+    """The heads were fitted on folds 2-4, where cx's similarities are in-sample: a
+    classifier trained there leaves cx out (one printed line says so) unless told
+    --in-sample, and then reads its features."""
     from explorer.core.pair_model import bundle_model, model_inputs
     from explorer.learn import learn
 
     path = cross_bundle[0]
-    assert learn([str(path), "--name", "withcx", "--rounds", "20"]) == 0
+    assert learn([str(path), "--name", "nocx", "--rounds", "20"]) == 0
+    printed = capsys.readouterr().out
+    assert "cx left out: its model was trained on fold2,fold3,fold4" in printed
+    assert learn([str(path), "--name", "withcx", "--rounds", "20", "--in-sample"]) == 0
+    assert "cx kept (--in-sample)" in capsys.readouterr().out
     bundle = Bundle.open(path)
     engine = Engine(bundle, "fold1")
-    model = bundle_model(bundle, "withcx", model_inputs(engine.graph.modalities))
-    assert any(f.startswith("cx.") for f in model.features)
-    ev = engine.evaluate(MatchConfig("learned", ("learned:withcx",), (0.5,)))
-    assert 0 < ev.metrics.f1 <= 1
+    inputs = model_inputs(engine.graph.modalities)
+    assert not any(f.startswith("cx.") for f in bundle_model(bundle, "nocx", inputs).features)
+    assert any(f.startswith("cx.") for f in bundle_model(bundle, "withcx", inputs).features)
+    for name in ("nocx", "withcx"):
+        ev = engine.evaluate(MatchConfig("learned", (f"learned:{name}",), (0.5,)))
+        assert 0 < ev.metrics.f1 <= 1
+
+
+def test_a_model_trained_on_another_table_is_not_in_sample(tmp_path, monkeypatch):
+    table = synthetic_table(n_groups=10)
+    csv = tmp_path / "train.csv"
+    table.to_csv(csv, index=False)
+    images = tmp_path / "img"
+    images.mkdir()
+    for name in table["image"]:
+        Image.new("RGB", (8, 8), (200, 30, 40)).save(images / name)
+    monkeypatch.setattr(crossmodal_towers, "load_towers",
+                        lambda spec, **kw: fake_towers(spec, trained_on_sha="0" * 64))
+    out = build(BuildOptions(csv=csv, out=tmp_path / "b.bundle", images=images, k=5,
+                             crossmodal=("cx:fake.pt",), progress=False, thumbnails=False))
+    params = Bundle.open(out).manifest.modality("cx").params
+    assert "trained_on" not in params and "trained_csv_sha256" not in params

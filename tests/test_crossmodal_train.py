@@ -190,6 +190,7 @@ def test_cli_trains_on_a_tiny_demo(tmp_path, capsys):
     summary = json.loads((out / "crossmodal.json").read_text())
     assert summary["image_model"] == "tf_efficientnet_lite0"
     assert summary["text_model"] == "all-MiniLM-L6-v2"
+    assert (summary["train_folds"], summary["valid_fold"]) == ([2, 3, 4], 1)
     assert (summary["image_dim"], summary["text_dim"], summary["dim"]) == (1280, 384, 64)
     assert [h["epoch"] for h in summary["history"]] == list(range(9))
     assert summary["before"]["recall@10"] == summary["history"][0]["recall@10"]

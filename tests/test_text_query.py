@@ -264,6 +264,13 @@ def test_the_childs_vector_of_a_title_is_the_bundles_row(cx_demo, cx_client):
         np.testing.assert_allclose(vector, stored[row], atol=1e-5, rtol=0)
 
 
+def test_the_build_records_the_folds_the_heads_learned_from(cx_demo):
+    """A run on this very table: its train folds are where cx is in-sample (explorer
+    learn leaves it out of a classifier trained there)."""
+    params = Bundle.open(cx_demo).manifest.modality("cx").params
+    assert params["trained_on"] == ["fold2", "fold3", "fold4"]
+
+
 def test_the_real_child_answers_bad_lines_and_goes_on(cx_demo):
     with subprocess.Popen([*CHILD, str(cx_demo), "--device", "cpu"], stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:

@@ -99,6 +99,14 @@ def with_blended(engine: Scope, f: PairFeatures, thresholds: dict[str, float]
                         values)
 
 
+def without_modalities(f: PairFeatures, leave_out: tuple[str, ...]) -> PairFeatures:
+    """`f` without the columns of the modalities `leave_out` (every `m.*` feature)."""
+    if not leave_out:
+        return f
+    keep = [i for i, n in enumerate(f.names) if n.partition(".")[0] not in leave_out]
+    return PairFeatures(f.rows, f.cols, tuple(f.names[i] for i in keep), f.values[:, keep])
+
+
 def feature_names(modalities: tuple[str, ...]) -> tuple[str, ...]:
     """The names `pair_features` gives its columns, in order, for these modalities."""
     return (*(f"{m}.{f}" for m in modalities for f in PER_MODALITY), "units.conflict",

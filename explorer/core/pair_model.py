@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from explorer.core.pair_features import (
     feature_names,
     pair_features,
     with_blended,
+    without_modalities,
 )
 from explorer.core.spaces import search_threads
 
@@ -128,25 +129,29 @@ def _labelled_pairs(engine: Scope, blend: dict[str, float], held_out: str,
 def train_model(train: list[Scope], select: Scope, dataset_sha256: str, *,
                 rounds: int = 2000, patience: int = 50, seed: int = 0,
                 blend: dict[str, float] | None = None, held_out: str = TEST_SCOPE,
-                cache: PairCache | None = None) -> PairModel:
+                cache: PairCache | None = None, leave_out: tuple[str, ...] = ()
+                ) -> PairModel:
     """A classifier of the train scopes' candidate pairs, early-stopped on the select
     scope's (log loss); one line when a scope has no labels, is the `held_out` scope (fold
     0, the test fold, unless a cross-fit names another), or a train scope has no pair of
     one product among its candidates. `blend` (modality -> threshold) adds each modality's
     INB-blended similarity feature; `cache` keeps each scope's features for the next
-    model trained on it."""
-    blend = dict(blend or {})
+    model trained on it; the features of the modalities `leave_out` are not used
+    (`in_sample_modalities`: their similarities on the train scopes are in-sample)."""
+    blend = {m: t for m, t in (blend or {}).items() if m not in leave_out}
     lgb = _lightgbm()
     if not train:
         raise ConfigError("learning needs at least one train scope")
     parts = []
     for engine in train:
         f, y = _labelled_pairs(engine, blend, held_out, cache)
+        f = without_modalities(f, leave_out)
         if not y.any():
             raise ConfigError(f"train scope {engine.scope} has no candidate pair of one "
                               "product: nothing to learn from")
         parts.append((f, y))
     fs, ys = _labelled_pairs(select, blend, held_out, cache)
+    fs = without_modalities(fs, leave_out)
     names = parts[0][0].names
     params = {**PARAMS, "seed": seed, "num_threads": search_threads()}
     data = lgb.Dataset(np.concatenate([f.values for f, _ in parts]),
@@ -201,10 +206,27 @@ def load_cross_fit(folder: Path, dataset_sha256: str, available: tuple[str, ...]
     return check_held_out(folder, dict(zip(held, models, strict=True)))
 
 
+def in_sample_modalities(manifest: Any, scopes: Iterable[str]) -> dict[str, list[str]]:
+    """The modalities whose own model learned from the labels of some of `scopes`
+    (`params.trained_on` in the manifest: a cross-modal model's train folds on this very
+    dataset), with those scopes: on them its similarities are in-sample, higher than on a
+    fold it never saw, so a classifier trained there learns to trust them too much."""
+    wanted = set(scopes)
+    out = {}
+    for m in manifest.modalities:
+        seen = m.params.get("trained_on")
+        if isinstance(seen, list):
+            hit = sorted(wanted & {s for s in seen if isinstance(s, str)})
+            if hit:
+                out[m.name] = hit
+    return out
+
+
 def train_cross_fit(scopes: dict[str, Scope], dataset_sha256: str, *, rounds: int = 2000,
                     seed: int = 0,
                     blend_of: Callable[[Scope], dict[str, float]] | None = None,
-                    done: Callable[[str, PairModel], None] | None = None) -> CrossFitModel:
+                    done: Callable[[str, PairModel], None] | None = None,
+                    leave_out: tuple[str, ...] = ()) -> CrossFitModel:
     """One model per fold of `scopes` (fold scope name -> its engine, every fold of the
     split) by explorer.core.cross_fit.fold_plan, each never reading its held-out fold;
     each scope's features are computed once for all models. `blend_of(scope)` gives a
@@ -221,7 +243,7 @@ def train_cross_fit(scopes: dict[str, Scope], dataset_sha256: str, *, rounds: in
         models[held_out] = train_model(
             engines, scopes[select], dataset_sha256, rounds=rounds, seed=seed,
             blend=blend_of(engines[0]) if blend_of is not None else {}, held_out=held_out,
-            cache=cache)
+            cache=cache, leave_out=leave_out)
         if done is not None:
             done(held_out, models[held_out])
     return CrossFitModel(models)

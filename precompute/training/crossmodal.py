@@ -219,6 +219,7 @@ def train_from_args(args: argparse.Namespace) -> Path:
         # per tuned side: its last `blocks` of `of`, and the tensors best.pt holds for it
         "tuned": tuned, **({"encoder_lr": args.encoder_lr} if tuned else {}),
         "selection": "fold 1, text-to-image recall@10 (ties: recall@1, earlier epoch)",
+        "train_folds": list(ROLES["train"]), "valid_fold": ROLES["valid"],
         "train_pairs": len(pos_train), "valid_pairs": len(pos_valid),
         "skipped_no_picture": int((~present).sum()),
         "best_epoch": best["epoch"],
