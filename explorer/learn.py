@@ -33,14 +33,17 @@ from explorer.core.pair_model import (
     MODEL_FILE,
     MODELS,
     TEST_SCOPE,
+    PairCache,
     PairModel,
     in_sample_modalities,
+    select_loss,
     train_cross_fit,
     train_model,
 )
 from explorer.core.tune import tune
 
 _NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
+IN_SAMPLE = ("choose", "keep", "drop")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,9 +61,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--blend", action="store_true",
                    help="add each modality's INB-blended similarity as a feature (one INB "
                    "step over its own list, at the threshold tuned on the first train scope)")
-    p.add_argument("--in-sample", action="store_true",
-                   help="keep the features of a modality whose own model was trained on "
-                   "the classifier's train or select scopes (left out by default)")
+    p.add_argument("--in-sample", choices=IN_SAMPLE, default="choose",
+                   help="a modality whose own model was trained on the classifier's train "
+                   "or select scopes (params.trained_on): keep its features, drop them, or "
+                   "choose (default: train both ways, keep the lower log loss on the "
+                   "select scope, which those models never trained on)")
     p.add_argument("--force", action="store_true",
                    help="replace a model of that name this command wrote before")
     return p
@@ -93,23 +98,30 @@ def learn(argv: list[str]) -> int:
                               f"{', '.join(bundle.manifest.scopes)})")
     start = time.perf_counter()
     sha = str(bundle.manifest.dataset.get("sha256", ""))
-    leave_out = _in_sample(bundle, needed, args.in_sample)
     blend_of = _blend_tuner(bundle) if args.blend else None
+    cache: PairCache = {}
+    engines = {s: Engine(bundle, s) for s in needed}
+
+    def plain(leave_out: tuple[str, ...]) -> PairModel:
+        first = engines[train[0]]
+        return train_model([engines[s] for s in train], engines[select], sha,
+                           rounds=args.rounds, seed=args.seed,
+                           blend=blend_of(first) if blend_of else {}, cache=cache,
+                           leave_out=leave_out)
+
+    leave_out, chosen = _in_sample(bundle, needed, args.in_sample, plain)
     if args.cross_fit:
         def done(held: str, m: PairModel) -> None:
             print(f"explorer learn: model of {held}: {m.best_iteration} trees, train "
                   f"{','.join(m.train_scopes)}, select {m.select_scope} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
 
-        model = train_cross_fit({s: Engine(bundle, s) for s in needed}, sha,
-                                rounds=args.rounds, seed=args.seed, blend_of=blend_of,
-                                done=done, leave_out=leave_out)
+        model = train_cross_fit(engines, sha, rounds=args.rounds, seed=args.seed,
+                                blend_of=blend_of, done=done, leave_out=leave_out,
+                                cache=cache)
         what = f"cross-fitted over {', '.join(model.models)}"
     else:
-        engines = [Engine(bundle, s) for s in train]
-        model = train_model(engines, Engine(bundle, select), sha, rounds=args.rounds,
-                            seed=args.seed, blend=blend_of(engines[0]) if blend_of else {},
-                            leave_out=leave_out)
+        model = chosen if chosen is not None else plain(leave_out)
         what = (f"{model.best_iteration} trees, {len(model.features)} features, train "
                 f"{','.join(train)}, select {select}")
     _store(model, target)
@@ -117,17 +129,31 @@ def learn(argv: list[str]) -> int:
     return 0
 
 
-def _in_sample(bundle: Bundle, scopes: list[str], keep: bool) -> tuple[str, ...]:
-    """The modalities left out of the classifier: those whose own model was trained on
-    labels of a scope the classifier learns or stops on (pair_model.in_sample_modalities),
-    each named in a printed line; none with --in-sample."""
+def _in_sample(bundle: Bundle, scopes: list[str], how: str,
+               plain: Callable[[tuple[str, ...]], PairModel]
+               ) -> tuple[tuple[str, ...], PairModel | None]:
+    """The modalities to leave out of the classifier, among those whose own model was
+    trained on labels of a scope the classifier learns or stops on (their similarities are
+    in-sample there, higher than on postings that model never saw, so a classifier trained
+    there may trust them too much: pair_model.in_sample_modalities). `how`: keep, drop,
+    or choose: `plain(leave_out)` trains the (train, select) model both ways and the lower
+    log loss on the select scope decides; that model is returned too (None otherwise).
+    Each decision is one printed line."""
     found = in_sample_modalities(bundle.manifest, scopes)
-    for name, seen in found.items():
-        what = "kept (--in-sample)" if keep else "left out"
-        print(f"explorer learn: {name} {what}: its model was trained on {','.join(seen)}, "
-              "where its similarities are in-sample (a classifier trained there would "
-              "trust them more than they deserve on unseen postings)", flush=True)
-    return () if keep else tuple(found)
+    if not found:
+        return (), None
+    names = ", ".join(f"{m} (trained on {','.join(seen)})" for m, seen in found.items())
+    if how != "choose":
+        print(f"explorer learn: in-sample modality {names}: "
+              f"{'kept' if how == 'keep' else 'left out'} (--in-sample {how})", flush=True)
+        return (() if how == "keep" else tuple(found)), None
+    kept, dropped = plain(()), plain(tuple(found))
+    loss_kept, loss_dropped = select_loss(kept), select_loss(dropped)
+    keep = loss_kept < loss_dropped
+    print(f"explorer learn: in-sample modality {names}: select-scope log loss "
+          f"{loss_kept:.5f} with it, {loss_dropped:.5f} without: "
+          f"{'kept' if keep else 'left out'} (--in-sample keep / drop decide)", flush=True)
+    return (() if keep else tuple(found)), (kept if keep else dropped)
 
 
 def _blend_tuner(bundle: Bundle) -> Callable[[Engine], dict[str, float]]:

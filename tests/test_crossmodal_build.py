@@ -6,6 +6,7 @@ and that the engine's modes and `best` use the modality like any other."""
 from __future__ import annotations
 
 import hashlib
+import re
 import zlib
 from pathlib import Path
 
@@ -151,25 +152,37 @@ def test_crossmodal_needs_images_and_a_name(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
-def test_the_learned_mode_leaves_out_a_modality_trained_on_its_folds(cross_bundle, capsys):
-    """The heads were fitted on folds 2-4, where cx's similarities are in-sample: a
-    classifier trained there leaves cx out (one printed line says so) unless told
-    --in-sample, and then reads its features."""
+def test_the_learned_mode_weighs_a_modality_trained_on_its_folds(cross_bundle, capsys):
+    """The heads were fitted on folds 2-4, where cx's similarities are in-sample: by
+    default the classifier is trained with and without cx and the lower log loss on the
+    select scope (fold 1, which the heads never fitted) decides, in one printed line;
+    --in-sample drop / keep force it."""
     from explorer.core.pair_model import bundle_model, model_inputs
     from explorer.learn import learn
 
     path = cross_bundle[0]
-    assert learn([str(path), "--name", "nocx", "--rounds", "20"]) == 0
-    printed = capsys.readouterr().out
-    assert "cx left out: its model was trained on fold2,fold3,fold4" in printed
-    assert learn([str(path), "--name", "withcx", "--rounds", "20", "--in-sample"]) == 0
-    assert "cx kept (--in-sample)" in capsys.readouterr().out
+    assert learn([str(path), "--name", "nocx", "--rounds", "20", "--in-sample", "drop"]) == 0
+    assert "cx (trained on fold2,fold3,fold4): left out (--in-sample drop)" in \
+        capsys.readouterr().out
+    assert learn([str(path), "--name", "withcx", "--rounds", "20", "--in-sample",
+                  "keep"]) == 0
+    assert "kept (--in-sample keep)" in capsys.readouterr().out
+    assert learn([str(path), "--name", "chosen", "--rounds", "20"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    losses = [float(x) for x in re.findall(r"log loss ([0-9.]+) with it, ([0-9.]+) without",
+                                           line)[0]]
     bundle = Bundle.open(path)
     engine = Engine(bundle, "fold1")
     inputs = model_inputs(engine.graph.modalities)
-    assert not any(f.startswith("cx.") for f in bundle_model(bundle, "nocx", inputs).features)
-    assert any(f.startswith("cx.") for f in bundle_model(bundle, "withcx", inputs).features)
-    for name in ("nocx", "withcx"):
+    features = {n: bundle_model(bundle, n, inputs).features
+                for n in ("nocx", "withcx", "chosen")}
+    assert not any(f.startswith("cx.") for f in features["nocx"])
+    assert any(f.startswith("cx.") for f in features["withcx"])
+    # the choice is the lower select loss, and the model stored is that variant
+    want = "withcx" if losses[0] < losses[1] else "nocx"
+    assert ("kept" if want == "withcx" else "left out") in line
+    assert features["chosen"] == features[want]
+    for name in ("nocx", "withcx", "chosen"):
         ev = engine.evaluate(MatchConfig("learned", (f"learned:{name}",), (0.5,)))
         assert 0 < ev.metrics.f1 <= 1
 

@@ -222,17 +222,25 @@ def in_sample_modalities(manifest: Any, scopes: Iterable[str]) -> dict[str, list
     return out
 
 
+def select_loss(model: PairModel) -> float:
+    """The binary log loss on its select scope of a model just trained (NaN for one read
+    from a file: LightGBM does not keep it there)."""
+    score = getattr(model.booster, "best_score", None) or {}
+    return float(score.get("valid_0", {}).get("binary_logloss", float("nan")))
+
+
 def train_cross_fit(scopes: dict[str, Scope], dataset_sha256: str, *, rounds: int = 2000,
                     seed: int = 0,
                     blend_of: Callable[[Scope], dict[str, float]] | None = None,
                     done: Callable[[str, PairModel], None] | None = None,
-                    leave_out: tuple[str, ...] = ()) -> CrossFitModel:
+                    leave_out: tuple[str, ...] = (),
+                    cache: PairCache | None = None) -> CrossFitModel:
     """One model per fold of `scopes` (fold scope name -> its engine, every fold of the
     split) by explorer.core.cross_fit.fold_plan, each never reading its held-out fold;
     each scope's features are computed once for all models. `blend_of(scope)` gives a
     model's blended-similarity thresholds from its first train scope (None: no blended
     feature); `done(held_out, model)` is called after each model."""
-    cache: PairCache = {}
+    cache = {} if cache is None else cache
     models = {}
     for held_out, train, select in fold_plan(len(scopes)):
         missing = [s for s in (held_out, *train, select) if s not in scopes]
