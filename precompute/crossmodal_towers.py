@@ -148,23 +148,10 @@ def load_towers(spec: str, *, device: str | None = None, image_size: int | None 
               "checkpoint_sha256": file_sha256(ckpt), "text_dim": int(txt_w.shape[1]),
               "tuned": sorted(tuned)}  # "text" there: the text side needs the checkpoint
     info = {"image": ienc.info, "text": tenc.info, "best_epoch": meta.get("best_epoch"),
-            "fold1_recall": meta.get("after"), **_trained_on(meta)}
+            "fold1_recall": meta.get("after")}
     return Towers(dim=dim, model=f"{meta['image_model']} x {meta['text_model']}",
                   record=record, arrays={"text_proj": txt_w}, encode_texts=texts,
                   encode_images=images, info=info)
-
-
-def _trained_on(meta: dict[str, Any]) -> dict[str, Any]:
-    """Whose labels the heads learned from: the CSV (its sha256) and the fold scopes they
-    were fitted on (runs before `train_folds` was recorded used the split's train roles)."""
-    from precompute.split import ROLES
-
-    folds = meta.get("train_folds", ROLES["train"])
-    sha = meta.get("csv_sha256")
-    if not isinstance(sha, str) or not isinstance(folds, list) or not all(
-            isinstance(k, int) and not isinstance(k, bool) for k in folds):
-        return {}
-    return {"trained_csv_sha256": sha, "trained_folds": [f"fold{k}" for k in folds]}
 
 
 def _open_clip_texts(tenc: Any, device: str | None) -> Callable[..., np.ndarray]:

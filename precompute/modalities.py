@@ -4,6 +4,7 @@ scope there), and describes itself for the manifest (`modality`)."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -56,6 +57,28 @@ def safe_name(text: str) -> str:
     if not name:
         raise InputError(f"{text!r}: cannot make a modality name from it")
     return name
+
+
+RUN_RECORDS = ("history.json", "crossmodal.json")  # what `precompute train` writes beside
+
+
+def trained_on(ckpt: Path | None, dataset_sha256: str) -> dict[str, list[str]]:
+    """{"trained_on": fold scopes} when `ckpt` is a `precompute train` run's checkpoint
+    whose record beside it says it learned from this very table's labels (its CSV's
+    sha256) on those folds; {} otherwise (a study checkpoint, a hub model, another table).
+    `explorer learn` weighs such a modality on the folds it was fitted on."""
+    if ckpt is None or not dataset_sha256 or not Path(ckpt).is_file():
+        return {}
+    for name in RUN_RECORDS:
+        try:
+            meta = json.loads((Path(ckpt).parent / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        folds = meta.get("train_folds") if isinstance(meta, dict) else None
+        if meta.get("csv_sha256") == dataset_sha256 and isinstance(folds, list) and folds \
+                and all(isinstance(k, int) and not isinstance(k, bool) for k in folds):
+            return {"trained_on": [f"fold{k}" for k in folds]}
+    return {}
 
 
 @dataclass
@@ -169,6 +192,7 @@ class ImageBuilder(DenseBuilder):
 
     def prepare(self, ctx: Context) -> None:
         from precompute.image_encoders import encode_images, load_image_encoder
+        from precompute.image_encoders import parse_spec as parse_image_spec
 
         if ctx.images is None:
             raise InputError(f"--image {self.spec}: needs --images DIR")
@@ -196,6 +220,7 @@ class ImageBuilder(DenseBuilder):
                                 progress=ctx.progress, out=emb)
         why = ctx.images.rejected  # a rejected name's own reason, not just "no image"
         self.params = {**info, **out.info,
+                       **trained_on(parse_image_spec(self.spec)[1], ctx.dataset_sha256),
                        "skipped": [{"row": int(r), "reason": str(why.get(r, reason))}
                                    for r, reason in out.skipped]}
         ctx.log(f"{self.name}: {len(paths)} images, "
@@ -209,6 +234,7 @@ class TextBuilder(DenseBuilder):
 
     def prepare(self, ctx: Context) -> None:
         from precompute.text_encoders import encode_texts, load_text_encoder
+        from precompute.text_encoders import parse_spec as parse_text_spec
 
         if ctx.ray is not None:
             from precompute.ray_embed import require_ray
@@ -227,7 +253,8 @@ class TextBuilder(DenseBuilder):
         else:
             out = encode_texts(enc, ctx.titles, batch_size=ctx.batch_size or 128,
                                device=ctx.device, progress=ctx.progress, out=emb)
-        self.params = {**info, **out.info}
+        self.params = {**info, **out.info,
+                       **trained_on(parse_text_spec(self.spec)[1], ctx.dataset_sha256)}
         if str(info.get("kind", "")).startswith(("transformers", "study")):
             self.encoder = "transformers"
         ctx.log(f"{self.name}: {len(ctx.titles)} titles, "
@@ -325,12 +352,8 @@ class CrossBuilder:
         self.files["tower"] = {key: w.save_array(f"{base}/tower.{key}.npy", arr)
                                for key, arr in towers.arrays.items()}
         why = ctx.images.rejected
-        info = dict(towers.info)
-        folds, sha = info.pop("trained_folds", None), info.pop("trained_csv_sha256", None)
-        # the heads learned from these folds' labels when they were trained on this very
-        # table: `explorer learn` then leaves the modality out of a classifier trained there
-        seen = {"trained_on": folds} if folds and sha == ctx.dataset_sha256 else {}
-        self.params = {"towers": towers.record, **info, **pics.info, **seen,
+        self.params = {"towers": towers.record, **towers.info, **pics.info,
+                       **trained_on(Path(self.spec), ctx.dataset_sha256),
                        "skipped": [{"row": int(r), "reason": str(why.get(r, reason))}
                                    for r, reason in pics.skipped]}
         ctx.log(f"{self.name}: {len(ctx.titles)} titles and pictures in one space "

@@ -6,6 +6,7 @@ and that the engine's modes and `best` use the modality like any other."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import zlib
 from pathlib import Path
@@ -30,7 +31,7 @@ def _vector(key: str) -> np.ndarray:
     return np.random.default_rng(zlib.crc32(key.encode())).normal(size=DIM)
 
 
-def fake_towers(spec: str, trained_on_sha: str = "", **_: object) -> Towers:
+def fake_towers(spec: str, **_: object) -> Towers:
     """Titles: the sum of their words' vectors; pictures: their label group's vector (the
     file name's first part) plus a little of the file's own: a posting's picture is near
     its group's titles only through training, which these towers stand for."""
@@ -54,11 +55,19 @@ def fake_towers(spec: str, trained_on_sha: str = "", **_: object) -> Towers:
         out = unit_rows(emb)
         return EncodedPictures(out, present, skipped, {"images_per_s": 1.0})
 
-    # as load_towers says of a run: the table it learned from and the folds it was fitted on
-    info = {"trained_csv_sha256": trained_on_sha, "trained_folds": ["fold2", "fold3", "fold4"]}
     return Towers(dim=DIM, model="fake x fake", record={"kind": "heads", "text_model": spec},
                   arrays={"text_proj": np.eye(DIM, dtype=np.float32)}, encode_texts=texts,
-                  encode_images=images, info=info)
+                  encode_images=images)
+
+
+def fake_run(folder: Path, csv_sha256: str) -> Path:
+    """A run folder as `precompute train crossmodal` leaves it, as far as the build reads
+    it without loading towers: best.pt and the record of the table and folds it learned."""
+    folder.mkdir()
+    (folder / "best.pt").write_bytes(b"stand-in heads")
+    (folder / "crossmodal.json").write_text(json.dumps({"csv_sha256": csv_sha256,
+                                                       "train_folds": [2, 3, 4]}))
+    return folder / "best.pt"
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +82,13 @@ def cross_bundle(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray, np.nda
         Image.new("RGB", (8, 8), (40, 90, 160)).save(images / name)
     broken = table["image"].iloc[4]
     (images / broken).write_bytes(b"not a picture")
-    sha = hashlib.sha256(csv.read_bytes()).hexdigest()
+    run = fake_run(root / "run", hashlib.sha256(csv.read_bytes()).hexdigest())
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(crossmodal_towers, "load_towers",
-                   lambda spec, **kw: fake_towers(spec, trained_on_sha=sha))
+        mp.setattr(crossmodal_towers, "load_towers", fake_towers)
         out = build(BuildOptions(csv=csv, out=root / "b.bundle", images=images, k=10,
-                                 crossmodal=("cx:fake.pt",), progress=False,
+                                 crossmodal=(f"cx:{run}",), progress=False,
                                  thumbnails=False))
-        towers = fake_towers("fake.pt")
+        towers = fake_towers(str(run))
         text = towers.encode_texts(table["title"].tolist())
         pics = towers.encode_images([images / n for n in table["image"]])
     return out, text, pics.emb, pics.present
@@ -96,9 +104,8 @@ def test_the_bundle_stores_both_sides_and_validates(cross_bundle):
     np.testing.assert_array_equal(bundle.embeddings("cx"), image)
     np.testing.assert_array_equal(bundle.present("cx"), present)
     assert not present[4] and present.sum() == len(present) - 1
-    assert mod.params["towers"] == {"kind": "heads", "text_model": "fake.pt"}
+    assert mod.params["towers"]["kind"] == "heads"
     assert mod.params["trained_on"] == ["fold2", "fold3", "fold4"]
-    assert "trained_csv_sha256" not in mod.params and "trained_folds" not in mod.params
     assert [s["row"] for s in mod.params["skipped"]] == [4]
     np.testing.assert_array_equal(bundle.tower_arrays("cx")["text_proj"], np.eye(DIM))
 
@@ -195,9 +202,8 @@ def test_a_model_trained_on_another_table_is_not_in_sample(tmp_path, monkeypatch
     images.mkdir()
     for name in table["image"]:
         Image.new("RGB", (8, 8), (200, 30, 40)).save(images / name)
-    monkeypatch.setattr(crossmodal_towers, "load_towers",
-                        lambda spec, **kw: fake_towers(spec, trained_on_sha="0" * 64))
+    monkeypatch.setattr(crossmodal_towers, "load_towers", fake_towers)
+    run = fake_run(tmp_path / "run", "0" * 64)
     out = build(BuildOptions(csv=csv, out=tmp_path / "b.bundle", images=images, k=5,
-                             crossmodal=("cx:fake.pt",), progress=False, thumbnails=False))
-    params = Bundle.open(out).manifest.modality("cx").params
-    assert "trained_on" not in params and "trained_csv_sha256" not in params
+                             crossmodal=(f"cx:{run}",), progress=False, thumbnails=False))
+    assert "trained_on" not in Bundle.open(out).manifest.modality("cx").params

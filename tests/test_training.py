@@ -352,6 +352,19 @@ def test_cli_train_text_and_its_errors(csv, tiny_bert, tmp_path, capsys):
     assert main(args) == 0
     assert (out / "best.pt").is_file() and (out / "history.json").is_file()
     assert "wrote" in capsys.readouterr().out
+    # the run says whose labels it learned from: a build of this very table records the
+    # folds (params.trained_on), one of another table does not
+    import hashlib
+    import json
+
+    from precompute.modalities import trained_on
+
+    history = json.loads((out / "history.json").read_text())
+    sha = hashlib.sha256(csv.read_bytes()).hexdigest()
+    assert (history["csv_sha256"], history["train_folds"]) == (sha, [2, 3, 4])
+    assert trained_on(out / "best.pt", sha) == {"trained_on": ["fold2", "fold3", "fold4"]}
+    assert trained_on(out / "best.pt", "0" * 64) == {}
+    assert trained_on(out / "absent.pt", sha) == {}
     assert main(args) == 2  # a run is there and --resume is not given
     assert "pass --resume" in capsys.readouterr().err
     nolabels = tmp_path / "nolabels.csv"

@@ -11,7 +11,7 @@ import torch
 
 from precompute.errors import InputError
 from precompute.text_encoders import pick_device
-from precompute.training.data import load_split
+from precompute.training.data import TRAIN_FOLDS, VALID_FOLD, load_split
 from precompute.training.heads import LOSSES
 from precompute.training.loop import BEST, LoopConfig, fit
 
@@ -65,6 +65,9 @@ def train_from_args(args: argparse.Namespace) -> Path:
     summary = fit(task, loop_config(args, device, amp))
     summary["skipped_unreadable"] = getattr(task, "skipped_total", 0)
     summary["left_out_alone_in_group"] = split.left_out
+    # whose labels the weights learned from: a bundle of this very table records them
+    summary.update(csv_sha256=split.data.sha256, train_folds=list(TRAIN_FOLDS),
+                   valid_fold=VALID_FOLD)
     out = Path(args.out)
     (out / "history.json").write_text(json.dumps(summary, indent=1) + "\n")
     best = summary["best"]
