@@ -207,3 +207,19 @@ def test_a_model_trained_on_another_table_is_not_in_sample(tmp_path, monkeypatch
     out = build(BuildOptions(csv=csv, out=tmp_path / "b.bundle", images=images, k=5,
                              crossmodal=(f"cx:{run}",), progress=False, thumbnails=False))
     assert "trained_on" not in Bundle.open(out).manifest.modality("cx").params
+
+
+def test_a_cross_fit_follows_the_plain_models_choice(cross_bundle, capsys):
+    from explorer.core.pair_model import bundle_model, model_inputs
+    from explorer.learn import learn
+
+    path = cross_bundle[0]
+    assert learn([str(path), "--name", "xcx", "--rounds", "20", "--cross-fit",
+                  "--in-sample", "drop"]) == 0
+    assert "left out (--in-sample drop)" in capsys.readouterr().out
+    bundle = Bundle.open(path)
+    inputs = model_inputs(Engine(bundle, "all").graph.modalities)
+    rows = [int(bundle.scope_rows(f"fold{k}")[0]) for k in range(5)]
+    for row in rows:  # every fold model, each without cx
+        model = bundle_model(bundle, "xcx", inputs, row=row)
+        assert model.features and not any(f.startswith("cx.") for f in model.features)
