@@ -33,3 +33,13 @@ def apply(qtbot, w: MainWindow, cfg: MatchConfig) -> None:
     with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
         w.set_config(cfg)
     settle(qtbot, w)
+
+
+def open_on(qtbot, bundle: Path, settings: AppSettings, scope: str,
+            cfg: MatchConfig) -> MainWindow:
+    """`open_main_window`, then the scope and configuration given, on screen."""
+    w = open_main_window(qtbot, bundle, settings)
+    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
+        w.state.update(scope=scope, config=cfg)
+    settle(qtbot, w)
+    return w

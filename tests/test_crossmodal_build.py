@@ -12,6 +12,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -70,16 +71,22 @@ def fake_run(folder: Path, csv_sha256: str) -> Path:
     return folder / "best.pt"
 
 
-@pytest.fixture(scope="module")
-def cross_bundle(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
-    root = tmp_path_factory.mktemp("cross")
-    table = synthetic_table(n_groups=25)
+def with_pictures(root: Path, n_groups: int) -> tuple[Path, Path, pd.DataFrame]:
+    """A synthetic table's CSV and a folder with a small picture for each of its rows."""
+    table = synthetic_table(n_groups=n_groups)
     csv = root / "train.csv"
     table.to_csv(csv, index=False)
     images = root / "img"
     images.mkdir()
     for name in table["image"]:
         Image.new("RGB", (8, 8), (40, 90, 160)).save(images / name)
+    return csv, images, table
+
+
+@pytest.fixture(scope="module")
+def cross_bundle(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
+    root = tmp_path_factory.mktemp("cross")
+    csv, images, table = with_pictures(root, 25)
     broken = table["image"].iloc[4]
     (images / broken).write_bytes(b"not a picture")
     run = fake_run(root / "run", hashlib.sha256(csv.read_bytes()).hexdigest())
@@ -195,13 +202,7 @@ def test_the_learned_mode_weighs_a_modality_trained_on_its_folds(cross_bundle, c
 
 
 def test_a_model_trained_on_another_table_is_not_in_sample(tmp_path, monkeypatch):
-    table = synthetic_table(n_groups=10)
-    csv = tmp_path / "train.csv"
-    table.to_csv(csv, index=False)
-    images = tmp_path / "img"
-    images.mkdir()
-    for name in table["image"]:
-        Image.new("RGB", (8, 8), (200, 30, 40)).save(images / name)
+    csv, images, _ = with_pictures(tmp_path, 10)
     monkeypatch.setattr(crossmodal_towers, "load_towers", fake_towers)
     run = fake_run(tmp_path / "run", "0" * 64)
     out = build(BuildOptions(csv=csv, out=tmp_path / "b.bundle", images=images, k=5,

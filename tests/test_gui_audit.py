@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from gui_window import TIMEOUT, apply, open_main_window, settle
+from gui_window import TIMEOUT, apply, open_main_window, open_on, settle
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
@@ -41,10 +41,7 @@ AUDIT_TAB = 4
 
 @pytest.fixture
 def window(qtbot, mislabelled, settings) -> MainWindow:
-    w = open_main_window(qtbot, mislabelled, settings)
-    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
-        w.state.update(scope="all", config=LOOSE)
-    settle(qtbot, w)
+    w = open_on(qtbot, mislabelled, settings, "all", LOOSE)
     yield w
     w.worker.stop()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gui_window import TIMEOUT, open_main_window, settle
+from gui_window import TIMEOUT, open_on, settle
 from PySide6.QtCore import Qt
 
 from explorer.core.audit_marks import LABEL_ERROR
@@ -29,10 +29,7 @@ AUDIT_TAB = 4
 
 @pytest.fixture
 def window(qtbot, mislabelled, settings) -> MainWindow:
-    w = open_main_window(qtbot, mislabelled, settings)
-    with qtbot.waitSignal(w.viewApplied, timeout=TIMEOUT):
-        w.state.update(scope="all", config=LOOSE)
-    settle(qtbot, w)
+    w = open_on(qtbot, mislabelled, settings, "all", LOOSE)
     with qtbot.waitSignal(w.caseShown, timeout=TIMEOUT,
                           check_params_cb=lambda kind: kind == "audit"):
         w.tabs.setCurrentWidget(w.cases)
