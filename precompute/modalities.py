@@ -315,6 +315,9 @@ def parse_fuse(text: str, dense: dict[str, DenseBuilder]) -> FusedBuilder:
                         weights=w)
 
 
+CROSS_BLOCK_ROWS = 32768  # postings a cross-modal block embeds at a time (both sides)
+
+
 @dataclass
 class CrossBuilder:
     """A cross-modal modality: every posting's picture and title through the two towers of
@@ -333,31 +336,54 @@ class CrossBuilder:
     files: dict[str, Any] = field(default_factory=lambda: {"knn": {}})
 
     def prepare(self, ctx: Context) -> None:
+        from tqdm import tqdm
+
         from precompute.crossmodal_towers import load_towers
 
         if ctx.images is None:
             raise InputError(f"--crossmodal {self.name}:{self.spec}: needs --images DIR")
         towers = load_towers(self.spec, device=ctx.device, image_size=ctx.image_size)
-        pics = towers.encode_images(ctx.images.paths, batch_size=ctx.batch_size or 64,
-                                    workers=ctx.workers, progress=ctx.progress)
-        self.text = towers.encode_texts(ctx.titles, batch_size=ctx.batch_size or 128,
-                                        progress=ctx.progress)
-        self.image, self.model = pics.emb, towers.model
-        self.present = None if pics.present.all() else pics.present
-        base, w = f"modalities/{self.name}", ctx.writer
-        self.files["embeddings"] = w.save_array(f"{base}/image.npy", self.image)
-        self.files["text"] = w.save_array(f"{base}/text.npy", self.text)
+        n, base, w = len(ctx.titles), f"modalities/{self.name}", ctx.writer
+        # both sides stream into the bundle's files a block of postings at a time: memory
+        # holds one block's encoder features, never every posting's
+        image = w.open_array(f"{base}/image.npy", (n, towers.dim), np.float32)
+        text = w.open_array(f"{base}/text.npy", (n, towers.dim), np.float32)
+        present = np.zeros(n, bool)
+        skipped: list[tuple[int, str]] = []
+        seconds = 0.0
+        with tqdm(total=n, desc=f"{self.name} pictures and titles", unit="posting",
+                  disable=not ctx.progress) as bar:
+            for lo in range(0, n, CROSS_BLOCK_ROWS):
+                hi = min(lo + CROSS_BLOCK_ROWS, n)
+                pics = towers.encode_images(ctx.images.paths[lo:hi],
+                                            batch_size=ctx.batch_size or 64,
+                                            workers=ctx.workers, progress=False)
+                image[lo:hi], present[lo:hi] = pics.emb, pics.present
+                skipped += [(lo + r, why) for r, why in pics.skipped]
+                seconds += float(pics.info.get("seconds") or 0.0)
+                text[lo:hi] = towers.encode_texts(ctx.titles[lo:hi],
+                                                  batch_size=ctx.batch_size or 128)
+                bar.update(hi - lo)
+        for arr in (image, text):
+            arr.flush()
+        self.image = np.load(image.filename, mmap_mode="r", allow_pickle=False)
+        self.text = np.load(text.filename, mmap_mode="r", allow_pickle=False)
+        self.files["embeddings"], self.files["text"] = f"{base}/image.npy", f"{base}/text.npy"
+        self.model = towers.model
+        self.present = None if present.all() else present
         if self.present is not None:
             self.files["present"] = w.save_array(f"{base}/present.npy", self.present)
         self.files["tower"] = {key: w.save_array(f"{base}/tower.{key}.npy", arr)
                                for key, arr in towers.arrays.items()}
         why = ctx.images.rejected
-        self.params = {"towers": towers.record, **towers.info, **pics.info,
+        rate = round(int(present.sum()) / seconds, 2) if seconds > 0 else None
+        self.params = {"towers": towers.record, **towers.info,
+                       "images_seconds": round(seconds, 3), "images_per_s": rate,
                        **trained_on(Path(self.spec), ctx.dataset_sha256),
                        "skipped": [{"row": int(r), "reason": str(why.get(r, reason))}
-                                   for r, reason in pics.skipped]}
-        ctx.log(f"{self.name}: {len(ctx.titles)} titles and pictures in one space "
-                f"({towers.dim} dimensions), {len(pics.skipped)} pictures skipped")
+                                   for r, reason in skipped]}
+        ctx.log(f"{self.name}: {n} titles and pictures in one space ({towers.dim} "
+                f"dimensions), {len(skipped)} pictures skipped")
 
     def space(self, ctx: Context, scope: str, rows: np.ndarray) -> Space:
         present = None if self.present is None else self.present[rows]

@@ -224,3 +224,23 @@ def test_a_cross_fit_follows_the_plain_models_choice(cross_bundle, capsys):
     for row in rows:  # every fold model, each without cx
         model = bundle_model(bundle, "xcx", inputs, row=row)
         assert model.features and not any(f.startswith("cx.") for f in model.features)
+
+
+def test_blocks_of_postings_give_the_same_bundle(cross_bundle, tmp_path, monkeypatch):
+    """The towers run a block of postings at a time (memory for one block): any block
+    size writes the same rows, the same skipped picture (row 4, its block's second)."""
+    from precompute import modalities
+
+    path, text, image, present = cross_bundle
+    root = path.parent
+    monkeypatch.setattr(modalities, "CROSS_BLOCK_ROWS", 3)
+    monkeypatch.setattr(crossmodal_towers, "load_towers", fake_towers)
+    run = root / "run" / "best.pt"
+    out = build(BuildOptions(csv=root / "train.csv", out=tmp_path / "b.bundle",
+                             images=root / "img", k=10, crossmodal=(f"cx:{run}",),
+                             progress=False, thumbnails=False))
+    bundle = Bundle.open(out)
+    np.testing.assert_array_equal(bundle.text_embeddings("cx"), text)
+    np.testing.assert_array_equal(bundle.embeddings("cx"), image)
+    np.testing.assert_array_equal(bundle.present("cx"), present)
+    assert [s["row"] for s in bundle.manifest.modality("cx").params["skipped"]] == [4]
