@@ -32,6 +32,7 @@ from precompute.modalities import (
     TextBuilder,
     TfidfBuilder,
     parse_crossmodal,
+    parse_crossmodal_fit,
     parse_fuse,
     safe_name,
 )
@@ -50,6 +51,7 @@ class BuildOptions:
     image: tuple[str, ...] = ("phash",)
     fuse: tuple[str, ...] = ()
     crossmodal: tuple[str, ...] = ()  # NAME:CKPT (precompute train crossmodal's best.pt)
+    crossmodal_fit: tuple[str, ...] = ()  # NAME:IMAGE,TEXT (heads fitted in the build)
     k: int = 50
     force: bool = False
     progress: bool = True
@@ -97,6 +99,7 @@ def _builders(opts: BuildOptions) -> list[Builder]:
         out.append(fused)
     out.extend(parse_crossmodal(spec, has_images=opts.images is not None)
                for spec in opts.crossmodal)
+    out.extend(parse_crossmodal_fit(spec, dense) for spec in opts.crossmodal_fit)
     names = [b.name for b in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -174,7 +177,7 @@ def build(opts: BuildOptions) -> Path:
                       phash=phash, writer=w, device=opts.device, batch_size=opts.batch_size,
                       workers=opts.workers, image_size=opts.image_size,
                       progress=opts.progress, use_gpu=gpu_count() > 0, log=log,
-                      ray=opts.ray, dataset_sha256=ds.sha256)
+                      ray=opts.ray, dataset_sha256=ds.sha256, folds=folds)
         # the CSV's hashes, with those computed from images ("" where there is none)
         w.save_items(_items(ds, folds, ds.table["image_phash"] if phash is None
                             else phash.hexes))

@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="add a cross-modal modality NAME (the title of one posting against "
                    "the picture of another) from a `precompute train crossmodal` best.pt; "
                    "needs --images")
+    b.add_argument("--crossmodal-fit", action="append", metavar="NAME:IMAGE,TEXT",
+                   help="add a cross-modal modality NAME whose CLIP-style heads are fitted "
+                   "here over two neural modalities of this build (folds 2-4, chosen on "
+                   "fold 1), e.g. cx:effnet,minilm")
     b.add_argument("--image-size", type=int, help="input size in px (default: the model's "
                    "or the checkpoint's)")
     b.add_argument("--no-thumbnails", action="store_true", help="do not pack thumbnails")
@@ -210,7 +214,8 @@ def _run(args: argparse.Namespace) -> int:
             out = build(BuildOptions(
                 csv=args.csv, out=args.out, images=args.images, text=text, image=image,
                 fuse=tuple(args.fuse or ()),
-                crossmodal=tuple(args.crossmodal or ()), k=args.k, force=args.force,
+                crossmodal=tuple(args.crossmodal or ()),
+                crossmodal_fit=tuple(args.crossmodal_fit or ()), k=args.k, force=args.force,
                 progress=not args.quiet, thumbnails=not args.no_thumbnails,
                 device=args.device, batch_size=args.batch_size, workers=args.workers,
                 image_size=args.image_size, search=args.search, ray=args.ray))

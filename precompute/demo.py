@@ -17,6 +17,7 @@ from precompute.errors import InputError
 IMAGE_MODEL = "effnet=tf_efficientnet_lite0"
 TEXT_MODEL = "minilm=all-MiniLM-L6-v2"
 FUSE = "effnet,minilm"
+CROSSMODAL = "cx:effnet,minilm"  # heads fitted in the build: find pictures by words
 
 
 STAMP_KEYS = frozenset({"seed", "n_postings", "label_errors", "label_error_groups",
@@ -60,7 +61,8 @@ def build_demo(out: Path, *, seed: int = 0, n_postings: int = 1600, force: bool 
         stamp.write_text(json.dumps({**want, **label_error_summary(data)}))
     return build(BuildOptions(
         csv=csv, out=bundle, images=csv.parent / "train_images",
-        text=("tfidf", TEXT_MODEL), image=("phash", IMAGE_MODEL), fuse=(FUSE,), k=k,
+        text=("tfidf", TEXT_MODEL), image=("phash", IMAGE_MODEL), fuse=(FUSE,),
+        crossmodal_fit=(CROSSMODAL,), k=k,
         force=force, progress=progress, device=device, batch_size=batch_size, workers=workers))
 
 

@@ -25,7 +25,7 @@ from precompute.demo_data import generate_demo
 from precompute.errors import InputError
 
 MODALITIES = {"tfidf": "text", "minilm": "text", "phash": "image", "effnet": "image",
-              "effnet+minilm": "fused"}
+              "effnet+minilm": "fused", "cx": "cross"}
 
 
 def test_demo_bundle_has_every_kind_of_modality(demo_bundle: Path) -> None:
@@ -39,6 +39,47 @@ def test_demo_bundle_has_every_kind_of_modality(demo_bundle: Path) -> None:
     assert "site-packages" not in json.dumps(b.manifest.to_json())
     emb = b.array(mods["effnet"].files["embeddings"])
     assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
+
+
+def test_the_demos_cross_modal_heads_are_fitted_on_its_own_rows(demo_bundle: Path) -> None:
+    """cx's heads are fitted in the build over effnet's and minilm's rows (folds 2-4,
+    chosen on fold 1): its stored sides are those rows through one linear map each, then
+    unit length; the text head is the stored one; the folds it learned from recorded."""
+    b = Bundle.open(demo_bundle)
+    mod = b.manifest.modality("cx")
+    assert mod.params["trained_on"] == ["fold2", "fold3", "fold4"]
+    assert mod.params["towers"]["text_model"] == TEXT_MODEL.split("=", 1)[1]
+    # the heads again, as the build fits them (deterministic on the CPU for a seed)
+    from precompute.modalities import FIT
+    from precompute.training.crossmodal import train_heads
+
+    effnet, minilm = np.array(b.embeddings("effnet")), np.array(b.embeddings("minilm"))
+    folds = b.folds
+    train, valid = np.flatnonzero(np.isin(folds, [2, 3, 4])), np.flatnonzero(folds == 1)
+    heads, _ = train_heads(effnet, minilm, train, valid, device="cpu", **FIT)
+    for side, rows, head in (("text", minilm, heads.text_proj), ("image", effnet,
+                                                                 heads.image_proj)):
+        want = rows @ head.weight.detach().numpy().T
+        want /= np.linalg.norm(want, axis=1, keepdims=True)
+        got = b.text_embeddings("cx") if side == "text" else b.embeddings("cx")
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=side)
+    np.testing.assert_array_equal(b.tower_arrays("cx")["text_proj"],
+                                  heads.text_proj.weight.detach().numpy())
+    recall = mod.params["fold1_recall"]
+    assert recall["after"]["recall@10"] >= recall["before"]["recall@10"]
+
+
+def test_crossmodal_fit_names_an_image_and_a_text_modality(tmp_path: Path) -> None:
+    csv = tmp_path / "train.csv"
+    pd.DataFrame({"posting_id": ["a", "b"], "image": ["a.jpg", "b.jpg"],
+                  "image_phash": ["0" * 16] * 2, "title": ["x", "y"],
+                  "label_group": [1, 2]}).to_csv(csv, index=False)
+    for spec, message in (("cx:tfidf,phash", "must be a neural image modality"),
+                          ("cx:effnet", "expected NAME:IMAGE,TEXT")):
+        with pytest.raises(InputError, match=message):
+            build(BuildOptions(csv=csv, out=tmp_path / "b", crossmodal_fit=(spec,),
+                               progress=False))
+    assert not (tmp_path / "b").exists()
 
 
 def test_fusion_scores_the_weighted_mean_of_cosines(demo_bundle: Path) -> None:
