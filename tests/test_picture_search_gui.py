@@ -109,6 +109,11 @@ def test_typed_words_show_the_fitting_pictures_as_tiles(qtbot, cross_bundle, set
     target = int(scope_rows[5])  # the text is this posting's picture: it must come first
     FakeClient.VECTOR = np.asarray(bundle.embeddings("cx")[target], np.float32)
     assert panel.box.isEnabled() and panel.client is None  # started on first use only
+    # a tab behind the settings until asked for (Query > Find pictures by words)
+    assert w.tabifiedDockWidgets(w.pictures_dock)
+    assert panel.visibleRegion().isEmpty()  # covered by the settings tab
+    w.find_pictures()
+    qtbot.waitUntil(lambda: not panel.visibleRegion().isEmpty(), timeout=TIMEOUT)
 
     FakeClient.go.clear()
     with qtbot.waitSignal(panel.searched, timeout=TIMEOUT):

@@ -168,7 +168,11 @@ class MainWindow(QMainWindow):
         self.picture_search.postingChosen.connect(self.select_posting)
         words = QDockWidget("Find pictures by words", self, objectName="pictureSearchDock")
         words.setWidget(self.picture_search)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, words)
+        # a tab behind the settings: the grid keeps its width until the analyst asks
+        # (Query > Find pictures by words, Ctrl+Shift+F)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, words)
+        self.tabifyDockWidget(words, dock)  # the second one given is the tab on top
+        self.pictures_dock = words
 
         self.search = QLineEdit(objectName="search", placeholderText="search title, id, label…",
                                 clearButtonEnabled=True)
@@ -724,3 +728,10 @@ class MainWindow(QMainWindow):
         self.worker.stop()
         self.picture_search.close_client()
         super().closeEvent(event)
+
+    def find_pictures(self) -> None:
+        """Show the find-pictures tab and put the cursor in its box."""
+        self.pictures_dock.show()
+        self.pictures_dock.raise_()
+        self.picture_search.box.setFocus()
+        self.picture_search.box.selectAll()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 SHORTCUTS = (
     ("Next query", "Ctrl+Down"), ("Previous query", "Ctrl+Up"), ("Find", "Ctrl+F"),
+    ("Find pictures by words", "Ctrl+Shift+F"),
     ("Toggle Min2", "Ctrl+M"), ("Next mode", "Ctrl+]"), ("Previous mode", "Ctrl+["),
     ("Pin current settings", "Ctrl+P"), ("Open bundle", "Ctrl+O"),
 )
@@ -63,6 +64,7 @@ def install(w: MainWindow) -> None:
     _act(w, nav, "&Next query", lambda: w.step_query(1), "Ctrl+Down")
     _act(w, nav, "&Previous query", lambda: w.step_query(-1), "Ctrl+Up")
     _act(w, nav, "&Find…", lambda: (w.search.setFocus(), w.search.selectAll()), "Ctrl+F")
+    _act(w, nav, "Find &pictures by words…", w.find_pictures, "Ctrl+Shift+F")
     near = _act(w, nav, "Show &near misses", w.set_near_misses)
     near.setCheckable(True)
     near.setChecked(w.show_near_misses)
