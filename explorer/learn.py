@@ -118,7 +118,8 @@ def learn(argv: list[str]) -> int:
 
         model = train_cross_fit(engines, sha, rounds=args.rounds, seed=args.seed,
                                 blend_of=blend_of, done=done, leave_out=leave_out,
-                                cache=cache)
+                                cache=cache,  # the in-sample choice's model is fold 0's
+                                known={TEST_SCOPE: chosen} if chosen is not None else None)
         what = f"cross-fitted over {', '.join(model.models)}"
     else:
         model = chosen if chosen is not None else plain(leave_out)

@@ -210,9 +210,24 @@ def test_a_model_trained_on_another_table_is_not_in_sample(tmp_path, monkeypatch
     assert "trained_on" not in Bundle.open(out).manifest.modality("cx").params
 
 
-def test_a_cross_fit_follows_the_plain_models_choice(cross_bundle, capsys):
+def test_a_cross_fit_follows_the_plain_models_choice(cross_bundle, capsys, monkeypatch):
+    from explorer import learn as learn_module
+    from explorer.core import pair_model
     from explorer.core.pair_model import bundle_model, model_inputs
     from explorer.learn import learn
+
+    # choosing trains the plain model both ways; fold 0's cross-fit model is the one
+    # chosen, not a third training: 2 + 4 trainings in all
+    calls = []
+    real = pair_model.train_model
+    monkeypatch.setattr(pair_model, "train_model",
+                        lambda *a, **k: calls.append(k.get("held_out")) or real(*a, **k))
+    monkeypatch.setattr(learn_module, "train_model", pair_model.train_model)
+    assert learn([str(cross_bundle[0]), "--name", "xchosen", "--rounds", "20",
+                  "--cross-fit"]) == 0
+    assert "select-scope log loss" in capsys.readouterr().out
+    # the two plain trainings (held out: fold 0, the default), then folds 1-4 only
+    assert calls == [None, None, "fold1", "fold2", "fold3", "fold4"]
 
     path = cross_bundle[0]
     assert learn([str(path), "--name", "xcx", "--rounds", "20", "--cross-fit",

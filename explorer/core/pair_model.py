@@ -234,12 +234,15 @@ def train_cross_fit(scopes: dict[str, Scope], dataset_sha256: str, *, rounds: in
                     blend_of: Callable[[Scope], dict[str, float]] | None = None,
                     done: Callable[[str, PairModel], None] | None = None,
                     leave_out: tuple[str, ...] = (),
-                    cache: PairCache | None = None) -> CrossFitModel:
+                    cache: PairCache | None = None,
+                    known: dict[str, PairModel] | None = None) -> CrossFitModel:
     """One model per fold of `scopes` (fold scope name -> its engine, every fold of the
     split) by explorer.core.cross_fit.fold_plan, each never reading its held-out fold;
     each scope's features are computed once for all models. `blend_of(scope)` gives a
     model's blended-similarity thresholds from its first train scope (None: no blended
-    feature); `done(held_out, model)` is called after each model."""
+    feature); `done(held_out, model)` is called after each model. `known`: models
+    already trained with these settings, by held-out fold, used as they are when their
+    train and select scopes are that fold's plan (fold 0's is the plain model's)."""
     cache = {} if cache is None else cache
     models = {}
     for held_out, train, select in fold_plan(len(scopes)):
@@ -248,10 +251,15 @@ def train_cross_fit(scopes: dict[str, Scope], dataset_sha256: str, *, rounds: in
             raise ConfigError(f"cross-fitting needs every fold scope; missing "
                               f"{', '.join(missing)}")
         engines = [scopes[s] for s in train]
-        models[held_out] = train_model(
-            engines, scopes[select], dataset_sha256, rounds=rounds, seed=seed,
-            blend=blend_of(engines[0]) if blend_of is not None else {}, held_out=held_out,
-            cache=cache, leave_out=leave_out)
+        ready = (known or {}).get(held_out)
+        if ready is not None and ready.train_scopes == tuple(train) \
+                and ready.select_scope == select:
+            models[held_out] = ready
+        else:
+            models[held_out] = train_model(
+                engines, scopes[select], dataset_sha256, rounds=rounds, seed=seed,
+                blend=blend_of(engines[0]) if blend_of is not None else {},
+                held_out=held_out, cache=cache, leave_out=leave_out)
         if done is not None:
             done(held_out, models[held_out])
     return CrossFitModel(models)
