@@ -15,7 +15,7 @@ from pathlib import Path
 
 from explorer.core.bundle import Bundle, BundleError
 from explorer.core.config import ConfigError
-from explorer.core.cross_search import cross_modalities, search_bundle
+from explorer.core.cross_search import search_bundle
 from explorer.core.titles import decoded_titles
 from explorer.text_query_client import START_TIMEOUT_S, TextQueryClient, TextQueryError
 
@@ -44,7 +44,7 @@ def search_pictures(argv: list[str]) -> int:
     if args.top < 1:
         raise ConfigError(f"--top {args.top}: at least 1")
     bundle = Bundle.open(args.bundle, lazy=True)
-    names = cross_modalities(bundle)
+    names = bundle.manifest.cross_modalities
     if not names:
         raise BundleError(f"{args.bundle}: no cross-modal modality (precompute build "
                           "--crossmodal NAME:CKPT adds one)")

@@ -51,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def pick_modality(bundle: Bundle, name: str | None) -> str:
     """`name`, or the bundle's only cross-modal modality; InputError otherwise."""
-    cross = [m.name for m in bundle.manifest.modalities if m.storage == "cross"]
+    cross = bundle.manifest.cross_modalities
     if name is not None:
         if name not in cross:
             have = ", ".join(cross) or "none"

@@ -17,7 +17,7 @@ import numpy as np
 
 from explorer.core.bundle import BundleError
 
-__all__ = ["BLOCK", "PictureHits", "cross_modalities", "search_bundle", "search_pictures"]
+__all__ = ["BLOCK", "PictureHits", "search_bundle", "search_pictures"]
 
 BLOCK = 65536  # picture rows scored at a time
 
@@ -28,11 +28,6 @@ class PictureHits:
 
     rows: np.ndarray
     scores: np.ndarray
-
-
-def cross_modalities(bundle: Any) -> list[str]:
-    """Names of the bundle's cross-modal modalities (storage "cross"), in manifest order."""
-    return [m.name for m in bundle.manifest.modalities if m.storage == "cross"]
 
 
 def _best(scores: np.ndarray, rows: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +80,7 @@ def search_bundle(bundle: Any, modality: str, scope: str, text: np.ndarray,
     """:func:`search_pictures` over a scope of a bundle's cross-modal `modality` (its
     pictures checked by the bundle when first read); BundleError for an unknown scope
     or a modality that is not cross-modal."""
-    if modality not in cross_modalities(bundle):
+    if modality not in bundle.manifest.cross_modalities:
         raise BundleError(f"{modality!r} is not a cross-modal modality of this bundle")
     return search_pictures(text, bundle.embeddings(modality), bundle.scope_rows(scope),
                            bundle.present(modality), top)

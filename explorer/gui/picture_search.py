@@ -23,7 +23,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from explorer.core.bundle import Bundle
-from explorer.core.cross_search import cross_modalities, search_bundle
+from explorer.core.cross_search import search_bundle
 from explorer.core.state import ViewerState
 from explorer.core.titles import decoded_titles, raw_titles
 from explorer.gui.neighbours import NeighbourGrid, TileRole
@@ -77,7 +77,7 @@ class PictureSearchPanel(QWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.bundle, self.bundle_path = bundle, Path(bundle_path)
-        names = cross_modalities(bundle)
+        names = bundle.manifest.cross_modalities
         self.modality = names[0] if names else None
         self.client: TextQueryClient | None = None
         self._state: ViewerState | None = None

@@ -80,6 +80,11 @@ class Manifest:
         raise BundleError(f"no modality named {name!r} in this bundle (it has: {known})")
 
     @property
+    def cross_modalities(self) -> list[str]:
+        """Names of the cross-modal modalities (storage "cross"), in manifest order."""
+        return [m.name for m in self.modalities if m.storage == "cross"]
+
+    @property
     def has_labels(self) -> bool:
         return bool(self.dataset.get("has_labels", False))
 
