@@ -345,11 +345,10 @@ class CrossBuilder:
         if ctx.images is None:
             raise InputError(f"--crossmodal {self.name}:{self.spec}: needs --images DIR")
         towers = load_towers(self.spec, device=ctx.device, image_size=ctx.image_size)
-        n, base, w = len(ctx.titles), f"modalities/{self.name}", ctx.writer
+        n = len(ctx.titles)
         # both sides stream into the bundle's files a block of postings at a time: memory
         # holds one block's encoder features, never every posting's
-        image = w.open_array(f"{base}/image.npy", (n, towers.dim), np.float32)
-        text = w.open_array(f"{base}/text.npy", (n, towers.dim), np.float32)
+        image, text = self._open_sides(ctx, n, towers.dim)
         present = np.zeros(n, bool)
         skipped: list[tuple[int, str]] = []
         seconds = 0.0
@@ -366,17 +365,8 @@ class CrossBuilder:
                 text[lo:hi] = towers.encode_texts(ctx.titles[lo:hi],
                                                   batch_size=ctx.batch_size or 128)
                 bar.update(hi - lo)
-        for arr in (image, text):
-            arr.flush()
-        self.image = np.load(image.filename, mmap_mode="r", allow_pickle=False)
-        self.text = np.load(text.filename, mmap_mode="r", allow_pickle=False)
-        self.files["embeddings"], self.files["text"] = f"{base}/image.npy", f"{base}/text.npy"
+        self._store_sides(ctx, image, text, present, towers.arrays)
         self.model = towers.model
-        self.present = None if present.all() else present
-        if self.present is not None:
-            self.files["present"] = w.save_array(f"{base}/present.npy", self.present)
-        self.files["tower"] = {key: w.save_array(f"{base}/tower.{key}.npy", arr)
-                               for key, arr in towers.arrays.items()}
         why = ctx.images.rejected
         rate = round(int(present.sum()) / seconds, 2) if seconds > 0 else None
         self.params = {"towers": towers.record, **towers.info,
@@ -386,6 +376,29 @@ class CrossBuilder:
                                    for r, reason in skipped]}
         ctx.log(f"{self.name}: {n} titles and pictures in one space ({towers.dim} "
                 f"dimensions), {len(skipped)} pictures skipped")
+
+    def _open_sides(self, ctx: Context, n: int, dim: int) -> tuple[np.memmap, np.memmap]:
+        """The pictures' and the titles' (n, dim) files, memory-mapped in the writer's
+        temporary folder (removed with it when the build fails)."""
+        base = f"modalities/{self.name}"
+        self.files["embeddings"], self.files["text"] = f"{base}/image.npy", f"{base}/text.npy"
+        return (ctx.writer.open_array(self.files["embeddings"], (n, dim), np.float32),
+                ctx.writer.open_array(self.files["text"], (n, dim), np.float32))
+
+    def _store_sides(self, ctx: Context, image: np.memmap, text: np.memmap,
+                     present: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
+        """Flush both sides and read them back read-only for the search; save which rows
+        have a picture (when not all) and the text tower's arrays."""
+        base, w = f"modalities/{self.name}", ctx.writer
+        for arr in (image, text):
+            arr.flush()
+        self.image = np.load(image.filename, mmap_mode="r", allow_pickle=False)
+        self.text = np.load(text.filename, mmap_mode="r", allow_pickle=False)
+        self.present = None if present.all() else present
+        if self.present is not None:
+            self.files["present"] = w.save_array(f"{base}/present.npy", self.present)
+        self.files["tower"] = {key: w.save_array(f"{base}/tower.{key}.npy", arr)
+                               for key, arr in arrays.items()}
 
     def space(self, ctx: Context, scope: str, rows: np.ndarray) -> Space:
         present = None if self.present is None else self.present[rows]
@@ -447,22 +460,12 @@ class FittedCrossBuilder(CrossBuilder):
                                      device=dev, **FIT)
         w_img = heads.image_proj.weight.detach().cpu().numpy().astype(np.float32)
         w_txt = heads.text_proj.weight.detach().cpu().numpy().astype(np.float32)
-        base, w = f"modalities/{self.name}", ctx.writer
-        image = w.open_array(f"{base}/image.npy", (n, FIT["dim"]), np.float32)
-        text = w.open_array(f"{base}/text.npy", (n, FIT["dim"]), np.float32)
+        image, text = self._open_sides(ctx, n, FIT["dim"])
         for lo in range(0, n, CROSS_BLOCK_ROWS):
             hi = min(lo + CROSS_BLOCK_ROWS, n)
             image[lo:hi] = np.where(has[lo:hi, None], project(img.emb[lo:hi], w_img), 0)
             text[lo:hi] = project(txt.emb[lo:hi], w_txt)
-        for arr in (image, text):
-            arr.flush()
-        self.image = np.load(image.filename, mmap_mode="r", allow_pickle=False)
-        self.text = np.load(text.filename, mmap_mode="r", allow_pickle=False)
-        self.files["embeddings"], self.files["text"] = f"{base}/image.npy", f"{base}/text.npy"
-        self.present = None if has.all() else has
-        if self.present is not None:
-            self.files["present"] = w.save_array(f"{base}/present.npy", self.present)
-        self.files["tower"] = {"text_proj": w.save_array(f"{base}/tower.text_proj.npy", w_txt)}
+        self._store_sides(ctx, image, text, has, {"text_proj": w_txt})
         best = max(history, key=lambda h: (h["recall@10"], h["recall@1"], -h["epoch"]))
         self.model = f"{img.name} x {txt.name} (heads fitted in the build)"
         self.params = {
